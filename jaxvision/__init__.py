@@ -1,0 +1,1 @@
+"""jaxvision: Keras-exact vision building blocks on jax.lax, as Flax NNX modules."""

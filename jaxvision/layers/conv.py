@@ -1,0 +1,66 @@
+"""Conv2D on ``jax.lax.conv_general_dilated``, with Keras 3 numerics.
+
+Keras "same" padding is TensorFlow's: when the total padding is odd, the extra pixel goes
+at the bottom/right. XLA's ``"SAME"`` string follows the same rule, so we pass it through.
+"""
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxvision.layers._validate import check_input, check_padding, pair
+from jaxvision.layers.core import get_activation
+
+# NHWC inputs, HWIO kernels: Keras's channels-last layout, so weights copy over unchanged.
+DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+class Conv2D(nnx.Module):
+    """2-D convolution ``activation(conv(x, kernel) + bias)``.
+
+    Args:
+      in_channels: channels of the input (last axis).
+      filters: output channels.
+      kernel_size: int or (height, width).
+      strides: int or pair.
+      padding: ``"valid"`` or ``"same"``.
+      dilation_rate: int or pair; Keras forbids strides > 1 together with dilation > 1.
+      activation: Keras activation name or callable; ``None`` is linear.
+      use_bias: whether to add ``bias``.
+      rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
+      name: optional layer name used in error messages and summaries.
+
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> conv = Conv2D(1, 32, 3, activation="relu", rngs=nnx.Rngs(0))
+    >>> conv.kernel.shape, conv(jnp.ones((2, 28, 28, 1))).shape
+    ((3, 3, 1, 32), (2, 26, 26, 32))
+    """
+
+    def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],
+                 strides: int | Sequence[int] = 1, padding: str = "valid",
+                 dilation_rate: int | Sequence[int] = 1, activation: str | Callable | None = None,
+                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None):
+        self.in_channels, self.filters, self.use_bias, self.name = in_channels, filters, use_bias, name
+        self.kernel_size = pair("Conv2D", "kernel_size", kernel_size)
+        self.strides = pair("Conv2D", "strides", strides)
+        self.dilation_rate = pair("Conv2D", "dilation_rate", dilation_rate)
+        self.padding = check_padding("Conv2D", padding)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError("Conv2D: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras)")
+        self.activation = activation
+        self._fn = get_activation(activation)
+        shape = (*self.kernel_size, in_channels, filters)
+        self.kernel = nnx.Param(jax.nn.initializers.glorot_uniform()(rngs.params(), shape))
+        self.bias = nnx.Param(jnp.zeros((filters,))) if use_bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        check_input(self, x, rank=4, channels=self.in_channels)
+        y = jax.lax.conv_general_dilated(
+            x, self.kernel[...], window_strides=self.strides, padding=self.padding.upper(),
+            rhs_dilation=self.dilation_rate, dimension_numbers=DIMENSION_NUMBERS)
+        if self.bias is not None:
+            y = y + self.bias[...]
+        return self._fn(y)

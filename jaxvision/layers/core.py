@@ -1,0 +1,151 @@
+"""Dense, Dropout, Rescaling, Activation and Flatten: the non-spatial layers of the book.
+
+Numerics follow Keras 3: glorot-uniform kernels, zero biases, inverted dropout.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxvision.layers._validate import check_input
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "linear": lambda x: x,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "softmax": lambda x: jax.nn.softmax(x, axis=-1),
+    "tanh": jnp.tanh,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),  # Keras's default is the exact form
+    "swish": jax.nn.silu,
+    "silu": jax.nn.silu,
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "softplus": jax.nn.softplus,
+    "relu6": jax.nn.relu6,
+}
+
+
+def get_activation(activation: str | Callable | None) -> Callable[[jax.Array], jax.Array]:
+    """Resolve a Keras activation name (or ``None`` → identity, or a callable)."""
+    if activation is None:
+        return ACTIVATIONS["linear"]
+    if callable(activation):
+        return activation
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[activation]
+
+
+class Activation(nnx.Module):
+    """Apply a named activation, like ``keras.layers.Activation``.
+
+    >>> import jax.numpy as jnp
+    >>> Activation("relu")(jnp.array([-1.0, 2.0]))
+    Array([0., 2.], dtype=float32)
+    """
+
+    def __init__(self, activation: str | Callable, *, name: str | None = None):
+        self.activation = activation
+        self.name = name
+        self._fn = get_activation(activation)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self._fn(x)
+
+
+class Dense(nnx.Module):
+    """Fully connected layer ``activation(x @ kernel + bias)``.
+
+    Args:
+      in_features: size of the last input axis.
+      units: output size.
+      activation: Keras activation name or callable; ``None`` is linear.
+      use_bias: whether to add ``bias``.
+      rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
+
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> layer = Dense(3, 4, rngs=nnx.Rngs(0))
+    >>> layer.kernel.shape, layer(jnp.ones((2, 3))).shape
+    ((3, 4), (2, 4))
+    """
+
+    def __init__(self, in_features: int, units: int, activation: str | Callable | None = None,
+                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None):
+        self.in_features, self.units, self.use_bias, self.name = in_features, units, use_bias, name
+        self.activation = activation
+        self._fn = get_activation(activation)
+        self.kernel = nnx.Param(jax.nn.initializers.glorot_uniform()(rngs.params(), (in_features, units)))
+        self.bias = nnx.Param(jnp.zeros((units,))) if use_bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        # Like Keras, Dense maps the last axis of an input of any rank >= 2.
+        check_input(self, x, rank=max(getattr(x, "ndim", 2), 2), channels=self.in_features)
+        y = x @ self.kernel[...]
+        if self.bias is not None:
+            y = y + self.bias[...]
+        return self._fn(y)
+
+
+class Dropout(nnx.Module):
+    """Inverted dropout as in Keras: zero a fraction ``rate`` of inputs, scale the rest by
+    ``1 / (1 - rate)``. Identity when ``deterministic`` (set by ``model.eval()``).
+
+    Randomness comes from the ``dropout`` stream of ``rngs``; the training step reseeds it
+    with an explicit per-step key.
+
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> drop = Dropout(0.5, rngs=nnx.Rngs(0))
+    >>> float(drop(jnp.ones((1000,))).mean()) > 0.8
+    True
+    >>> drop.eval(); drop(jnp.ones((3,)))
+    Array([1., 1., 1.], dtype=float32)
+    """
+
+    def __init__(self, rate: float, *, rngs: nnx.Rngs, name: str | None = None):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        self.rate, self.name = rate, name
+        self.deterministic = False
+        self.rngs = rngs.dropout
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.deterministic or self.rate == 0.0:
+            return x
+        keep = jax.random.bernoulli(self.rngs(), 1.0 - self.rate, x.shape)
+        return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
+
+
+class Rescaling(nnx.Module):
+    """``x * scale + offset``, e.g. ``Rescaling(1 / 255)`` for [0, 255] images.
+
+    >>> import jax.numpy as jnp
+    >>> Rescaling(1 / 127.5, offset=-1.0)(jnp.array([0.0, 255.0]))
+    Array([-1.,  1.], dtype=float32)
+    """
+
+    def __init__(self, scale: float, offset: float = 0.0, *, name: str | None = None):
+        self.scale, self.offset, self.name = scale, offset, name
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.float32)  # Keras's Rescaling casts uint8 images itself
+        return x * self.scale + self.offset
+
+
+class Flatten(nnx.Module):
+    """Flatten all axes but the batch axis (row-major, as Keras on channels-last).
+
+    >>> import jax.numpy as jnp
+    >>> Flatten()(jnp.ones((2, 3, 3, 4))).shape
+    (2, 36)
+    """
+
+    def __init__(self, *, name: str | None = None):
+        self.name = name
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x.reshape(x.shape[0], -1)
