@@ -1,0 +1,32 @@
+"""Model builders by name, so a checkpoint can rebuild its model (``load_model(path)``)."""
+
+import json
+from collections.abc import Callable
+
+from flax import nnx
+
+_BUILDERS: dict[str, Callable[..., nnx.Module]] = {}
+
+
+def register(builder: Callable[..., nnx.Module]) -> Callable[..., nnx.Module]:
+    """Decorator: make ``builder`` available to :func:`build_model` under its function name."""
+    _BUILDERS[builder.__name__] = builder
+    return builder
+
+
+def build_model(name: str, **kwargs) -> nnx.Module:
+    """Build a registered model; records ``build_config`` (JSON) so checkpoints can rebuild it.
+
+    Keyword arguments must be JSON values (lists for sizes), since they are saved as JSON.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; registered: {sorted(_BUILDERS)}")
+    model = _BUILDERS[name](**kwargs)
+    model.build_config = json.dumps({"name": name, "kwargs": kwargs}, sort_keys=True)
+    return model
+
+
+def rebuild_model(build_config: str) -> nnx.Module:
+    """Inverse of the ``build_config`` string recorded by :func:`build_model`."""
+    config = json.loads(build_config)
+    return build_model(config["name"], **config["kwargs"])
