@@ -3,6 +3,7 @@
 Numerics follow Keras 3: glorot-uniform kernels, zero biases, inverted dropout.
 """
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -148,4 +149,5 @@ class Flatten(nnx.Module):
         self.name = name
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return x.reshape(x.shape[0], -1)
+        # Not reshape(batch, -1): -1 cannot be resolved when the batch is empty.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))

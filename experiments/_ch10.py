@@ -1,0 +1,67 @@
+"""Plumbing shared by the ch. 10 interpretation scripts: flags, the checkpoint's model and
+training image size, and test images loaded the way the training pipeline loads them."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import _common
+from jaxvision.data.image_io import load_rgb, resize
+
+DEFAULT_IMAGE_SIZE = 180  # the book's dogs-vs-cats size, when the checkpoint folder does not say
+
+
+def parser(doc: str, name: str, checkpoint: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=Path(checkpoint),
+                   help="a jaxvision.train.ModelCheckpoint directory")
+    p.add_argument("--layer", action="append", default=None, help="layer name; repeat for several")
+    p.add_argument("--image", action="append", type=Path, default=None, help="image file; repeat for several")
+    p.add_argument("--image-size", type=int, default=None,
+                   help=f"default: the size the checkpoint was trained at, else {DEFAULT_IMAGE_SIZE}")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="Dogs vs Cats folder for default images (default $JAXVISION_DATA/dogs_vs_cats_small)")
+    p.add_argument("--out", type=Path, default=Path("runs") / name)
+    return p
+
+
+def load_model(checkpoint: Path):
+    from jaxvision.train import load_model as load  # training code only when a checkpoint is read
+
+    return load(checkpoint)
+
+
+def training_image_size(checkpoint: Path) -> int | None:
+    """``image_size`` from ``config.json``/``metrics.json`` in the checkpoint folder or the
+    run folder above it (where the training scripts write ``metrics.json``)."""
+    for folder in (checkpoint, checkpoint.parent):
+        for name in ("config.json", "metrics.json"):
+            path = folder / name
+            if path.is_file():
+                size = json.loads(path.read_text()).get("image_size")
+                if size is not None:
+                    return int(size if isinstance(size, int) else size[0])
+    return None
+
+
+def image_size(args: argparse.Namespace) -> int:
+    return args.image_size or training_image_size(args.checkpoint) or DEFAULT_IMAGE_SIZE
+
+
+def test_images(args: argparse.Namespace, label: str, count: int) -> list[Path]:
+    """The first ``count`` files, in sorted order, of the Dogs vs Cats test folder ``label``."""
+    folder = (args.data_dir or _common.data_root() / "dogs_vs_cats_small") / "test" / label
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    if len(files) < count:
+        raise FileNotFoundError(f"need {count} images in {folder} (found {len(files)}); "
+                                "set JAXVISION_DATA or pass --image")
+    return files[:count]
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """float32 (size, size, 3) in [0, 255], decoded by Pillow and resized bilinearly like
+    ``image_dataset_from_directory`` (the models rescale inside)."""
+    return resize(load_rgb(path), (size, size))

@@ -1,0 +1,69 @@
+"""Plumbing shared by the experiment scripts: flags, profiles, output folder, metrics.json."""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+
+def parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """The flags every experiment takes. Flags left unset take the profile's value."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default: $JAXVISION_DATA/...)")
+    p.add_argument("--out", type=Path, default=Path("runs") / name, help="receives metrics.json, figures, checkpoints")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def apply_profile(args: argparse.Namespace, profiles: dict[str, dict]) -> argparse.Namespace:
+    """Fill every flag the user left as None from ``profiles[args.profile]``."""
+    for key, value in profiles[args.profile].items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("JAXVISION_DATA", Path.home() / ".cache" / "jaxvision"))
+
+
+def device_description() -> str:
+    """E.g. ``cpu (2 cores, x86_64)`` or ``gpu (NVIDIA H100 80GB HBM3)``."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
+    return f"{device.platform} ({device.device_kind})"
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_metrics(out: Path, metrics: dict) -> Path:
+    """Write ``out/metrics.json`` atomically (a killed run never leaves half a file)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path, tmp = out / "metrics.json", out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2, default=_jsonable) + "\n")
+    tmp.replace(path)
+    return path
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,99 @@
+"""DLwP listings 8.7–8.22: Dogs vs Cats on 2,000 training images, from scratch
+(book: 78.6% test accuracy) and with data augmentation + dropout (book: 83.9%).
+
+Run:
+    python experiments/ch08_dogs_vs_cats.py --variant scratch   [--profile book|quick]
+    python experiments/ch08_dogs_vs_cats.py --variant augmented [--profile book|quick]
+Other flags: --data-dir DIR (default $JAXVISION_DATA/dogs_vs_cats_small), --test-dir DIR
+(default <data-dir>/test), --epochs, --image-size, --batch-size, --out, --seed.
+
+``book`` is the book's protocol (180×180, batch 64, 50 / 100 epochs) for a GPU; ``quick``
+finishes in ≤ 20 minutes on a 2-core CPU with smaller images and fewer epochs.
+The best-``val_loss`` checkpoint is evaluated on the test split. A killed run resumes from
+``<out>/backup`` when started again with the same flags.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import optax
+
+import _common
+from jaxvision.data import image_dataset_from_directory
+from jaxvision.models import build_model
+from jaxvision.train import BackupAndRestore, ModelCheckpoint, evaluate, fit, load_model, plot_history
+
+PROFILES = {
+    "scratch": {"book": {"epochs": 50, "image_size": 180, "batch_size": 64},
+                "quick": {"epochs": 12, "image_size": 96, "batch_size": 32}},
+    "augmented": {"book": {"epochs": 100, "image_size": 180, "batch_size": 64},
+                  "quick": {"epochs": 20, "image_size": 96, "batch_size": 32}},
+}
+
+
+def add_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--test-dir", type=Path, default=None)
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--profile", choices=("book", "quick"), default="book")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (smoke tests)")
+    return p
+
+
+def load_split(directory: Path, image_size: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A whole split as arrays: small enough to live on the accelerator."""
+    data = image_dataset_from_directory(directory, image_size=(image_size, image_size),
+                                        label_mode="binary", shuffle=False, batch_size=64)
+    images, labels = data.as_arrays()
+    if limit is not None:  # keep both classes: take from each end of the class-sorted list
+        keep = np.r_[0:limit // 2, len(images) - (limit - limit // 2):len(images)]
+        images, labels = images[keep], labels[keep]
+    return images, labels
+
+
+def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model_kwargs) -> dict:
+    """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/."""
+    data_dir = args.data_dir or _common.data_root() / "dogs_vs_cats_small"
+    test_dir = args.test_dir or data_dir / "test"
+    splits = {split: load_split(d, args.image_size, args.limit)
+              for split, d in (("train", data_dir / "train"), ("validation", data_dir / "validation"),
+                               ("test", test_dir))}
+    print(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
+          f"{len(splits['train'][0])} training images", flush=True)
+
+    model = build_model(model_name, seed=args.seed, **model_kwargs)
+    checkpoint = args.out / "checkpoint"
+    with _common.Timer() as timer:
+        history = fit(model, splits["train"], validation_data=splits["validation"], epochs=args.epochs,
+                      batch_size=args.batch_size, loss="binary_crossentropy",
+                      optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], seed=args.seed,
+                      callbacks=[ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
+                                 BackupAndRestore(args.out / "backup")])
+    best = load_model(checkpoint)
+    test = evaluate(best, splits["test"], loss="binary_crossentropy", metrics=["accuracy"], batch_size=64)
+    print(f"Test accuracy: {test['accuracy']:.4f}")
+    plot_history(history, args.out / "curves.png", metrics=("accuracy",))
+    metrics = {"experiment": name, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+               "best_val_loss": min(history.history["val_loss"]), "history": history.history,
+               "epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size,
+               "profile": args.profile, "seconds": timer.seconds, "device": _common.device_description(),
+               "train_images": len(splits["train"][0]), "test_images": len(splits["test"][0]),
+               "model": model_name, "seed": args.seed, "checkpoint": checkpoint}
+    _common.write_metrics(args.out, metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = add_flags(_common.parser(__doc__, "ch08_dogs_vs_cats"))
+    p.add_argument("--variant", choices=tuple(PROFILES), default="scratch")
+    args = p.parse_args(argv)
+    args = _common.apply_profile(args, PROFILES[args.variant])
+    name = f"ch08_dogs_vs_cats_{args.variant}"
+    if args.out == Path("runs") / "ch08_dogs_vs_cats":
+        args.out = Path("runs") / name
+    return train_and_test(args, name, "dogs_vs_cats_convnet", augmented=args.variant == "augmented")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

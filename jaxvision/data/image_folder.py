@@ -1,0 +1,296 @@
+"""``image_dataset_from_directory``: Keras's folder-of-images loader, on grain.
+
+It finds files the way Keras does (class sub-folders in alphanumeric order, walked
+recursively, extensions jpg/jpeg/png/bmp/gif in any case), shuffles them once with
+``np.random.RandomState(seed)`` and splits off the last ``int(validation_split * n)`` files
+for validation, so a given seed puts the same files in the same subset as Keras. Images are
+decoded with Pillow, converted to RGB and resized as Keras's JAX backend does (see
+``image_io``). Batches are NumPy ``(images float32 (B, H, W, 3) in [0, 255], labels)``.
+
+Unlike Keras, the per-epoch shuffle is a pure function of ``(seed, epoch)`` (``set_epoch``),
+so a resumed run sees the same batches; an empty class folder is an error; and a bad image
+file either raises an error naming it (``on_error="raise"``, also from worker processes) or
+is dropped with a warning after a quick decode check of every file (``on_error="skip"``).
+"""
+
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import grain
+import numpy as np
+
+from jaxvision.data.image_io import INTERPOLATIONS, check_decodable, load_rgb, resize
+
+ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+LABEL_MODES = ("int", "categorical", "binary", None)
+_READ_THREADS = 4  # decoding threads per process; Pillow and NumPy release the GIL
+
+
+def image_dataset_from_directory(
+    directory: str | os.PathLike,
+    *,
+    labels: str | Sequence[int] | None = "inferred",
+    label_mode: str | None = "int",
+    class_names: Sequence[str] | None = None,
+    image_size: int | tuple[int, int] = (256, 256),
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = None,
+    validation_split: float | None = None,
+    subset: str | None = None,
+    interpolation: str = "bilinear",
+    num_workers: int = 0,
+    on_error: str = "raise",
+    batch_transform: Callable | None = None,
+) -> "ImageFolderDataset | tuple[ImageFolderDataset, ImageFolderDataset]":
+    """Batches of ``(images, labels)`` from class sub-folders, like Keras's function.
+
+    Args:
+        labels: ``"inferred"`` (from sub-folder names), ``None``, or one int per file in
+            alphanumeric path order.
+        label_mode: ``"int"`` (int32 ``(B,)``), ``"binary"`` (float32 ``(B, 1)``, needs two
+            classes), ``"categorical"`` (one-hot float32 ``(B, classes)``) or ``None``
+            (batches are images only).
+        class_names: sub-folders to use, in this order (default: all, sorted).
+        validation_split, subset: fraction held out and ``"training"``, ``"validation"`` or
+            ``"both"`` (returns both datasets; the validation one is not shuffled).
+        num_workers: worker processes (``grain.MultiprocessingOptions``); 0 decodes in the
+            calling process with a few threads.
+        on_error: ``"raise"`` or ``"skip"``.
+        batch_transform: ``f(batch, rng) -> batch`` run in the pipeline (workers too) on each
+            batch, with a ``np.random.Generator`` that depends only on (seed, epoch, batch
+            index), for augmentation that reproduces on resume.
+
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for cls, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+    ...     (root / cls).mkdir()
+    ...     for i in range(3):
+    ...         Image.new("RGB", (10, 8), colour).save(root / cls / f"{i}.png")
+    >>> ds = image_dataset_from_directory(root, image_size=(4, 4), batch_size=4, seed=0)
+    >>> ds.class_names, ds.num_images, len(ds)
+    (['cat', 'dog'], 6, 2)
+    >>> images, labels = next(iter(ds))
+    >>> images.shape, images.dtype, labels.dtype
+    ((4, 4, 4, 3), dtype('float32'), dtype('int32'))
+    """
+    directory = os.fspath(directory)
+    if isinstance(labels, (list, tuple, np.ndarray)):
+        labels = [int(v) for v in labels]  # a plain list compares safely with "inferred" below
+    _check_args(labels, label_mode, class_names, validation_split, subset, shuffle, seed, on_error)
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    if len(image_size) != 2 or not all(isinstance(s, int) and s > 0 for s in image_size):
+        raise ValueError(f"image_size must be (height, width) positive ints, got {image_size!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+    if seed is None:
+        seed = int(np.random.randint(1_000_000))  # what Keras does; stored on the dataset
+    paths, label_ids, class_names = _index_directory(directory, labels, class_names)
+    if label_mode is None or labels is None:
+        label_mode, label_ids = None, None
+    if label_mode == "binary" and len(class_names) != 2:
+        raise ValueError(f'label_mode="binary" needs exactly 2 classes, found {class_names}')
+    if label_mode is not None and (label_ids.min() < 0 or label_ids.max() >= len(class_names)):
+        raise ValueError(f"explicit labels must be ints 0..{len(class_names) - 1} (one per distinct "
+                         f"value), got values {class_names}")
+    if shuffle:  # Keras shuffles the file list once, then splits it
+        order = np.arange(len(paths))
+        np.random.RandomState(seed).shuffle(order)
+        paths = [paths[i] for i in order]
+        label_ids = None if label_ids is None else label_ids[order]
+    make = partial(
+        _make_dataset, directory=directory, class_names=class_names, label_mode=label_mode,
+        image_size=tuple(image_size), batch_size=batch_size, seed=seed, interpolation=interpolation,
+        num_workers=num_workers, on_error=on_error, batch_transform=batch_transform,
+    )
+    if subset == "both":
+        train = _split(paths, label_ids, validation_split, "training")
+        val = _split(paths, label_ids, validation_split, "validation")
+        train_ds = make(*train, shuffle=shuffle, subset="training")
+        return train_ds, make(*val, shuffle=False, subset="validation")
+    return make(*_split(paths, label_ids, validation_split, subset), shuffle=shuffle, subset=subset)
+
+
+class ImageFolderDataset:
+    """One epoch of batches per ``iter()``; ``len()`` is the number of batches per epoch.
+
+    Each ``iter()`` uses the current epoch and then advances it; ``set_epoch(e)`` before
+    iterating makes the order the one of epoch ``e`` for this seed, whatever came before.
+    """
+
+    def __init__(
+        self, file_paths: list[str], label_ids: np.ndarray | None, *, class_names: list[str] | None,
+        label_mode: str | None, image_size: tuple[int, int], batch_size: int, shuffle: bool, seed: int,
+        interpolation: str, num_workers: int, batch_transform: Callable | None,
+    ):
+        self.file_paths = file_paths
+        self.class_names = class_names
+        self.label_mode = label_mode
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_workers = num_workers
+        ids = [0] * len(file_paths) if label_ids is None else label_ids.tolist()
+        self._records = list(zip(file_paths, ids))
+        self._interpolation = interpolation
+        self._batch_transform = batch_transform
+        self._epoch = 0
+
+    @property
+    def num_images(self) -> int:
+        return len(self.file_paths)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_images / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = int(epoch)
+
+    def __iter__(self) -> Iterator:
+        epoch, self._epoch = self._epoch, self._epoch + 1
+        return iter(self._pipeline(epoch, shuffle=self.shuffle, transform=self._batch_transform))
+
+    def as_arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """All images (in ``file_paths`` order, no ``batch_transform``) and labels at once."""
+        batches = list(self._pipeline(0, shuffle=False, transform=None))
+        if self.label_mode is None:
+            return np.concatenate(batches), None
+        return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+    def _pipeline(self, epoch: int, *, shuffle: bool, transform: Callable | None) -> grain.IterDataset:
+        ds = grain.MapDataset.source(self._records)
+        if shuffle:
+            ds = ds.shuffle(seed=epoch_seed(self.seed, epoch, 0))
+        ds = ds.map(partial(_load_example, image_size=self.image_size, interpolation=self._interpolation))
+        collate = partial(_collate, label_mode=self.label_mode, num_classes=len(self.class_names or ()))
+        ds = ds.batch(self.batch_size, batch_fn=collate)
+        if transform is not None:
+            ds = ds.random_map(transform, seed=epoch_seed(self.seed, epoch, 1))
+        options = grain.ReadOptions(num_threads=_READ_THREADS, prefetch_buffer_size=2 * _READ_THREADS)
+        it = ds.to_iter_dataset(options)
+        if self.num_workers > 0:
+            _absl_flags_parsed()
+            it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.num_workers))
+        return it
+
+
+def _load_example(record: tuple[str, int], *, image_size: tuple[int, int], interpolation: str):
+    path, label = record
+    return resize(load_rgb(path), image_size, interpolation), label
+
+
+def _collate(examples, *, label_mode: str | None, num_classes: int):
+    images = np.stack([image for image, _ in examples])
+    if label_mode is None:
+        return images
+    ids = np.array([label for _, label in examples], dtype=np.int32)
+    if label_mode == "int":
+        return images, ids
+    if label_mode == "binary":
+        return images, ids.astype(np.float32)[:, None]
+    return images, np.eye(num_classes, dtype=np.float32)[ids]
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """A 32-bit seed that depends only on (seed, epoch, stream)."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
+def _absl_flags_parsed() -> None:
+    # grain's worker start reads an absl flag and fails unless flags were parsed (as
+    # absl.app.run would do); mark the defaults as parsed when nobody has.
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def _check_args(labels, label_mode, class_names, validation_split, subset, shuffle, seed, on_error) -> None:
+    if labels not in ("inferred", None) and not isinstance(labels, (list, tuple, np.ndarray)):
+        raise ValueError(f'labels must be "inferred", None or a list of ints, got {labels!r}')
+    if class_names is not None and labels != "inferred":
+        raise ValueError('class_names can only be given with labels="inferred"')
+    if label_mode not in LABEL_MODES:
+        raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
+    if validation_split is not None and not 0 < validation_split < 1:
+        raise ValueError(f"validation_split must be between 0 and 1, got {validation_split}")
+    if bool(validation_split) != bool(subset):
+        raise ValueError("validation_split and subset must be given together")
+    if subset not in ("training", "validation", "both", None):
+        raise ValueError(f'subset must be "training", "validation" or "both", got {subset!r}')
+    if validation_split and shuffle and seed is None:
+        raise ValueError("validation_split with shuffle=True needs a seed, or the subsets would overlap")
+
+
+def _index_directory(directory: str, labels, class_names) -> tuple[list[str], np.ndarray | None, list | None]:
+    """File paths (Keras order: per class folder, walked and sorted) and label ids."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"image directory {directory} does not exist")
+    if labels == "inferred":
+        subdirs = [d for d in sorted(os.listdir(directory))
+                   if os.path.isdir(os.path.join(directory, d)) and not d.startswith(".")]
+        if not subdirs:
+            raise ValueError(f"no class sub-folders in {directory}; expected {directory}/<class>/<images>")
+        if class_names is not None:
+            unknown = sorted(set(class_names) - set(subdirs))
+            if unknown:
+                raise ValueError(f"class_names {unknown} are not sub-folders of {directory}: {subdirs}")
+            subdirs = list(class_names)
+    else:
+        subdirs = [""]
+    paths, ids = [], []
+    for index, subdir in enumerate(subdirs):
+        folder = os.path.join(directory, subdir)
+        found = [os.path.join(root, f) for root, _, files in sorted(os.walk(folder), key=lambda w: w[0])
+                 for f in sorted(files) if f.lower().endswith(ALLOWLIST_FORMATS)]
+        if not found:
+            raise ValueError(f"no images in {folder} (allowed extensions: {', '.join(ALLOWLIST_FORMATS)})")
+        paths += found
+        ids += [index] * len(found)
+    if labels == "inferred":
+        return paths, np.array(ids, dtype=np.int32), subdirs
+    if labels is None:
+        return paths, None, None
+    if len(labels) != len(paths):
+        raise ValueError(f"got {len(labels)} labels but found {len(paths)} images in {directory}")
+    return paths, np.asarray(labels, dtype=np.int32), [str(v) for v in sorted(set(labels))]
+
+
+def _split(paths: list[str], label_ids, validation_split, subset) -> tuple[list[str], np.ndarray | None]:
+    """Keras's rule: the last ``int(validation_split * n)`` files are the validation set."""
+    if not validation_split:
+        return paths, label_ids
+    num_val = int(validation_split * len(paths))
+    cut = len(paths) - num_val
+    part = slice(cut, None) if subset == "validation" else slice(None, cut)
+    return paths[part], None if label_ids is None else label_ids[part]
+
+
+def _make_dataset(paths, label_ids, *, subset, directory, on_error, **kwargs) -> ImageFolderDataset:
+    if on_error == "skip":
+        with ThreadPoolExecutor(_READ_THREADS) as pool:
+            problems = list(pool.map(check_decodable, paths))
+        for path, problem in zip(paths, problems):
+            if problem:
+                warnings.warn(f"skipping image file {path}: cannot decode it ({problem})", UserWarning,
+                              stacklevel=3)
+        keep = [i for i, problem in enumerate(problems) if problem is None]
+        paths = [paths[i] for i in keep]
+        label_ids = None if label_ids is None else label_ids[keep]
+    if not paths:
+        what = f"{subset} images" if subset else "usable images"
+        raise ValueError(f"no {what} in {directory}")
+    return ImageFolderDataset(paths, label_ids, **kwargs)

@@ -1,0 +1,136 @@
+"""Intermediate activations (DLwP listings 10.1–10.6), read through the model's taps.
+
+Everything in :mod:`jaxvision.interpret` reaches layers by name through ``Model.forward(x,
+tap)``: a tap records (or perturbs) the named output, so there are no hooks and no second
+model. The helpers here are shared by the filter and Grad-CAM modules: an eval-mode
+split of the model (jit-friendly, the caller's model is left untouched), layer-name checks,
+and a forward that stops after the last layer it needs.
+"""
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxvision.models.base import Model
+
+
+class _Reached(Exception):
+    """Raised by the tap once every wanted layer is recorded, to skip the rest of the trace."""
+
+
+class _Missing(ValueError):
+    """The forward pass ended without tapping some wanted names (``args[0]``: their list)."""
+
+
+def eval_split(model: Model) -> tuple[nnx.GraphDef, nnx.State]:
+    """``nnx.split`` of an eval-mode view of ``model`` (Dropout off, BatchNorm on running
+    statistics). The view shares the arrays; ``model`` itself keeps its mode."""
+    view = nnx.merge(*nnx.split(model))
+    view.eval()
+    return nnx.split(view)
+
+
+def as_images(images) -> jax.Array:
+    """A float array of images; integer pixels become float32 (convolutions need floats)."""
+    images = jnp.asarray(images)
+    return images if jnp.issubdtype(images.dtype, jnp.floating) else images.astype(jnp.float32)
+
+
+def check_layers(model: Model, names: Sequence[str], images: jax.ShapeDtypeStruct | jax.Array,
+                 *, spatial: bool = False) -> dict[str, tuple[int, ...]]:
+    """The output shapes of the named layers for inputs like ``images`` (only the shape and
+    dtype are used; the model is traced only as far as the last named layer).
+
+    ``ValueError`` listing the available names (``Model.layer_shapes``) if a name is unknown,
+    or, with ``spatial=True``, if a layer's output is not an (N, H, W, C) feature map.
+    """
+    graphdef, state = nnx.split(model)
+    try:
+        found = jax.eval_shape(lambda s, x: forward_until(nnx.merge(graphdef, s), x, names),
+                               state, jax.ShapeDtypeStruct(images.shape, images.dtype))
+    except _Missing as missing:
+        raise ValueError(f"{type(model).__name__}: unknown layer name(s) {missing.args[0]}; "
+                         f"available: {list(model.layer_shapes(images.shape))}") from None
+    shapes = {name: tuple(found[name].shape) for name in names}
+    flat = [name for name, shape in shapes.items() if spatial and len(shape) != 4]
+    if flat:
+        spatial_names = [n for n, s in model.layer_shapes(images.shape).items() if len(s) == 4]
+        raise ValueError(f"{type(model).__name__}: layer(s) {flat} have no (N, H, W, C) output "
+                         f"(shapes {[shapes[n] for n in flat]}); spatial layers: {spatial_names}")
+    return shapes
+
+
+def forward_until(model: Model, x: jax.Array, names: Sequence[str]) -> dict[str, jax.Array]:
+    """The outputs of the named layers, running the forward pass only as far as the last one.
+
+    The tap raises once all names are seen; under ``jax.jit``/``jax.grad`` this only ends the
+    Python trace early, so the layers after it are never traced or computed.
+    """
+    wanted, found = set(names), {}
+
+    def record(name: str, value: jax.Array) -> jax.Array:
+        if name in wanted:
+            found[name] = value
+            if len(found) == len(wanted):
+                raise _Reached
+        return value
+
+    if not wanted:
+        return found
+    try:
+        model.forward(x, record)
+    except _Reached:
+        return found
+    raise _Missing([name for name in names if name not in found])
+
+
+def conv_and_pool_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
+    """Names of the convolution and pooling layers with an (N, H, W, C) output, in forward order.
+
+    A layer counts when the type of ``getattr(model, name)`` has "Conv" or "Pool" in its name,
+    or the name itself contains "conv" or "pool" (for layers the model does not store).
+    """
+    shapes = model.layer_shapes(tuple(input_shape))
+    return [name for name, shape in shapes.items() if len(shape) == 4 and (
+        re.search("Conv|Pool", type(getattr(model, name, None)).__name__) or re.search("conv|pool", name))]
+
+
+@partial(jax.jit, static_argnames=("graphdef", "names"))
+def _activations(graphdef: nnx.GraphDef, state: nnx.State, images: jax.Array,
+                 names: tuple[str, ...]) -> dict[str, jax.Array]:
+    return forward_until(nnx.merge(graphdef, state), images, names)
+
+
+def activations(model: Model, images, layer_names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The named layers' outputs for ``images`` (N, H, W, C), from one jitted eval-mode pass.
+
+    Args:
+      model: any :class:`~jaxvision.models.base.Model`.
+      images: a batch in the model's input format (jaxvision models take [0, 255] pixels).
+      layer_names: tapped layer names; default every conv and pooling layer
+        (:func:`conv_and_pool_layers`).
+
+    Returns:
+      ``{name: array}`` in the order of ``layer_names``.
+
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> from jaxvision.layers import Conv2D, Dense, Flatten
+    >>> from jaxvision.models import Sequential
+    >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Flatten(), Dense(144, 2, rngs=nnx.Rngs(0))])
+    >>> {name: a.shape for name, a in activations(model, jnp.ones((2, 8, 8, 3))).items()}
+    {'conv2d': (2, 6, 6, 4)}
+    """
+    images = as_images(images)
+    names = (tuple(layer_names) if layer_names is not None
+             else tuple(conv_and_pool_layers(model, images.shape)))
+    check_layers(model, names, images)
+    if not names:
+        return {}
+    out = _activations(*eval_split(model), images, names)
+    return {name: np.asarray(out[name]) for name in names}

@@ -1,0 +1,152 @@
+"""Filter visualisation by gradient ascent in input space (DLwP listings 10.7–10.16).
+
+For one filter of a named layer, start from a grey image with a little noise and climb the
+gradient of the filter's mean activation (a 2-pixel border excluded), normalising each
+gradient to unit L2 norm so every step has the same length. :func:`visualize_filters` does
+many filters at once: ``jax.vmap`` over filters around a ``lax.fori_loop`` of the steps, all in
+one ``jax.jit``. :func:`visualize_filter_loop` is the book's way, one filter and one jitted
+step at a time; both give the same images.
+
+Input units: the ascent runs on an image ``u`` in the book's units (start uniform in
+``init_range`` = [0.4, 0.6], steps of length 10) and feeds the model ``u * input_scale``.
+jaxvision models take [0, 255] pixels and rescale inside, so the default ``input_scale=255``
+reproduces the book's run on a model that takes [0, 1] images. Returned images are what the
+model saw (``u * input_scale``).
+"""
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxvision.interpret.activations import check_layers, eval_split, forward_until
+from jaxvision.models.base import Model
+
+_EPS = 1e-12  # keeps a zero gradient (dead filter) from dividing by zero
+
+
+def _filter_loss(graphdef: nnx.GraphDef, state: nnx.State, layer_name: str, image: jax.Array,
+                 filter_index: jax.Array, input_scale: jax.Array) -> jax.Array:
+    """Mean activation of one filter over the layer's output without its 2-pixel border."""
+    model = nnx.merge(graphdef, state)
+    act = forward_until(model, (image * input_scale)[None], (layer_name,))[layer_name]
+    return jnp.mean(act[:, 2:-2, 2:-2, filter_index])
+
+
+def _step(graphdef, state, layer_name, image, filter_index, step_size, input_scale):
+    grads = jax.grad(_filter_loss, argnums=3)(graphdef, state, layer_name, image, filter_index, input_scale)
+    return image + step_size * grads / (jnp.linalg.norm(grads) + _EPS)
+
+
+_jitted_step = jax.jit(_step, static_argnums=(0, 2))  # the book's jitted gradient_ascent_step
+
+
+@partial(jax.jit, static_argnames=("graphdef", "layer_name", "steps"))
+def _ascend_many(graphdef, state, layer_name, starts, filter_indices, step_size, input_scale, steps):
+    def ascend(start, filter_index):
+        return jax.lax.fori_loop(0, steps, lambda _, image: _step(
+            graphdef, state, layer_name, image, filter_index, step_size, input_scale), start)
+
+    return jax.vmap(ascend)(starts, filter_indices)
+
+
+def _setup(model, layer_name, filter_indices, image_size, channels, seed, init_range):
+    """Eval-mode split, checked indices and the per-filter start images in book units."""
+    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    shape = (1, height, width, channels)
+    # jnp's default float: float32, or float64 when x64 is on (as the start noise below)
+    example = jax.ShapeDtypeStruct(shape, jnp.result_type(float))
+    filters = check_layers(model, [layer_name], example, spatial=True)[layer_name][-1]
+    indices = np.asarray(filter_indices, dtype=np.int32).reshape(-1)
+    if indices.size == 0 or indices.min() < 0 or indices.max() >= filters:
+        raise ValueError(f"filter_indices must be in [0, {filters}) for layer {layer_name!r}, "
+                         f"got {filter_indices!r}")
+    # One key per filter index (not per position), so a filter's start is the same in a batch
+    # and alone: that is what lets the vmapped batch equal the one-at-a-time loop.
+    key = jax.random.key(seed)
+    low, high = init_range
+    starts = jnp.stack([jax.random.uniform(jax.random.fold_in(key, int(i)), shape[1:], minval=low, maxval=high)
+                        for i in indices])
+    return eval_split(model), indices, starts
+
+
+def visualize_filters(model: Model, layer_name: str, filter_indices: Sequence[int], *,
+                      image_size: int | tuple[int, int], channels: int = 3, steps: int = 30,
+                      step_size: float = 10.0, seed: int = 0,
+                      init_range: tuple[float, float] = (0.4, 0.6), input_scale: float = 255.0,
+                      chunk_size: int | None = None) -> np.ndarray:
+    """The pattern each filter responds to most, for many filters in one jitted vmapped call.
+
+    Args:
+      model: any :class:`~jaxvision.models.base.Model`; run in eval mode.
+      layer_name: a tapped layer with an (N, H, W, C) output.
+      filter_indices: channels of that layer to visualise.
+      image_size: int or (height, width) of the generated images.
+      channels: input channels of the model.
+      steps, step_size: gradient-ascent steps and their (L2) length in book units.
+      seed: start noise; filter ``f`` always starts from the same image for a given seed.
+      init_range: the start image is uniform in this range (book units).
+      input_scale: the model sees ``image * input_scale`` (see the module docstring).
+      chunk_size: filters per vmapped call, to bound memory; default all at once.
+
+    Returns:
+      (len(filter_indices), height, width, channels) float32 images as fed to the model.
+
+    >>> from flax import nnx
+    >>> from jaxvision.layers import Conv2D
+    >>> from jaxvision.models import Sequential
+    >>> model = Sequential([Conv2D(3, 8, 3, activation="relu", rngs=nnx.Rngs(0))])
+    >>> visualize_filters(model, "conv2d", [0, 5], image_size=12, steps=3).shape
+    (2, 12, 12, 3)
+    """
+    (graphdef, state), indices, starts = _setup(model, layer_name, filter_indices, image_size,
+                                                channels, seed, init_range)
+    chunk = len(indices) if chunk_size is None else min(chunk_size, len(indices))
+    pad = -len(indices) % chunk  # pad the last chunk so every call has one shape (one compile)
+    indices = np.concatenate([indices, np.repeat(indices[-1:], pad)])
+    starts = jnp.concatenate([starts, jnp.repeat(starts[-1:], pad, axis=0)])
+    out = [_ascend_many(graphdef, state, layer_name, starts[i:i + chunk], jnp.asarray(indices[i:i + chunk]),
+                        step_size, input_scale, steps) for i in range(0, len(indices), chunk)]
+    images = np.concatenate([np.asarray(o) for o in out])[:len(indices) - pad]
+    return images * np.float32(input_scale)
+
+
+def visualize_filter_loop(model: Model, layer_name: str, filter_indices: Sequence[int], *,
+                          image_size: int | tuple[int, int], channels: int = 3, steps: int = 30,
+                          step_size: float = 10.0, seed: int = 0,
+                          init_range: tuple[float, float] = (0.4, 0.6),
+                          input_scale: float = 255.0) -> np.ndarray:
+    """Reference for :func:`visualize_filters`: the book's Python loops, one filter at a time
+    and one jitted ascent step per iteration. Same arguments and result."""
+    (graphdef, state), indices, starts = _setup(model, layer_name, filter_indices, image_size,
+                                                channels, seed, init_range)
+    images = []
+    for filter_index, image in zip(indices, starts):
+        for _ in range(steps):
+            image = _jitted_step(graphdef, state, layer_name, image, jnp.int32(filter_index),
+                                 step_size, input_scale)
+        images.append(np.asarray(image))
+    return np.stack(images) * np.float32(input_scale)
+
+
+def deprocess_image(image: np.ndarray, crop: int = 25) -> np.ndarray:
+    """Listing 10.14: standardise, map to mean 128 / std 64, clip to [0, 255], crop ``crop``
+    pixels from each side (the border the loss ignores is noisy), cast to uint8.
+
+    >>> import numpy as np
+    >>> deprocess_image(np.random.default_rng(0).normal(size=(60, 60, 3))).shape
+    (10, 10, 3)
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 3 or min(image.shape[:2]) <= 2 * crop:
+        raise ValueError(f"deprocess_image: expected a (height, width, channels) image larger than "
+                         f"2 * crop = {2 * crop} pixels, got shape {image.shape}")
+    std = image.std()
+    image = (image - image.mean()) / (std if std > 0 else 1.0) * 64 + 128
+    image = np.clip(image, 0, 255)
+    if crop:
+        image = image[crop:-crop, crop:-crop]
+    return image.astype(np.uint8)

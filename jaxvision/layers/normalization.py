@@ -1,0 +1,87 @@
+"""BatchNormalization with Keras 3 numerics, modal like Flax NNX.
+
+Keras passes ``training=`` on every call; here the mode is the ``use_running_average``
+attribute, which ``model.eval()`` sets and ``model.train()`` clears, so a model's forward
+pass keeps a single signature.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxvision.layers._validate import check_input, layer_label
+
+
+class BatchNormalization(nnx.Module):
+    """Normalise each channel (last axis) over all other axes, like
+    ``keras.layers.BatchNormalization``.
+
+    Training mode (the default) normalises with the batch mean and *biased* batch variance
+    and folds them into the moving statistics,
+    ``moving = moving * momentum + batch * (1 - momentum)``.
+    With ``use_running_average`` (after ``model.eval()``) it normalises with the moving
+    statistics and leaves them alone. Either way the output is
+    ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``.
+
+    Args:
+      num_features: channels of the input (last axis).
+      momentum: weight of the old moving statistics in each update.
+      epsilon: added to the variance to avoid dividing by zero.
+      center: whether to learn the offset ``beta``.
+      scale: whether to learn the factor ``gamma``.
+      rngs: accepted for a uniform layer signature; the initial values are constants.
+      name: optional layer name used in error messages and summaries.
+
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> bn = BatchNormalization(2, rngs=nnx.Rngs(0))
+    >>> x = jnp.array([[0.0, 10.0], [4.0, 30.0]])  # batch mean (2, 20), biased variance (4, 100)
+    >>> bn(x).round(2)
+    Array([[-1., -1.],
+           [ 1.,  1.]], dtype=float32)
+    >>> [round(v, 4) for v in bn.moving_mean[...].tolist() + bn.moving_variance[...].tolist()]
+    [0.02, 0.2, 1.03, 1.99]
+    >>> bn.eval(); bn(x).shape
+    (2, 2)
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.99, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, *, rngs: nnx.Rngs, name: str | None = None):
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}")
+        self.num_features, self.name = num_features, name
+        self.momentum, self.epsilon = float(momentum), float(epsilon)
+        self.center, self.scale = center, scale
+        self.use_running_average = False
+        self.gamma = nnx.Param(jnp.ones((num_features,))) if scale else None
+        self.beta = nnx.Param(jnp.zeros((num_features,))) if center else None
+        self.moving_mean = nnx.BatchStat(jnp.zeros((num_features,)))
+        self.moving_variance = nnx.BatchStat(jnp.ones((num_features,)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if getattr(x, "ndim", 0) < 2:
+            raise ValueError(f"{layer_label(self)}: expected input of rank >= 2 (batch, ..., channels), "
+                             f"got shape {getattr(x, 'shape', None)}")
+        check_input(self, x, rank=x.ndim, channels=self.num_features)
+        # Like Keras, half-precision inputs are normalised in float32 (their range is too
+        # small for the statistics); float32 and float64 keep their precision.
+        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        if self.use_running_average:
+            mean = self.moving_mean[...].astype(x.dtype)
+            variance = self.moving_variance[...].astype(x.dtype)
+        else:
+            axes = tuple(range(x.ndim - 1))
+            mean, variance = jnp.mean(x, axis=axes), jnp.var(x, axis=axes)  # biased variance
+            m = self.momentum
+            self.moving_mean[...] = (self.moving_mean[...] * m + mean * (1.0 - m)).astype(self.moving_mean.dtype)
+            self.moving_variance[...] = (self.moving_variance[...] * m
+                                         + variance * (1.0 - m)).astype(self.moving_variance.dtype)
+        # Keras's operation order (keras.src.backend.jax.nn.batch_normalization), so the
+        # rounding matches too: x * inv + (beta - mean * inv) with inv = gamma / sqrt(var + eps).
+        inv = jax.lax.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            inv = inv * self.gamma[...].astype(x.dtype)
+        shift = -mean * inv
+        if self.beta is not None:
+            shift = shift + self.beta[...].astype(x.dtype)
+        return x * inv + shift

@@ -1,0 +1,124 @@
+"""Max, average and global pooling on ``jax.lax.reduce_window``, with Keras 3 numerics.
+
+Keras traps reproduced here:
+
+* ``strides`` defaults to ``pool_size`` (non-overlapping windows), not to 1.
+* ``"same"`` padding is TensorFlow's: when the total padding is odd, the extra pixel goes at
+  the bottom/right. XLA's ``"SAME"`` string follows the same rule, so we pass it through.
+* ``"same"`` average pooling divides each window by the number of *real* pixels in it, not
+  by the window size, so border outputs are not dragged towards zero.
+"""
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxvision.layers._validate import check_input, check_padding, layer_label, pair
+
+
+class _Pooling2D(nnx.Module):
+    """Shared arguments and checks of the windowed poolings."""
+
+    def __init__(self, pool_size: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
+                 padding: str = "valid", *, name: str | None = None):
+        kind = type(self).__name__
+        self.pool_size = pair(kind, "pool_size", pool_size)
+        self.strides = self.pool_size if strides is None else pair(kind, "strides", strides)
+        self.padding = check_padding(kind, padding)
+        self.name = name
+
+    def _reduce(self, x: jax.Array, init: float, op: Callable) -> jax.Array:
+        check_input(self, x, rank=4)
+        if self.padding == "valid" and any(n < p for n, p in zip(x.shape[1:3], self.pool_size)):
+            # Keras silently returns an empty (0-sized) output here; that is never intended.
+            raise ValueError(f"{layer_label(self)}: input of spatial size {tuple(x.shape[1:3])} is smaller "
+                             f"than pool_size {self.pool_size} with padding='valid'")
+        return jax.lax.reduce_window(x, jnp.array(init, x.dtype), op, (1, *self.pool_size, 1),
+                                     (1, *self.strides, 1), self.padding.upper())
+
+
+class MaxPooling2D(_Pooling2D):
+    """Maximum over each ``pool_size`` window, like ``keras.layers.MaxPooling2D``.
+
+    Args:
+      pool_size: int or (height, width) of the window.
+      strides: int or pair; ``None`` (the default) means ``pool_size``.
+      padding: ``"valid"`` or ``"same"``; "same" pads with -inf, so padding never wins.
+      name: optional layer name used in error messages and summaries.
+
+    >>> import jax.numpy as jnp
+    >>> MaxPooling2D(2)(jnp.ones((2, 26, 26, 32))).shape
+    (2, 13, 13, 32)
+    >>> MaxPooling2D(2, padding="same")(jnp.ones((1, 5, 5, 3))).shape
+    (1, 3, 3, 3)
+    """
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self._reduce(x, -jnp.inf, jax.lax.max)
+
+
+class AveragePooling2D(_Pooling2D):
+    """Mean over each ``pool_size`` window, like ``keras.layers.AveragePooling2D``.
+
+    Args:
+      pool_size: int or (height, width) of the window.
+      strides: int or pair; ``None`` (the default) means ``pool_size``.
+      padding: ``"valid"`` or ``"same"``; "same" averages over the unpadded pixels only.
+      name: optional layer name used in error messages and summaries.
+
+    >>> import jax.numpy as jnp
+    >>> AveragePooling2D(2, padding="same")(jnp.arange(3.0).reshape(1, 1, 3, 1))[0, 0, :, 0]
+    Array([0.5, 2. ], dtype=float32)
+    """
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        sums = self._reduce(x, 0.0, jax.lax.add)
+        if self.padding == "valid":
+            return sums / (self.pool_size[0] * self.pool_size[1])
+        # Count the real pixels of each window by pooling ones padded the same way; a
+        # (1, H, W, 1) array is enough since the count depends on position only.
+        ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+        return sums / self._reduce(ones, 0.0, jax.lax.add)
+
+
+class _GlobalPooling2D(nnx.Module):
+    def __init__(self, keepdims: bool = False, *, name: str | None = None):
+        self.keepdims, self.name = keepdims, name
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Mean over height and width, like ``keras.layers.GlobalAveragePooling2D``.
+
+    Args:
+      keepdims: keep the spatial axes with size 1, giving ``(batch, 1, 1, channels)``.
+      name: optional layer name used in error messages and summaries.
+
+    >>> import jax.numpy as jnp
+    >>> GlobalAveragePooling2D()(jnp.ones((2, 8, 8, 128))).shape
+    (2, 128)
+    >>> GlobalAveragePooling2D(keepdims=True)(jnp.ones((2, 8, 8, 128))).shape
+    (2, 1, 1, 128)
+    """
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        check_input(self, x, rank=4)
+        return jnp.mean(x, axis=(1, 2), keepdims=self.keepdims)
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Maximum over height and width, like ``keras.layers.GlobalMaxPooling2D``.
+
+    Args:
+      keepdims: keep the spatial axes with size 1, giving ``(batch, 1, 1, channels)``.
+      name: optional layer name used in error messages and summaries.
+
+    >>> import jax.numpy as jnp
+    >>> GlobalMaxPooling2D()(jnp.arange(8.0).reshape(1, 2, 2, 2))
+    Array([[6., 7.]], dtype=float32)
+    """
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        check_input(self, x, rank=4)
+        return jnp.max(x, axis=(1, 2), keepdims=self.keepdims)

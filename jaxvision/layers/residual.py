@@ -1,0 +1,62 @@
+"""The residual block of *Deep Learning with Python*, ch. 9 (``residual_block``).
+
+Two 3×3 "same" relu convolutions, optionally followed by 2×2 max pooling, added to the
+block's input. When the block changes the shape, the input (the *shortcut*) is projected
+with a 1×1 convolution so the sum is defined: with stride 2 when the block pools, or at
+stride 1 when only the channel count changes. The stride-2 1×1 projection and the "same"
+pooling give the same spatial size, ``ceil(size / 2)``, for odd sizes too.
+"""
+
+import jax
+from flax import nnx
+
+from jaxvision.layers._validate import check_input
+from jaxvision.layers.conv import Conv2D
+from jaxvision.layers.pooling import MaxPooling2D
+
+
+class ResidualBlock(nnx.Module):
+    """``block(x) + shortcut(x)``, exactly the book's ``residual_block(x, filters, pooling)``.
+
+    Sub-layers, so parameter paths read ``conv1.kernel``, ``shortcut.bias``…:
+    ``conv1``, ``conv2`` (3×3, relu, "same"), ``pool`` (``MaxPooling2D(2, padding="same")``,
+    or ``None``) and ``shortcut`` (the 1×1 projection, or ``None`` for the identity).
+
+    Args:
+      in_channels: channels of the input (last axis).
+      filters: output channels of both convolutions, hence of the block.
+      pooling: halve height and width (rounding up) with max pooling.
+      rngs: ``nnx.Rngs`` for the glorot-uniform kernels.
+      name: optional layer name used in error messages and summaries.
+
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> block = ResidualBlock(3, 32, pooling=True, rngs=nnx.Rngs(0))
+    >>> block(jnp.ones((2, 32, 32, 3))).shape
+    (2, 16, 16, 32)
+    >>> block.shortcut.kernel.shape, block.shortcut.strides
+    ((1, 1, 3, 32), (2, 2))
+    >>> ResidualBlock(32, 32, rngs=nnx.Rngs(0)).shortcut is None
+    True
+    """
+
+    def __init__(self, in_channels: int, filters: int, pooling: bool = False, *,
+                 rngs: nnx.Rngs, name: str | None = None):
+        self.in_channels, self.filters, self.pooling, self.name = in_channels, filters, pooling, name
+        self.conv1 = Conv2D(in_channels, filters, 3, padding="same", activation="relu", rngs=rngs)
+        self.conv2 = Conv2D(filters, filters, 3, padding="same", activation="relu", rngs=rngs)
+        self.pool = MaxPooling2D(2, padding="same") if pooling else None
+        if pooling:
+            self.shortcut = Conv2D(in_channels, filters, 1, strides=2, rngs=rngs)
+        elif filters != in_channels:
+            self.shortcut = Conv2D(in_channels, filters, 1, rngs=rngs)
+        else:
+            self.shortcut = None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        check_input(self, x, rank=4, channels=self.in_channels)
+        y = self.conv2(self.conv1(x))
+        if self.pool is not None:
+            y = self.pool(y)
+        residual = x if self.shortcut is None else self.shortcut(x)
+        return y + residual

@@ -1,0 +1,86 @@
+"""The plain convnets of DLwP ch. 8 and the residual convnet of ch. 9."""
+
+from flax import nnx
+
+from jaxvision.layers import (Conv2D, Dense, Dropout, GlobalAveragePooling2D, MaxPooling2D,
+                              RandomFlip, RandomRotation, RandomZoom, Rescaling, ResidualBlock)
+from jaxvision.models.base import Sequential
+from jaxvision.models.registry import register
+
+
+def model_rngs(seed: int) -> nnx.Rngs:
+    """One seed for every stream a book model uses: weights, dropout and augmentation."""
+    return nnx.Rngs(params=seed, dropout=seed + 1, augment=seed + 2)
+
+
+def data_augmentation(rngs: nnx.Rngs) -> Sequential:
+    """Listing 8.18: horizontal flip, rotation ±0.1 turn, zoom ±20%."""
+    return Sequential([RandomFlip("horizontal", rngs=rngs), RandomRotation(0.1, rngs=rngs),
+                       RandomZoom(0.2, rngs=rngs)])
+
+
+@register
+def mnist_convnet(num_classes: int = 10, seed: int = 0) -> Sequential:
+    """Listing 8.1: three 3×3 convs (64, 128, 256), two max-pools, global average pooling,
+    softmax; 372,234 parameters on 28×28×1 inputs.
+
+    >>> import jax.numpy as jnp
+    >>> mnist_convnet()(jnp.zeros((2, 28, 28, 1))).shape
+    (2, 10)
+    """
+    rngs = model_rngs(seed)
+    return Sequential([
+        Conv2D(1, 64, 3, activation="relu", rngs=rngs),
+        MaxPooling2D(2),
+        Conv2D(64, 128, 3, activation="relu", rngs=rngs),
+        MaxPooling2D(2),
+        Conv2D(128, 256, 3, activation="relu", rngs=rngs),
+        GlobalAveragePooling2D(),
+        Dense(256, num_classes, activation="softmax", rngs=rngs),
+    ])
+
+
+@register
+def dogs_vs_cats_convnet(augmented: bool = False, seed: int = 0) -> Sequential:
+    """Listing 8.7 (``augmented=False``, 1,569,089 parameters) and listing 8.20
+    (``augmented=True``: augmentation first and Dropout(0.25) before the classifier; the
+    same parameter count). Inputs are [0, 255] images of any size ≥ 47×47.
+
+    >>> import jax.numpy as jnp
+    >>> dogs_vs_cats_convnet()(jnp.zeros((1, 180, 180, 3))).shape
+    (1, 1)
+    """
+    rngs = model_rngs(seed)
+    layers = [("data_augmentation", data_augmentation(rngs))] if augmented else []
+    layers.append(Rescaling(1 / 255))
+    channels = 3
+    for i, filters in enumerate((32, 64, 128, 256, 512)):
+        layers.append(Conv2D(channels, filters, 3, activation="relu", rngs=rngs))
+        if i < 4:
+            layers.append(MaxPooling2D(2))
+        channels = filters
+    layers.append(GlobalAveragePooling2D())
+    if augmented:
+        layers.append(Dropout(0.25, rngs=rngs))
+    layers.append(Dense(512, 1, activation="sigmoid", rngs=rngs))
+    return Sequential(layers)
+
+
+@register
+def residual_convnet(seed: int = 0) -> Sequential:
+    """Ch. 9's small residual convnet (listing 9.3's ``residual_block`` three times):
+    297,697 parameters on 32×32×3 inputs.
+
+    >>> import jax.numpy as jnp
+    >>> residual_convnet()(jnp.zeros((1, 32, 32, 3))).shape
+    (1, 1)
+    """
+    rngs = model_rngs(seed)
+    return Sequential([
+        Rescaling(1 / 255),
+        ("residual_block", ResidualBlock(3, 32, pooling=True, rngs=rngs)),
+        ("residual_block_1", ResidualBlock(32, 64, pooling=True, rngs=rngs)),
+        ("residual_block_2", ResidualBlock(64, 128, pooling=False, rngs=rngs)),
+        GlobalAveragePooling2D(),
+        Dense(128, 1, activation="sigmoid", rngs=rngs),
+    ])

@@ -1,0 +1,175 @@
+"""Keras-like callbacks: ``ModelCheckpoint``, ``EarlyStopping`` and ``BackupAndRestore``.
+
+A callback overrides any of the hooks below; ``trainer`` (a
+:class:`jaxvision.train.trainer.Trainer`) gives the model, the epoch, the history, the
+weights (``get_weights``/``set_weights``) and ``stop_training``. State returned by
+``get_state`` (JSON values) is stored in checkpoints, so a resumed run also resumes its
+callbacks (e.g. the best ``val_loss`` seen so far).
+"""
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jaxvision.train import checkpoint
+
+if TYPE_CHECKING:
+    from jaxvision.train.trainer import Trainer
+
+_HIGHER_IS_BETTER = ("acc", "iou", "auc", "precision", "recall", "f1")
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    def on_train_begin(self, trainer: "Trainer") -> None: ...
+
+    def on_epoch_begin(self, epoch: int, trainer: "Trainer") -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None: ...
+
+    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None: ...
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None: ...
+
+
+def monitor_mode(monitor: str, mode: str) -> str:
+    """``"min"`` or ``"max"``; ``"auto"`` infers it from the name like Keras (losses go down,
+    accuracies and IoUs go up).
+
+    >>> monitor_mode("val_loss", "auto"), monitor_mode("val_foreground_iou", "auto")
+    ('min', 'max')
+    """
+    if mode in ("min", "max"):
+        return mode
+    if mode != "auto":
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    name = monitor.removeprefix("val_").lower()
+    if name.endswith("loss"):
+        return "min"
+    if any(word in name for word in _HIGHER_IS_BETTER):
+        return "max"
+    raise ValueError(f"cannot tell whether {monitor!r} should go up or down; pass mode='min' or mode='max'")
+
+
+class _Monitor(Callback):
+    def __init__(self, monitor: str, mode: str, min_delta: float):
+        self.monitor, self.mode = monitor, monitor_mode(monitor, mode)
+        self.min_delta = abs(min_delta)
+        self.best: float | None = None
+
+    def improved(self, current: float, reference: float | None) -> bool:
+        # Keras: monitor_op(current - min_delta, reference), min_delta negated when minimising.
+        if reference is None:
+            return True
+        if self.mode == "min":
+            return current + self.min_delta < reference
+        return current - self.min_delta > reference
+
+    def current(self, logs: dict[str, float]) -> float | None:
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(f"{type(self).__name__}: {self.monitor!r} is not in the logs (available: "
+                          f"{', '.join(logs)})", stacklevel=3)
+        return value
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the full training state to the directory ``path`` at the end of an epoch — only
+    when ``monitor`` improved if ``save_best_only`` (the default). ``load_model(path)`` or
+    ``restore(path, model)`` read it back, and ``fit(..., resume_from=path)`` continues from it."""
+
+    def __init__(self, path: str | os.PathLike, monitor: str = "val_loss", save_best_only: bool = True,
+                 mode: str = "auto", verbose: int = 0):
+        super().__init__(monitor, mode, 0.0)
+        self.path, self.save_best_only, self.verbose = Path(path), save_best_only, verbose
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
+        if self.save_best_only:
+            current = self.current(logs)
+            if current is not None:  # like Keras, a missing monitor warns and saves anyway
+                if not self.improved(current, self.best):
+                    return
+                if self.verbose:
+                    trainer.progress.message(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to "
+                                             f"{current:.5f}, saving to {self.path}")
+                self.best = current
+        checkpoint.save(self.path, trainer)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.best = state["best"]
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
+    epochs; with ``restore_best_weights`` the model ends with the weights of the best epoch.
+    Keras semantics, including ``baseline``."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 restore_best_weights: bool = False, mode: str = "auto", baseline: float | None = None,
+                 verbose: int = 0):
+        super().__init__(monitor, mode, min_delta)
+        self.patience, self.restore_best_weights = patience, restore_best_weights
+        self.baseline, self.verbose = baseline, verbose
+        self.on_train_begin(None)
+
+    def on_train_begin(self, trainer: "Trainer | None") -> None:
+        self.wait, self.stopped_epoch, self.best, self.best_epoch = 0, 0, None, 0
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
+        current = self.current(logs)
+        if current is None:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights, self.best_epoch = trainer.get_weights(), epoch
+        self.wait += 1
+        if self.improved(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = trainer.get_weights()
+            if self.baseline is None or self.improved(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+
+    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None:
+        if self.stopped_epoch > 0 and self.verbose:
+            trainer.progress.message(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                trainer.progress.message(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            trainer.set_weights(self.best_weights)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
+
+
+class BackupAndRestore(Callback):
+    """Back up the full training state to ``backup_dir`` after every epoch; when ``fit``
+    starts and a backup exists, it resumes from it (Keras's fault tolerance). The backup is
+    deleted when training finishes, unless ``delete_checkpoint=False``. It runs after the
+    other callbacks, so the backup includes their end-of-epoch state."""
+
+    def __init__(self, backup_dir: str | os.PathLike, delete_checkpoint: bool = True):
+        self.backup_dir, self.delete_checkpoint = Path(backup_dir), delete_checkpoint
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
+        checkpoint.save(self.backup_dir, trainer)
+
+    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None:
+        if self.delete_checkpoint and self.backup_dir.exists():
+            shutil.rmtree(self.backup_dir)

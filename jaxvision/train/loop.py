@@ -1,0 +1,136 @@
+"""``fit``, ``evaluate`` and ``predict``: Keras's training loop as three functions.
+
+>>> import numpy as np, optax
+>>> from flax import nnx
+>>> from jaxvision.layers import Dense
+>>> x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+>>> y = (x[:, 0] > 0).astype("float32")
+>>> model = Dense(2, 1, activation="sigmoid", rngs=nnx.Rngs(0))
+>>> history = fit(model, (x, y), epochs=3, loss="binary_crossentropy", optimizer=optax.adam(0.1),
+...               metrics=["accuracy"], verbose=0)
+>>> sorted(history.history), len(history.history["loss"])
+(['accuracy', 'loss'], 3)
+>>> predict(model, x[:5]).shape
+(5, 1)
+"""
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import optax
+from flax import nnx
+
+from jaxvision.train import checkpoint
+from jaxvision.train.callbacks import BackupAndRestore, Callback, ModelCheckpoint
+from jaxvision.train.losses import Loss, get_loss
+from jaxvision.train.metrics import Metric, get_metric
+from jaxvision.train.progress import Progress
+from jaxvision.train.sources import ArraySource, as_source
+from jaxvision.train.steps import get_steps, init_sums, on_device, results, split
+from jaxvision.train.trainer import History, Trainer, fetch
+
+
+def _metrics(metrics: Sequence[str | Metric | Callable]) -> tuple[Metric, ...]:
+    resolved = tuple(get_metric(m) for m in metrics)
+    names = ["loss"] + [m.name for m in resolved]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"metric names must be unique (and not 'loss'); repeated: {duplicates}; pass name=...")
+    return resolved
+
+
+def _ordered(callbacks: Sequence[Callback]) -> list[Callback]:
+    """Backups last, so they store the other callbacks' end-of-epoch state."""
+    paths = [os.path.abspath(c.path if isinstance(c, ModelCheckpoint) else c.backup_dir)
+             for c in callbacks if isinstance(c, (ModelCheckpoint, BackupAndRestore))]
+    if len(set(paths)) != len(paths):
+        raise ValueError(f"each ModelCheckpoint/BackupAndRestore needs its own directory, got {paths}")
+    backups = [c for c in callbacks if isinstance(c, BackupAndRestore)]
+    return [c for c in callbacks if not isinstance(c, BackupAndRestore)] + backups
+
+
+def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimizer: optax.GradientTransformation,
+        metrics: Sequence[str | Metric | Callable] = (), validation_data=None, callbacks: Sequence[Callback] = (),
+        seed: int = 0, batch_size: int = 32, shuffle: bool = True, resume_from: str | os.PathLike | None = None,
+        verbose: int = 1) -> History:
+    """Train ``model`` in place, like ``keras.Model.fit``.
+
+    ``train_data``/``validation_data``: a tuple ``(x, y)`` of arrays, batched by
+    ``batch_size`` and (training only) shuffled each epoch in an order fixed by
+    ``(seed, epoch)``; or a re-iterable of ``(x, y)`` batches (``set_epoch(epoch)`` is called
+    when present). Dropout and augmentation draw from keys fixed by ``(seed, step)``.
+    ``resume_from`` continues from a checkpoint (``ModelCheckpoint``/``BackupAndRestore``
+    directory); an existing ``BackupAndRestore`` backup takes precedence, being newer.
+    A non-finite loss raises ``FloatingPointError`` naming the epoch and step.
+    A partial last batch has its own shape, so the train step compiles twice, as in Keras.
+    """
+    loss_fn, metric_objs = get_loss(loss), _metrics(metrics)
+    train = as_source(train_data, batch_size, what="train_data")
+    val = None if validation_data is None else as_source(validation_data, batch_size, what="validation_data")
+    steps_per_epoch = len(train) if isinstance(train, ArraySource) or train.has_len() else None
+    progress = Progress(verbose, epochs, steps_per_epoch)
+    trainer = Trainer(model, loss=loss_fn, metrics=metric_objs, optimizer=optimizer, seed=seed, epochs=epochs,
+                      progress=progress)
+    trainer.callbacks = _ordered(callbacks)
+    for callback in trainer.callbacks:
+        callback.on_train_begin(trainer)
+    backups = [c.backup_dir for c in trainer.callbacks
+               if isinstance(c, BackupAndRestore) and checkpoint.has_checkpoint(c.backup_dir)]
+    if backups or resume_from is not None:
+        checkpoint.resume(backups[0] if backups else resume_from, trainer)
+    logs: dict[str, float] = {}
+    try:
+        for epoch in range(trainer.epoch, epochs):
+            for callback in trainer.callbacks:
+                callback.on_epoch_begin(epoch, trainer)
+            start = time.perf_counter()
+            logs, examples, train_seconds = trainer.train_epoch(train, epoch, shuffle=shuffle)
+            if val is not None:
+                logs.update({f"val_{name}": value for name, value in trainer.evaluate(val).items()})
+            trainer.epoch = epoch + 1
+            trainer.history.append(epoch, logs)
+            progress.end_epoch(epoch, logs, time.perf_counter() - start, examples / max(train_seconds, 1e-9))
+            for callback in trainer.callbacks:
+                callback.on_epoch_end(epoch, logs, trainer)
+            if trainer.stop_training:
+                break
+        for callback in trainer.callbacks:
+            callback.on_train_end(logs, trainer)
+    finally:
+        trainer.write_back()
+    return trainer.history
+
+
+def evaluate(model: nnx.Module, data, *, loss: str | Loss, metrics: Sequence[str | Metric | Callable] = (),
+             batch_size: int = 32) -> dict[str, float]:
+    """Loss and metrics of ``model`` (in eval mode) over ``data``, averaged like Keras.
+
+    ``data`` is a tuple ``(x, y)`` of arrays or an iterable of ``(x, y)`` batches.
+    """
+    metric_objs = _metrics(metrics)
+    source = as_source(data, batch_size, what="data", once=True)
+    train_graphdef, eval_graphdef, *arrays = split(model)
+    params, rngs, state = on_device(arrays)  # committed, as in fit, so compilations are shared
+    steps = get_steps(train_graphdef, eval_graphdef, get_loss(loss), metric_objs, None, ())
+    sums = on_device(init_sums(metric_objs))
+    for _, run in source.eval_calls(steps):
+        sums = run(params, state, rngs, sums)
+    return fetch(results(sums, metric_objs))
+
+
+def predict(model: nnx.Module, x: np.ndarray | Iterable, *, batch_size: int = 32) -> np.ndarray:
+    """``model``'s outputs in eval mode (Dropout off, BatchNorm on moving statistics),
+    without changing the model. ``x``: an array, or an iterable of batches (``x`` or ``(x, y)``)."""
+    train_graphdef, eval_graphdef, *arrays = split(model)
+    params, rngs, state = on_device(arrays)
+    steps = get_steps(train_graphdef, eval_graphdef, None, (), None, ())
+    if hasattr(x, "shape"):
+        batches: Iterable = (x[i:i + batch_size] for i in range(0, len(x), batch_size))
+    else:
+        batches = (b[0] if isinstance(b, (tuple, list)) else b for b in x)
+    outputs = [steps.predict_batch(params, state, rngs, b) for b in batches]  # all dispatched, then fetched
+    if not outputs:
+        raise ValueError("predict: no input batches")
+    return np.concatenate([np.asarray(o) for o in outputs])

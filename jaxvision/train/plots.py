@@ -1,0 +1,74 @@
+"""Training curves (DLwP listing 8.16) and segmentation previews, written as PNG files.
+
+Figures are built with ``matplotlib.figure.Figure`` and saved through the Agg canvas, so
+nothing needs a display and pyplot's global state is left alone.
+"""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from jaxvision.train.trainer import History
+
+
+def history_figures(history: History | dict[str, list[float]], metrics: Sequence[str] = ("accuracy",)) -> dict[str, Figure]:
+    """One figure per metric and one for the loss: training dashed red, validation solid blue."""
+    logs = history.history if isinstance(history, History) else history
+    figures = {}
+    for name in (*metrics, "loss"):
+        if name not in logs:
+            raise ValueError(f"plot_history: no {name!r} in the history (keys: {sorted(logs)})")
+        figure = Figure(figsize=(6, 4))
+        axes = figure.add_subplot()
+        epochs = range(1, len(logs[name]) + 1)
+        label = name.replace("_", " ")
+        axes.plot(epochs, logs[name], "r--", label=f"Training {label}")
+        if f"val_{name}" in logs:
+            axes.plot(epochs, logs[f"val_{name}"], "b", label=f"Validation {label}")
+        axes.set_title(f"Training and validation {label}")
+        axes.set_xlabel("Epochs")
+        axes.set_ylabel(label.capitalize())
+        axes.legend()
+        figures[name] = figure
+    return figures
+
+
+def plot_history(history: History | dict[str, list[float]], path: str | os.PathLike,
+                 metrics: Sequence[str] = ("accuracy",)) -> list[Path]:
+    """Save the curves of each metric and of the loss as ``<path stem>_<name>.png`` next to
+    ``path``; returns the written paths (metrics first, loss last)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, figure in history_figures(history, metrics).items():
+        target = path.with_name(f"{path.stem}_{name}.png")
+        figure.savefig(target, dpi=100)
+        written.append(target)
+    return written
+
+
+def save_mask_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
+                   path: str | os.PathLike) -> Path:
+    """One row per example: the image, its true mask and the predicted mask (the arg-max of
+    ``predictions`` when they carry a class axis, as softmax outputs do)."""
+    images, masks, predictions = np.asarray(images), np.asarray(masks), np.asarray(predictions)
+    masks = masks[..., 0] if masks.ndim == 4 else masks
+    predicted = predictions.argmax(-1) if predictions.ndim == 4 and predictions.shape[-1] > 1 else predictions.reshape(masks.shape)
+    classes = max(int(masks.max()), int(predicted.max()), 1)
+    figure = Figure(figsize=(9, 3 * len(images)))
+    for row, (image, mask, guess) in enumerate(zip(images, masks, predicted, strict=True)):
+        shown = image.astype(np.float32)
+        shown = shown / 255.0 if shown.max() > 1.0 else shown
+        for col, (panel, title) in enumerate(((shown.squeeze(), "Image"), (mask, "True mask"), (guess, "Predicted mask"))):
+            axes = figure.add_subplot(len(images), 3, 3 * row + col + 1)
+            axes.imshow(panel, cmap=None if col == 0 and panel.ndim == 3 else "viridis",
+                        **({} if col == 0 else {"vmin": 0, "vmax": classes}))
+            axes.set_title(title)
+            axes.axis("off")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    return path

@@ -1,0 +1,162 @@
+"""The jitted train, eval and predict steps.
+
+A model is split once into ``params`` (``nnx.Param``), ``rngs`` (its RNG streams) and
+``state`` (everything else, e.g. ``nnx.BatchStat``), and into two graph definitions: one in
+train mode (``model.train()``: Dropout active, BatchNorm on batch statistics) and one in eval
+mode. Each step is a pure function of arrays, compiled once by ``jax.jit``; the training
+carry is donated so the update happens in place on the accelerator.
+
+Randomness is explicit: step ``s`` reseeds every RNG stream of the model from
+``fold_in(key(seed), s)`` (one sub-key per stream tag), so a run depends only on
+(seed, step) and a resumed run is bit-identical to an uninterrupted one.
+
+The loss and metric sums stay on the device for a whole epoch. A non-finite loss is
+recorded (first bad step and its value) and freezes the carry at the last good step, so
+the loop can check for it only when it syncs anyway and still hand back good weights.
+"""
+
+import functools
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxvision.train.metrics import Metric
+
+FILTERS = (nnx.Param, nnx.RngState, ...)  # → params, rngs, state
+
+
+class Carry(NamedTuple):
+    """Everything a train step updates; donated to the next step."""
+
+    params: nnx.State
+    state: nnx.State
+    opt_state: Any
+    sums: tuple  # (loss total, loss count) and one state per metric
+    step: jax.Array  # global step, int32
+    bad_step: jax.Array  # first global step with a non-finite loss, -1 while none
+    bad_loss: jax.Array
+
+
+def on_device(tree):
+    """Commit arrays to the default device. Committed and uncommitted arguments compile
+    separately, and step outputs and restored checkpoints are committed, so everything the
+    steps see is committed from the start."""
+    return jax.device_put(tree, jax.devices()[0])
+
+
+def split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State, nnx.State, nnx.State]:
+    """``(train_graphdef, eval_graphdef, params, rngs, state)``, leaving ``model`` unchanged."""
+    graphdef, params, rngs, state = nnx.split(model, *FILTERS)
+    twin = nnx.merge(graphdef, params, rngs, state)  # mode switches are static attributes
+    twin.train()
+    train_graphdef = nnx.split(twin, *FILTERS)[0]
+    twin.eval()
+    eval_graphdef = nnx.split(twin, *FILTERS)[0]
+    return train_graphdef, eval_graphdef, params, rngs, state
+
+
+def stream_tags(model: nnx.Module) -> tuple[str, ...]:
+    """Tags of the RNG streams stored in the model (``"dropout"``, ``"augment"``, or
+    ``"default"`` when a layer was given ``nnx.Rngs(0)``)."""
+    tags = {node.tag for _, node in nnx.iter_graph(model) if isinstance(node, nnx.RngStream)}
+    return tuple(sorted(tags))
+
+
+def init_sums(metrics: Sequence[Metric]) -> tuple:
+    return ((jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)), *(m.init() for m in metrics))
+
+
+def update_sums(sums: tuple, metrics: Sequence[Metric], loss: jax.Array, y: jax.Array, y_pred: jax.Array) -> tuple:
+    # Keras weights each batch's mean loss by its batch size.
+    (total, count), *states = sums
+    n = jnp.float32(y_pred.shape[0])
+    return ((total + loss * n, count + n),
+            *(m.update(s, y, y_pred) for m, s in zip(metrics, states, strict=True)))
+
+
+def results(sums: tuple, metrics: Sequence[Metric]) -> dict[str, jax.Array]:
+    (total, count), *states = sums
+    out = {"loss": total / jnp.maximum(count, 1.0)}
+    out.update({m.name: m.result(s) for m, s in zip(metrics, states, strict=True)})
+    return out
+
+
+def _reseed(model: nnx.Module, tags: tuple[str, ...], key: jax.Array) -> None:
+    # crc32 of the tag, not its position, so adding a stream does not shift the others.
+    nnx.reseed(model, **{tag: jax.random.fold_in(key, zlib.crc32(tag.encode()) & 0x7FFFFFFF) for tag in tags})
+
+
+class Steps:
+    """The compiled steps for one (model structure, loss, metrics, optimizer)."""
+
+    def __init__(self, train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: Callable,
+                 metrics: tuple[Metric, ...], optimizer: optax.GradientTransformation | None,
+                 tags: tuple[str, ...]):
+        self.metrics = metrics
+
+        def train_batch(carry: Carry, rngs: nnx.State, key: jax.Array, x: jax.Array, y: jax.Array) -> Carry:
+            def loss_fn(params):
+                # copy=True: fresh Variables owned by this trace, which reseeding and
+                # BatchNorm may mutate (the inputs' Variables belong to the outer trace).
+                model = nnx.merge(train_graphdef, params, rngs, carry.state, copy=True)
+                _reseed(model, tags, jax.random.fold_in(key, carry.step))
+                y_pred = model(x)
+                return loss(y, y_pred), (y_pred, nnx.split(model, *FILTERS)[3])
+
+            (value, (y_pred, state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params)
+            updates, opt_state = optimizer.update(grads, carry.opt_state, carry.params)
+            params = optax.apply_updates(carry.params, updates)
+            sums = update_sums(carry.sums, metrics, value, y, y_pred)
+            newly_bad = (carry.bad_step < 0) & ~jnp.isfinite(value)
+            good = (carry.bad_step < 0) & ~newly_bad
+            keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(good, new, old))
+            return Carry(keep(params, carry.params), keep(state, carry.state), keep(opt_state, carry.opt_state),
+                         keep(sums, carry.sums), carry.step + 1,
+                         jnp.where(newly_bad, carry.step, carry.bad_step),
+                         jnp.where(newly_bad, value.astype(jnp.float32), carry.bad_loss))
+
+        def eval_batch(params, state, rngs, sums, x, y):
+            y_pred = nnx.merge(eval_graphdef, params, rngs, state)(x)
+            return update_sums(sums, metrics, loss(y, y_pred), y, y_pred)
+
+        def predict_batch(params, state, rngs, x):
+            return nnx.merge(eval_graphdef, params, rngs, state)(x)
+
+        # Batches gathered on the device from arrays uploaded once: the step gets the
+        # batch's first position; `size` is static (a partial last batch compiles again).
+        def train_gather(carry, rngs, key, x_all, y_all, order, start, size):
+            index = jax.lax.dynamic_slice_in_dim(order, start, size)
+            return train_batch(carry, rngs, key, x_all[index], y_all[index])
+
+        def eval_gather(params, state, rngs, sums, x_all, y_all, start, size):
+            x, y = (jax.lax.dynamic_slice_in_dim(a, start, size) for a in (x_all, y_all))
+            return eval_batch(params, state, rngs, sums, x, y)
+
+        self.train_batch = jax.jit(train_batch, donate_argnums=0)
+        self.train_gather = jax.jit(train_gather, donate_argnums=0, static_argnames="size")
+        self.eval_batch = jax.jit(eval_batch, donate_argnums=3)
+        self.eval_gather = jax.jit(eval_gather, donate_argnums=3, static_argnames="size")
+        self.predict_batch = jax.jit(predict_batch)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_steps(*key) -> Steps:
+    return Steps(*key)
+
+
+def get_steps(train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: Callable,
+              metrics: tuple[Metric, ...], optimizer: optax.GradientTransformation | None,
+              tags: tuple[str, ...]) -> Steps:
+    """Steps for these arguments, reused (with their compilations) while they are alive in
+    a small cache, so repeated ``evaluate``/``predict`` calls do not recompile."""
+    key = (train_graphdef, eval_graphdef, loss, metrics, optimizer, tags)
+    try:
+        hash(key)
+    except TypeError:  # e.g. a user metric that is not hashable
+        return Steps(*key)
+    return _cached_steps(*key)

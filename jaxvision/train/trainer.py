@@ -1,0 +1,125 @@
+"""The state of one ``fit`` call: what callbacks and checkpoints see as ``trainer``.
+
+The model's arrays are copied once at the start, so the donated training carry never
+aliases them; the final (or, after an error, the last good) weights are written back into
+the model by :meth:`Trainer.write_back`.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxvision.train.metrics import Metric
+from jaxvision.train.progress import Progress
+from jaxvision.train.sources import ArraySource, IterableSource
+from jaxvision.train.steps import Carry, get_steps, init_sums, on_device, results, split, stream_tags
+
+Source = ArraySource | IterableSource
+
+
+class History:
+    """Per-epoch logs, like ``keras.callbacks.History``: ``history["val_loss"][i]`` belongs to
+    epoch ``epoch[i]`` (0-based)."""
+
+    def __init__(self, history: dict[str, list[float]] | None = None, epoch: Sequence[int] = ()):
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
+        self.epoch: list[int] = list(epoch)
+
+    def append(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        for name, value in logs.items():
+            self.history.setdefault(name, []).append(float(value))
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+def _copy(tree):
+    return on_device(jax.tree.map(jnp.copy, tree))
+
+
+def fetch(values: dict[str, jax.Array]) -> dict[str, float]:
+    """One device-to-host transfer for all running results (in the dict's order)."""
+    return dict(zip(values, map(float, jax.device_get(list(values.values()))), strict=True))
+
+
+class Trainer:
+    """Training state handed to callbacks: ``model``, ``epoch`` (epochs completed), ``step``
+    (optimizer steps completed), ``seed``, ``history``, ``stop_training`` and the device
+    ``carry`` (params, state, optimizer state...)."""
+
+    def __init__(self, model: nnx.Module, *, loss: Callable, metrics: tuple[Metric, ...],
+                 optimizer: optax.GradientTransformation, seed: int, epochs: int, progress: Progress):
+        self.model, self.optimizer, self.metrics = model, optimizer, metrics
+        self.seed, self.epochs, self.progress = seed, epochs, progress
+        train_graphdef, eval_graphdef, params, rngs, state = split(model)
+        self.rngs = on_device(rngs)
+        self.steps = get_steps(train_graphdef, eval_graphdef, loss, metrics, optimizer, stream_tags(model))
+        params, state = _copy(params), _copy(state)
+        self.carry = on_device(Carry(params, state, _copy(optimizer.init(params)), init_sums(metrics),
+                                     jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), jnp.zeros((), jnp.float32)))
+        self.key = on_device(jax.random.key(seed))
+        self.epoch = self.step = 0
+        self.history = History()
+        self.stop_training = False
+
+    def set_position(self, *, epoch: int, step: int, seed: int) -> None:
+        """Continue after ``epoch`` completed epochs and ``step`` steps (when resuming)."""
+        self.epoch, self.step, self.seed, self.key = epoch, step, seed, on_device(jax.random.key(seed))
+        self.carry = on_device(self.carry._replace(step=jnp.asarray(step, jnp.int32)))
+
+    def get_weights(self) -> tuple[nnx.State, nnx.State]:
+        """Copies of ``(params, state)`` (safe to keep: the carry's buffers are donated)."""
+        return _copy((self.carry.params, self.carry.state))
+
+    def set_weights(self, weights: tuple[nnx.State, nnx.State]) -> None:
+        params, state = _copy(weights)
+        self.carry = self.carry._replace(params=params, state=state)
+
+    def train_epoch(self, source: Source, epoch: int, *, shuffle: bool) -> tuple[dict[str, float], int, float]:
+        """Run one epoch; returns its logs, the number of examples and the seconds taken."""
+        first_step, examples, start = self.step, 0, time.perf_counter()
+        self.carry = self.carry._replace(sums=on_device(init_sums(self.metrics)))
+        for size, run in source.train_calls(self.steps, seed=self.seed, epoch=epoch, shuffle=shuffle):
+            self.carry = run(self.carry, self.rngs, self.key)
+            self.step += 1
+            examples += size
+            if self.progress.due():
+                logs = fetch(results(self.carry.sums, self.metrics))
+                self.check_finite(epoch, first_step, source)
+                self.progress.draw(epoch, self.step - first_step, logs)
+        if examples == 0:
+            raise ValueError(f"epoch {epoch + 1}: the training data yielded no batches")
+        logs = fetch(results(self.carry.sums, self.metrics))
+        self.check_finite(epoch, first_step, source)
+        return logs, examples, time.perf_counter() - start
+
+    def check_finite(self, epoch: int, first_step: int, source: Source) -> None:
+        bad_step, bad_loss = jax.device_get((self.carry.bad_step, self.carry.bad_loss))
+        if bad_step < 0:
+            return
+        # The carry stopped updating at the bad step, so it still holds the last good weights.
+        self.step = int(bad_step)
+        self.carry = self.carry._replace(step=on_device(jnp.asarray(bad_step, jnp.int32)))
+        of = f"/{len(source)}" if not isinstance(source, IterableSource) or source.has_len() else ""
+        raise FloatingPointError(
+            f"loss became {float(bad_loss)} at epoch {epoch + 1}, step {int(bad_step) - first_step + 1}{of}; "
+            "training stopped. The model keeps the weights from before that step and checkpoints "
+            "written by callbacks are untouched.")
+
+    def evaluate(self, source: Source) -> dict[str, float]:
+        """Loss and metrics over ``source`` with the current weights, in eval mode."""
+        sums = on_device(init_sums(self.metrics))
+        for _, run in source.eval_calls(self.steps):
+            sums = run(self.carry.params, self.carry.state, self.rngs, sums)
+        return fetch(results(sums, self.metrics))
+
+    def write_back(self) -> None:
+        """Put the carry's weights into the model (skipped if a failed step consumed them)."""
+        leaves = jax.tree.leaves((self.carry.params, self.carry.state))
+        if not any(isinstance(a, jax.Array) and a.is_deleted() for a in leaves):
+            nnx.update(self.model, self.carry.params, self.carry.state)

@@ -1,0 +1,108 @@
+"""Smoke test of the ch. 10 scripts: each ``main()`` on the checkpoint of a tiny registered
+model trained for one epoch with ``ModelCheckpoint``, on tiny images; checks the PNG sizes
+and what metrics.json reports."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from PIL import Image
+
+train = pytest.importorskip("jaxvision.train", reason="jaxvision.train (ModelCheckpoint, load_model) not importable yet")
+
+from jaxvision.layers import Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D, Rescaling  # noqa: E402
+from jaxvision.models import Sequential, build_model, register  # noqa: E402
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+SIZE = 24  # conv 22 → pool 11 → conv 9
+
+
+@register
+def ch10_smoke_convnet(seed: int = 0) -> Sequential:
+    rngs = nnx.Rngs(seed)
+    return Sequential([Rescaling(1 / 255), Conv2D(3, 4, 3, activation="relu", rngs=rngs), MaxPooling2D(2),
+                       Conv2D(4, 6, 3, activation="relu", rngs=rngs), GlobalAveragePooling2D(),
+                       Dense(6, 1, activation="sigmoid", rngs=rngs)])
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        import ch10_activations
+        import ch10_filters
+        import ch10_gradcam
+
+        yield {"activations": ch10_activations, "filters": ch10_filters, "gradcam": ch10_gradcam}
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A run folder (checkpoint + metrics.json with the training size) and a Dogs vs Cats
+    look-alike test folder of 30×40 JPEGs."""
+    root = tmp_path_factory.mktemp("ch10")
+    rng = np.random.default_rng(0)
+    model = build_model("ch10_smoke_convnet")
+    x = rng.uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
+    y = np.array([[0.0], [1.0], [0.0], [1.0]], np.float32)
+    checkpoint = root / "run" / "checkpoint"
+    train.fit(model, (x, y), epochs=1, batch_size=4, loss="binary_crossentropy", optimizer=optax.sgd(1e-3),
+              callbacks=[train.ModelCheckpoint(checkpoint, monitor="loss")], verbose=0)
+    (root / "run" / "metrics.json").write_text(json.dumps({"image_size": SIZE}))
+    for label in ("cat", "dog"):
+        (root / "data" / "test" / label).mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "data" / "test" / label / f"{label}.{i}.jpg")
+    return {"checkpoint": str(checkpoint), "data": str(root / "data"), "out": root / "out"}
+
+
+def run(scripts, setup, name, *flags):
+    out = setup["out"] / name
+    metrics = scripts[name].main(["--checkpoint", setup["checkpoint"], "--data-dir", setup["data"],
+                                  "--out", str(out), *flags])
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    return out, metrics
+
+
+def png_size(path):
+    with Image.open(path) as png:
+        return png.size
+
+
+def test_activations(scripts, setup):
+    out, metrics = run(scripts, setup, "activations")
+    assert metrics["image_size"] == SIZE and metrics["image"].endswith("cat/cat.0.jpg")
+    assert {name: info["shape"] for name, info in metrics["layers"].items()} == {
+        "conv2d": [1, 22, 22, 4], "max_pooling2d": [1, 11, 11, 4], "conv2d_1": [1, 9, 9, 6]}
+    assert png_size(out / "input.png") == (SIZE, SIZE)
+    # (width, height): channels side by side with 1-pixel gaps.
+    assert png_size(out / "activations" / "conv2d.png") == (4 * 23 - 1, 22)
+    assert png_size(out / "activations" / "conv2d_1.png") == (6 * 10 - 1, 9)
+
+
+def test_filters(scripts, setup):
+    out, metrics = run(scripts, setup, "filters", "--num-filters", "4", "--steps", "3", "--crop", "2",
+                       "--chunk-size", "3")
+    assert list(metrics["layers"]) == ["conv2d", "conv2d_1"]
+    for layer, info in metrics["layers"].items():
+        assert info["filters"] == 4 and info["grid"] == 2
+        assert png_size(out / f"filters_{layer}.png") == (2 * (SIZE - 4) + 5,) * 2
+        assert info["mean_activation_end"] >= info["mean_activation_start"]
+
+
+def test_gradcam(scripts, setup):
+    out, metrics = run(scripts, setup, "gradcam", "--per-class", "2")
+    assert metrics["layer"] == "conv2d_1" and metrics["layer_shape"] == [4, 9, 9, 6]
+    assert [Path(r["image"]).name for r in metrics["images"]] == ["cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg"]
+    for r in metrics["images"]:
+        assert r["predicted"] in ("cat", "dog") and 0.5 <= r["probability"] <= 1.0
+        assert r["heatmap_shape"] == [9, 9]
+        assert png_size(r["overlay"]) == (SIZE, SIZE)
+        assert png_size(r["png"]) == (SIZE, SIZE + 30)

@@ -1,0 +1,167 @@
+"""Grad-CAM: localisation on a model whose class evidence sits in a known region, gradients
+against central finite differences (float64), the heatmap formula, binary/logit scores,
+errors, and the overlay."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from PIL import Image
+
+from jaxvision.interpret import class_score_gradient, grad_cam, overlay_heatmap, save_titled_image
+from jaxvision.layers import Conv2D, Dense, Flatten, MaxPooling2D, Rescaling
+from jaxvision.models import Sequential
+
+REGIONS = [(slice(2, 8), slice(9, 15)), (slice(9, 15), slice(1, 7))]  # red square of image 0, 1
+
+
+@pytest.fixture
+def x64():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(scope="module")
+def region_model():
+    """A 1×1 conv with a red detector (channel 0) and a green detector (channel 1), 2×2
+    max-pooling, then class 0 = total red evidence; class 1 is negative on everything."""
+    rngs = nnx.Rngs(0)
+    model = Sequential([Rescaling(1 / 255), Conv2D(3, 2, 1, activation="relu", rngs=rngs), MaxPooling2D(2),
+                        Flatten(), Dense(8 * 8 * 2, 2, rngs=rngs)])
+    model.conv2d.kernel[...] = jnp.array([[1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])[None, None]
+    kernel = np.zeros((128, 2), np.float32)
+    kernel[0::2, 0] = 1 / 64  # Flatten is (h, w, c) row-major: channel 0 entries
+    kernel[:, 1] = -1 / 64
+    model.dense.kernel[...] = jnp.asarray(kernel)
+    return model
+
+
+@pytest.fixture(scope="module")
+def region_images():
+    rng = np.random.default_rng(0)
+    images = np.array([30, 180, 30], np.float32) + rng.uniform(0, 40, (2, 16, 16, 3)).astype(np.float32)
+    for n, region in enumerate(REGIONS):
+        images[(n, *region)] = np.array([200, 30, 30]) + rng.uniform(0, 40, (6, 6, 3))
+    return images
+
+
+def mass_inside(heatmap, rows, cols):
+    return heatmap[rows, cols].sum() / heatmap.sum()
+
+
+def test_heatmap_mass_lies_in_the_evidence_region(region_model, region_images):
+    heatmaps = grad_cam(region_model, region_images, "conv2d")  # top class: class 0 for both
+    assert heatmaps.shape == (2, 16, 16) and heatmaps.dtype == np.float32
+    assert heatmaps.min() >= 0 and np.allclose(heatmaps.max(axis=(1, 2)), 1.0)
+    for n, (rows, cols) in enumerate(REGIONS):
+        assert mass_inside(heatmaps[n], rows, cols) >= 0.8
+        assert mass_inside(heatmaps[n], *REGIONS[1 - n]) <= 0.05  # not the other image's region
+    # After 2×2 pooling the regions are rows 1-3 / cols 4-7 and rows 4-7 / cols 0-3.
+    pooled = grad_cam(region_model, region_images, "max_pooling2d", class_index=0)
+    assert pooled.shape == (2, 8, 8)
+    assert mass_inside(pooled[0], slice(1, 4), slice(4, 8)) >= 0.8
+    assert mass_inside(pooled[1], slice(4, 8), slice(0, 4)) >= 0.8
+
+
+def test_class_with_only_negative_evidence_gives_a_zero_heatmap(region_model, region_images):
+    heatmaps = grad_cam(region_model, region_images, "conv2d", class_index=1)
+    np.testing.assert_array_equal(heatmaps, 0.0)
+
+
+def fd_models(seed=0):
+    """Conv → pool → conv → dense heads: softmax (3 classes), sigmoid, and the same linear."""
+    def body():
+        rngs = nnx.Rngs(seed)
+        return [Rescaling(1 / 255), Conv2D(3, 4, 3, activation="relu", rngs=rngs), MaxPooling2D(2),
+                Conv2D(4, 5, 3, activation="relu", rngs=rngs), Flatten()]
+    softmax = Sequential([*body(), Dense(20, 3, activation="softmax", rngs=nnx.Rngs(1))])
+    sigmoid = Sequential([*body(), Dense(20, 1, activation="sigmoid", rngs=nnx.Rngs(2))])
+    linear = Sequential([*body(), Dense(20, 1, rngs=nnx.Rngs(2))])
+    return softmax, sigmoid, linear
+
+
+def replaced_score(model, images, layer, activation, classes, binary):
+    """The class score when the layer's output is *replaced* by ``activation`` (float64)."""
+    out = np.asarray(model.forward(images, lambda name, value: activation if name == layer else value))
+    if binary:
+        logit = np.log(out[:, 0]) - np.log(1 - out[:, 0])
+        return np.sum(np.where(classes == 1, logit, -logit))
+    return np.sum(out[np.arange(len(out)), classes])
+
+
+@pytest.mark.parametrize("head, class_index", [("softmax", None), ("softmax", 2), ("sigmoid", None),
+                                               ("sigmoid", 0)])
+def test_gradient_matches_central_differences(x64, head, class_index):
+    model = fd_models()[0 if head == "softmax" else 1]
+    images = jnp.asarray(np.random.default_rng(1).uniform(0, 255, (2, 10, 10, 3)))
+    activation, grads = class_score_gradient(model, images, "conv2d", class_index)
+    assert activation.dtype == np.float64 and activation.shape == grads.shape == (2, 8, 8, 4)
+    out = np.asarray(model(images))
+    binary = head == "sigmoid"
+    predicted = (out[:, 0] >= 0.5).astype(int) if binary else out.argmax(-1)
+    classes = predicted if class_index is None else np.full(2, class_index)
+    # Positive activations only: nudging a zero could flip a max-pool tie.
+    coords = np.argwhere(activation > 0)
+    coords = coords[np.random.default_rng(2).choice(len(coords), 12, replace=False)]
+    eps = 1e-6
+    for coord in map(tuple, coords):
+        up, down = activation.copy(), activation.copy()
+        up[coord] += eps
+        down[coord] -= eps
+        fd = (replaced_score(model, images, "conv2d", jnp.asarray(up), classes, binary)
+              - replaced_score(model, images, "conv2d", jnp.asarray(down), classes, binary)) / (2 * eps)
+        np.testing.assert_allclose(grads[coord], fd, rtol=1e-5, atol=1e-9)
+    assert np.abs(grads).max() > 0
+
+
+def test_binary_scores_are_signed_logits(x64):
+    _, sigmoid, linear = fd_models()
+    images = jnp.asarray(np.random.default_rng(3).uniform(0, 255, (3, 10, 10, 3)))
+    _, dog = class_score_gradient(sigmoid, images, "conv2d", 1)
+    _, cat = class_score_gradient(sigmoid, images, "conv2d", 0)
+    np.testing.assert_allclose(cat, -dog, rtol=1e-12)
+    # log(p / (1 - p)) of a sigmoid is the logit the linear twin outputs directly.
+    _, logit = class_score_gradient(linear, images, "conv2d", 1, from_logits=True)
+    np.testing.assert_allclose(dog, logit, rtol=1e-7, atol=1e-12)
+
+
+def test_heatmap_is_the_relu_of_the_gradient_weighted_channel_mean():
+    softmax, _, _ = fd_models()
+    images = np.random.default_rng(4).uniform(0, 255, (3, 10, 10, 3)).astype(np.float32)
+    activation, grads = class_score_gradient(softmax, images, "conv2d_1")
+    cam = np.maximum((activation * grads.mean(axis=(1, 2))[:, None, None, :]).mean(-1), 0)
+    expected = np.where(cam.max((1, 2), keepdims=True) > 0, cam / np.maximum(cam.max((1, 2), keepdims=True), 1e-30), 0)
+    np.testing.assert_allclose(grad_cam(softmax, images, "conv2d_1"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_saturated_sigmoid_gives_a_finite_zero_heatmap():
+    _, sigmoid, _ = fd_models()
+    sigmoid.dense.bias[...] = jnp.array([100.0])  # p == 1.0 exactly in float32
+    heatmap = grad_cam(sigmoid, np.full((1, 10, 10, 3), 100.0, np.float32), "conv2d")
+    np.testing.assert_array_equal(heatmap, 0.0)
+
+
+@pytest.mark.parametrize("layer, match", [
+    ("block14", r"unknown layer name\(s\) \['block14'\]; available: \['rescaling', 'conv2d', 'max_pooling2d'"),
+    ("flatten", r"layer\(s\) \['flatten'\] have no \(N, H, W, C\) output"),
+])
+def test_bad_layer(layer, match):
+    with pytest.raises(ValueError, match=match):
+        grad_cam(fd_models()[0], np.zeros((1, 10, 10, 3), np.float32), layer)
+
+
+def test_overlay_puts_the_hot_spot_where_the_heatmap_is(tmp_path):
+    image = np.full((40, 60, 3), 100.0)
+    heatmap = np.zeros((4, 4))
+    heatmap[0, 0] = 1.0
+    out = overlay_heatmap(image, heatmap)
+    assert out.shape == (40, 60, 3) and out.dtype == np.uint8
+    assert out.min() == 0 and out.max() == 255  # min-max rescaled like keras array_to_img
+    top_left, bottom_right = out[0, 0].astype(int), out[-1, -1].astype(int)
+    assert top_left[0] > top_left[2] and bottom_right[2] > bottom_right[0]  # jet: red hot, blue cold
+    path = save_titled_image(out, tmp_path / "cam.png", "cat 0.93")
+    with Image.open(path) as png:
+        assert png.size == (60, 40 + 30)

@@ -1,0 +1,63 @@
+"""The book's models written with Keras 3 layers (the reference), with layer names matching
+jaxvision's so weights copy over by name. Used by the parity tests and bench/."""
+
+
+def keras_mnist_convnet(keras):
+    layers = keras.layers
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = layers.Conv2D(64, 3, activation="relu")(inputs)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(128, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(256, 3, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
+
+
+def keras_dogs_vs_cats_convnet(keras, image_size: int = 180):
+    layers = keras.layers
+    inputs = keras.Input(shape=(image_size, image_size, 3))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    for i, filters in enumerate((32, 64, 128, 256, 512)):
+        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        if i < 4:
+            x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
+
+
+def keras_mini_xception(keras, image_size: int = 64, augmentation=None):
+    layers = keras.layers
+    inputs = keras.Input(shape=(image_size, image_size, 3))
+    x = augmentation(inputs) if augmentation is not None else inputs
+    x = layers.Rescaling(1.0 / 255, name="rescaling")(x)
+    x = layers.Conv2D(32, 5, use_bias=False, name="conv2d")(x)
+    for i, size in enumerate((32, 64, 128, 256, 512), start=1):
+        residual = x
+        x = layers.BatchNormalization(name=f"block{i}_bn1")(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same", use_bias=False, name=f"block{i}_sepconv1")(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn2")(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same", use_bias=False, name=f"block{i}_sepconv2")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(size, 1, strides=2, padding="same", use_bias=False, name=f"block{i}_residual")(residual)
+        x = layers.add([x, residual])
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="dense")(x)
+    return keras.Model(inputs, outputs)
+
+
+def keras_segmenter(keras, img_size):
+    layers = keras.layers
+    inputs = keras.Input(shape=img_size + (3,))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    for filters in (64, 128, 256):
+        x = layers.Conv2D(filters, 3, strides=2, activation="relu", padding="same")(x)
+        x = layers.Conv2D(filters, 3, activation="relu", padding="same")(x)
+    for filters in (256, 128, 64):
+        x = layers.Conv2DTranspose(filters, 3, activation="relu", padding="same")(x)
+        x = layers.Conv2DTranspose(filters, 3, activation="relu", padding="same", strides=2)(x)
+    outputs = layers.Conv2D(3, 3, activation="softmax", padding="same")(x)
+    return keras.Model(inputs, outputs)
