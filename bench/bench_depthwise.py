@@ -1,6 +1,6 @@
 """Time the two depthwise-conv formulations, forward and forward+backward, jitted.
 
-    .venv/bin/python bench/bench_depthwise.py            # mini-Xception shapes, batch 32
+    .venv/bin/python bench/bench_depthwise.py            # mini-Xception shapes, batch 32 (~2 min on CPU)
     .venv/bin/python bench/bench_depthwise.py --batch 8 --repeats 5
 
 ``grouped`` is ``lax.conv_general_dilated(feature_group_count=C)`` (Keras's formulation);
@@ -42,7 +42,7 @@ def best_time(fn, *args, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per case (best is kept)")
     args = parser.parse_args()
     print(f"backend={jax.default_backend()} batch={args.batch} (ms, best of {args.repeats})")
     print(f"{'shape':>32} {'formulation':>11} {'fwd':>9} {'fwd+bwd':>9}")

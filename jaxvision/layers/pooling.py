@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxvision.layers._validate import check_input, check_padding, layer_label, pair
@@ -35,7 +36,9 @@ class _Pooling2D(nnx.Module):
             # Keras silently returns an empty (0-sized) output here; that is never intended.
             raise ValueError(f"{layer_label(self)}: input of spatial size {tuple(x.shape[1:3])} is smaller "
                              f"than pool_size {self.pool_size} with padding='valid'")
-        return jax.lax.reduce_window(x, jnp.array(init, x.dtype), op, (1, *self.pool_size, 1),
+        # A concrete NumPy init lets jax recognise max/add and use its differentiable
+        # reduce_window_max/sum; a traced init (jnp under jit) is not differentiable.
+        return jax.lax.reduce_window(x, np.array(init, x.dtype), op, (1, *self.pool_size, 1),
                                      (1, *self.strides, 1), self.padding.upper())
 
 
@@ -49,6 +52,7 @@ class MaxPooling2D(_Pooling2D):
       name: optional layer name used in error messages and summaries.
 
     >>> import jax.numpy as jnp
+import numpy as np
     >>> MaxPooling2D(2)(jnp.ones((2, 26, 26, 32))).shape
     (2, 13, 13, 32)
     >>> MaxPooling2D(2, padding="same")(jnp.ones((1, 5, 5, 3))).shape
@@ -69,6 +73,7 @@ class AveragePooling2D(_Pooling2D):
       name: optional layer name used in error messages and summaries.
 
     >>> import jax.numpy as jnp
+import numpy as np
     >>> AveragePooling2D(2, padding="same")(jnp.arange(3.0).reshape(1, 1, 3, 1))[0, 0, :, 0]
     Array([0.5, 2. ], dtype=float32)
     """
@@ -96,6 +101,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
       name: optional layer name used in error messages and summaries.
 
     >>> import jax.numpy as jnp
+import numpy as np
     >>> GlobalAveragePooling2D()(jnp.ones((2, 8, 8, 128))).shape
     (2, 128)
     >>> GlobalAveragePooling2D(keepdims=True)(jnp.ones((2, 8, 8, 128))).shape
@@ -115,6 +121,7 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
       name: optional layer name used in error messages and summaries.
 
     >>> import jax.numpy as jnp
+import numpy as np
     >>> GlobalMaxPooling2D()(jnp.arange(8.0).reshape(1, 2, 2, 2))
     Array([[6., 7.]], dtype=float32)
     """

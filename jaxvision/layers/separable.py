@@ -70,12 +70,11 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int] = (
                    padding: str = "valid", dilation_rate: tuple[int, int] = (1, 1)) -> jax.Array:
     """Depthwise conv, choosing the fastest formulation for the platform being compiled for."""
     args = dict(strides=strides, padding=padding, dilation_rate=dilation_rate)
-    plain = lambda x, kernel: depthwise_conv_lax(x, kernel, **args)  # noqa: E731
     if kernel.shape[0] * kernel.shape[1] > MAX_SHIFTED_TAPS:
-        return plain(x, kernel)
-    shifted = lambda x, kernel: depthwise_conv_shifted(x, kernel, **args)  # noqa: E731
+        return depthwise_conv_lax(x, kernel, **args)
     # Decided when lowering, so a jitted function picks the right one for its device.
-    return jax.lax.platform_dependent(x, kernel, cpu=shifted, default=plain)
+    return jax.lax.platform_dependent(x, kernel, cpu=functools.partial(depthwise_conv_shifted, **args),
+                                      default=functools.partial(depthwise_conv_lax, **args))
 
 
 def _configure(layer: nnx.Module, in_channels: int, kernel_size, strides, padding, depth_multiplier,

@@ -96,7 +96,8 @@ class ModelCheckpoint(_Monitor):
                 if not self.improved(current, self.best):
                     return
                 if self.verbose:
-                    trainer.progress.message(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to "
+                    best = "None" if self.best is None else f"{self.best:.5f}"
+                    trainer.progress.message(f"Epoch {epoch + 1}: {self.monitor} improved from {best} to "
                                              f"{current:.5f}, saving to {self.path}")
                 self.best = current
         checkpoint.save(self.path, trainer)
@@ -148,7 +149,8 @@ class EarlyStopping(_Monitor):
             trainer.progress.message(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose:
-                trainer.progress.message(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+                trainer.progress.message("Restoring model weights from the end of the best epoch: "
+                                         f"{self.best_epoch + 1}.")
             trainer.set_weights(self.best_weights)
 
     def get_state(self) -> dict[str, Any]:

@@ -47,7 +47,9 @@ def with_arrays(state: nnx.State, arrays: dict[str, jax.Array], *, what: str, pa
     """``state`` with its values taken from ``arrays``; a clear error if names or shapes differ."""
     expected = {name: (tuple(a.shape), str(a.dtype)) for name, a in flat_arrays(state).items()}
     found = {name: (tuple(a.shape), str(a.dtype)) for name, a in arrays.items()}
-    problems = [f"missing from the checkpoint: {sorted(expected.keys() - found.keys())}"] if expected.keys() - found.keys() else []
+    problems = []
+    if expected.keys() - found.keys():
+        problems.append(f"missing from the checkpoint: {sorted(expected.keys() - found.keys())}")
     if found.keys() - expected.keys():
         problems.append(f"not in the model: {sorted(found.keys() - expected.keys())}")
     problems += [f"{name}: model has shape/dtype {expected[name]}, checkpoint {found[name]}"
@@ -73,7 +75,7 @@ def save(path: str | os.PathLike, trainer: "Trainer") -> None:
     meta = {"format": FORMAT, "epoch": trainer.epoch, "step": trainer.step, "seed": trainer.seed,
             "build_config": getattr(trainer.model, "build_config", None),
             "history": trainer.history.history, "history_epochs": trainer.history.epoch,
-            "callbacks": [[type(c).__name__, c.get_state()] for c in getattr(trainer, "callbacks", ())]}
+            "callbacks": [[type(c).__name__, c.get_state()] for c in trainer.callbacks]}
     with _manager(path, create=True) as manager:
         manager.save((manager.latest_step() or 0) + 1,
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
@@ -138,6 +140,6 @@ def resume(path: str | os.PathLike, trainer: "Trainer") -> None:
         opt_state=jax.tree.unflatten(treedef, saved))
     trainer.set_position(epoch=meta["epoch"], step=meta["step"], seed=meta["seed"])
     trainer.history = History(meta["history"], meta["history_epochs"])
-    for callback, (name, state) in zip(getattr(trainer, "callbacks", ()), meta["callbacks"]):
+    for callback, (name, state) in zip(trainer.callbacks, meta["callbacks"]):
         if type(callback).__name__ == name:
             callback.set_state(state)

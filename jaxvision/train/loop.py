@@ -72,14 +72,15 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     steps_per_epoch = len(train) if isinstance(train, ArraySource) or train.has_len() else None
     progress = Progress(verbose, epochs, steps_per_epoch)
     trainer = Trainer(model, loss=loss_fn, metrics=metric_objs, optimizer=optimizer, seed=seed, epochs=epochs,
-                      progress=progress)
-    trainer.callbacks = _ordered(callbacks)
+                      progress=progress, callbacks=_ordered(callbacks))
     for callback in trainer.callbacks:
         callback.on_train_begin(trainer)
     backups = [c.backup_dir for c in trainer.callbacks
                if isinstance(c, BackupAndRestore) and checkpoint.has_checkpoint(c.backup_dir)]
     if backups or resume_from is not None:
-        checkpoint.resume(backups[0] if backups else resume_from, trainer)
+        source = backups[0] if backups else resume_from
+        checkpoint.resume(source, trainer)
+        progress.message(f"Resuming from {source} after epoch {trainer.epoch}")
     logs: dict[str, float] = {}
     try:
         for epoch in range(trainer.epoch, epochs):

@@ -105,5 +105,6 @@ def get_loss(loss: str | Loss) -> Loss:
     if callable(loss):
         return loss
     if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; known: {sorted(LOSSES)}, or pass a callable (y_true, y_pred) -> scalar")
+        raise ValueError(f"unknown loss {loss!r}; known: {sorted(LOSSES)}, "
+                         "or pass a callable (y_true, y_pred) -> scalar")
     return LOSSES[loss]

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from jaxvision.train.trainer import History
 
 
-def history_figures(history: History | dict[str, list[float]], metrics: Sequence[str] = ("accuracy",)) -> dict[str, Figure]:
+def history_figures(history: History | dict[str, list[float]],
+                    metrics: Sequence[str] = ("accuracy",)) -> dict[str, Figure]:
     """One figure per metric and one for the loss: training dashed red, validation solid blue."""
     logs = history.history if isinstance(history, History) else history
     figures = {}
@@ -56,16 +57,20 @@ def save_mask_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarra
     ``predictions`` when they carry a class axis, as softmax outputs do)."""
     images, masks, predictions = np.asarray(images), np.asarray(masks), np.asarray(predictions)
     masks = masks[..., 0] if masks.ndim == 4 else masks
-    predicted = predictions.argmax(-1) if predictions.ndim == 4 and predictions.shape[-1] > 1 else predictions.reshape(masks.shape)
-    classes = max(int(masks.max()), int(predicted.max()), 1)
+    if predictions.ndim == 4 and predictions.shape[-1] > 1:
+        predictions = predictions.argmax(-1)
+    predictions = predictions.reshape(masks.shape)
+    mask_style = {"cmap": "viridis", "vmin": 0, "vmax": max(int(masks.max()), int(predictions.max()), 1)}
     figure = Figure(figsize=(9, 3 * len(images)))
-    for row, (image, mask, guess) in enumerate(zip(images, masks, predicted, strict=True)):
-        shown = image.astype(np.float32)
-        shown = shown / 255.0 if shown.max() > 1.0 else shown
-        for col, (panel, title) in enumerate(((shown.squeeze(), "Image"), (mask, "True mask"), (guess, "Predicted mask"))):
+    for row, (image, mask, predicted) in enumerate(zip(images, masks, predictions, strict=True)):
+        image = image.astype(np.float32)
+        image = image / 255.0 if image.max() > 1.0 else image  # imshow wants [0, 1] floats
+        image = image[..., 0] if image.shape[-1] == 1 else image
+        panels = (("Image", image, {"cmap": "gray"}), ("True mask", mask, mask_style),
+                  ("Predicted mask", predicted, mask_style))
+        for col, (title, panel, style) in enumerate(panels):
             axes = figure.add_subplot(len(images), 3, 3 * row + col + 1)
-            axes.imshow(panel, cmap=None if col == 0 and panel.ndim == 3 else "viridis",
-                        **({} if col == 0 else {"vmin": 0, "vmax": classes}))
+            axes.imshow(panel, **style)
             axes.set_title(title)
             axes.axis("off")
     path = Path(path)

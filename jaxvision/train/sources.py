@@ -13,7 +13,6 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
 
-import jax
 import numpy as np
 
 from jaxvision.train.steps import Steps, on_device
@@ -41,7 +40,7 @@ class ArraySource:
         if len(x) == 0:
             raise ValueError(f"{what}: no examples")
         self.n, self.batch_size = len(x), batch_size
-        self.resident = np.asarray(x).nbytes + np.asarray(y).nbytes < DEVICE_LIMIT_BYTES
+        self.resident = x.nbytes + y.nbytes < DEVICE_LIMIT_BYTES
         self.x, self.y = (on_device((x, y)) if self.resident else (np.asarray(x), np.asarray(y)))
 
     def __len__(self) -> int:

@@ -7,6 +7,7 @@ the model by :meth:`Trainer.write_back`.
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,9 @@ from jaxvision.train.metrics import Metric
 from jaxvision.train.progress import Progress
 from jaxvision.train.sources import ArraySource, IterableSource
 from jaxvision.train.steps import Carry, get_steps, init_sums, on_device, results, split, stream_tags
+
+if TYPE_CHECKING:
+    from jaxvision.train.callbacks import Callback
 
 Source = ArraySource | IterableSource
 
@@ -49,13 +53,14 @@ def fetch(values: dict[str, jax.Array]) -> dict[str, float]:
 
 class Trainer:
     """Training state handed to callbacks: ``model``, ``epoch`` (epochs completed), ``step``
-    (optimizer steps completed), ``seed``, ``history``, ``stop_training`` and the device
-    ``carry`` (params, state, optimizer state...)."""
+    (optimizer steps completed), ``seed``, ``history``, ``stop_training``, ``callbacks`` and
+    the device ``carry`` (params, state, optimizer state...)."""
 
     def __init__(self, model: nnx.Module, *, loss: Callable, metrics: tuple[Metric, ...],
-                 optimizer: optax.GradientTransformation, seed: int, epochs: int, progress: Progress):
+                 optimizer: optax.GradientTransformation, seed: int, epochs: int, progress: Progress,
+                 callbacks: Sequence["Callback"] = ()):
         self.model, self.optimizer, self.metrics = model, optimizer, metrics
-        self.seed, self.epochs, self.progress = seed, epochs, progress
+        self.seed, self.epochs, self.progress, self.callbacks = seed, epochs, progress, list(callbacks)
         train_graphdef, eval_graphdef, params, rngs, state = split(model)
         self.rngs = on_device(rngs)
         self.steps = get_steps(train_graphdef, eval_graphdef, loss, metrics, optimizer, stream_tags(model))

@@ -28,6 +28,11 @@ GRID = [
 ]
 
 
+def fast_rngs() -> nnx.Rngs:
+    """RBG keys: each new kernel shape compiles its initialiser ~3x faster than with threefry."""
+    return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
+
+
 @pytest.fixture
 def x64():
     previous = jax.config.jax_enable_x64
@@ -60,11 +65,13 @@ def test_output_shapes_match_keras(keras):
 @pytest.mark.parametrize("kernel, strides, padding, dilation, size", GRID)
 def test_shape_and_keras_parity(keras, kernel, strides, padding, dilation, size):
     rng = np.random.default_rng(0)
-    conv = Conv2D(3, 5, kernel, strides, padding, dilation, activation="tanh", rngs=nnx.Rngs(0))
+    conv = Conv2D(3, 5, kernel, strides, padding, dilation, activation="tanh", rngs=fast_rngs())
     conv.bias[...] = jnp.asarray(rng.normal(size=5), jnp.float32)  # a non-zero bias must match too
     x = rng.normal(size=(2, *size, 3)).astype(np.float32)
-    reference = keras.layers.Conv2D(5, kernel, strides, padding, dilation_rate=dilation, activation="tanh")
-    assert tuple(reference.compute_output_shape(x.shape)) == (2, *expected_spatial(size, kernel, strides, padding, dilation), 5)
+    reference = keras.layers.Conv2D(5, kernel, strides, padding, dilation_rate=dilation, activation="tanh",
+                                     kernel_initializer="zeros")  # overwritten below
+    expected_shape = (2, *expected_spatial(size, kernel, strides, padding, dilation), 5)
+    assert tuple(reference.compute_output_shape(x.shape)) == expected_shape
     reference.build(x.shape)
     reference.set_weights([np.asarray(conv.kernel[...]), np.asarray(conv.bias[...])])
     y = nnx.jit(lambda conv, x: conv(x))(conv, jnp.asarray(x))
@@ -75,7 +82,7 @@ def test_shape_and_keras_parity(keras, kernel, strides, padding, dilation, size)
 
 @pytest.mark.parametrize("strides, padding, dilation", [(2, "same", 1), (1, "valid", 2)])
 def test_gradients_wrt_input_and_params(x64, strides, padding, dilation):
-    conv = Conv2D(2, 3, 3, strides, padding, dilation, activation="tanh", rngs=nnx.Rngs(1))
+    conv = Conv2D(2, 3, 3, strides, padding, dilation, activation="tanh", rngs=fast_rngs())
     graphdef, params = nnx.split(conv, nnx.Param)
     params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.1, params)  # non-zero bias
     x = jnp.asarray(np.random.default_rng(2).normal(size=(1, 7, 6, 2)))

@@ -34,6 +34,11 @@ GRID = [
 ]
 
 
+def fast_rngs() -> nnx.Rngs:
+    """RBG keys: each new kernel shape compiles its initialiser ~3x faster than with threefry."""
+    return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
+
+
 @pytest.fixture
 def x64():
     previous = jax.config.jax_enable_x64
@@ -75,11 +80,12 @@ def test_output_shapes_match_keras(keras):
 @pytest.mark.parametrize("kernel, strides, padding, output_padding, dilation, size", GRID)
 def test_keras_parity(keras, kernel, strides, padding, output_padding, dilation, size):
     rng = np.random.default_rng(0)
-    layer = Conv2DTranspose(3, 4, kernel, strides, padding, output_padding, dilation, "tanh", rngs=nnx.Rngs(0))
+    layer = Conv2DTranspose(3, 4, kernel, strides, padding, output_padding, dilation, "tanh", rngs=fast_rngs())
     layer.bias[...] = jnp.asarray(rng.normal(size=4), jnp.float32)
     x = rng.normal(size=(2, *size, 3)).astype(np.float32)
     reference = keras.layers.Conv2DTranspose(4, kernel, strides, padding, output_padding,
-                                             dilation_rate=dilation, activation="tanh")
+                                             dilation_rate=dilation, activation="tanh",
+                                             kernel_initializer="zeros")  # overwritten below
     reference.build(x.shape)
     reference.set_weights([np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])])
     y = nnx.jit(lambda layer, x: layer(x))(layer, jnp.asarray(x))
@@ -92,9 +98,9 @@ def test_keras_parity(keras, kernel, strides, padding, output_padding, dilation,
 def test_is_the_input_gradient_of_a_strided_conv(padding):
     # Conv2D(3 -> 4) maps (1, 8, 8, 3) to (1, 3 or 4, ., 4); its input-gradient maps back with
     # the same (kh, kw, 3, 4) kernel, which is Conv2DTranspose(4 -> 3)'s (kh, kw, filters, in).
-    conv = Conv2D(3, 4, 3, strides=2, padding=padding, use_bias=False, rngs=nnx.Rngs(0))
+    conv = Conv2D(3, 4, 3, strides=2, padding=padding, use_bias=False, rngs=fast_rngs())
     up = Conv2DTranspose(4, 3, 3, strides=2, padding=padding, output_padding=1 if padding == "valid" else None,
-                         use_bias=False, rngs=nnx.Rngs(1))
+                         use_bias=False, rngs=fast_rngs())
     up.kernel[...] = conv.kernel[...]
     x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 8, 8, 3)), jnp.float32)
     y, vjp = jax.vjp(conv, x)
@@ -104,7 +110,7 @@ def test_is_the_input_gradient_of_a_strided_conv(padding):
 
 @pytest.mark.parametrize("strides, padding, output_padding, dilation", [(2, "same", 1, 1), (1, "valid", None, 2)])
 def test_gradients_wrt_input_and_params(x64, strides, padding, output_padding, dilation):
-    layer = Conv2DTranspose(2, 3, 3, strides, padding, output_padding, dilation, "tanh", rngs=nnx.Rngs(1))
+    layer = Conv2DTranspose(2, 3, 3, strides, padding, output_padding, dilation, "tanh", rngs=fast_rngs())
     graphdef, params = nnx.split(layer, nnx.Param)
     params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.1, params)
     x = jnp.asarray(np.random.default_rng(2).normal(size=(1, 4, 3, 2)))
@@ -134,15 +140,16 @@ def test_rejects_bad_input_and_arguments():
     layer = Conv2DTranspose(3, 4, 3, rngs=nnx.Rngs(0), name="up1")
     with pytest.raises(ValueError, match=r"Conv2DTranspose 'up1': expected input of rank 4 .*got shape \(8, 8, 3\)"):
         layer(jnp.ones((8, 8, 3)))
-    with pytest.raises(ValueError, match=r"Conv2DTranspose 'up1': expected 3 input channels .*got shape \(1, 8, 8, 4\)"):
+    with pytest.raises(ValueError, match=r"Conv2DTranspose 'up1': expected 3 input channels .*shape \(1, 8, 8, 4\)"):
         layer(jnp.ones((1, 8, 8, 4)))
     with pytest.raises(ValueError, match=r"Conv2DTranspose 'up1': expected a floating-point input, got dtype int32"):
         layer(jnp.ones((1, 8, 8, 3), jnp.int32))
     with pytest.raises(ValueError, match=r"Conv2DTranspose: padding must be one of \('valid', 'same'\), got 'full'"):
         Conv2DTranspose(3, 4, 3, padding="full", rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match=r"output_padding must be strictly less than strides .*output_padding=\(2, 2\) with strides=\(2, 2\)"):
+    too_big = r"Conv2DTranspose: output_padding must be strictly less than strides .*output_padding="
+    with pytest.raises(ValueError, match=too_big + r"\(2, 2\) with strides=\(2, 2\)"):
         Conv2DTranspose(3, 4, 3, strides=2, output_padding=2, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match=r"output_padding must be strictly less than strides .*output_padding=\(0, 1\) with strides=\(1, 1\)"):
+    with pytest.raises(ValueError, match=too_big + r"\(0, 1\) with strides=\(1, 1\)"):
         Conv2DTranspose(3, 4, 3, output_padding=(0, 1), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"Conv2DTranspose: output_padding must be a non-negative int or a pair"):
         Conv2DTranspose(3, 4, 3, strides=2, output_padding=-1, rngs=nnx.Rngs(0))

@@ -31,6 +31,11 @@ GRID = [
 ]
 
 
+def fast_rngs() -> nnx.Rngs:
+    """RBG keys: each new kernel shape compiles its initialiser ~3x faster than with threefry."""
+    return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
+
+
 @pytest.fixture
 def x64():
     previous = jax.config.jax_enable_x64
@@ -68,11 +73,11 @@ def test_output_shapes_match_keras(keras, layer_cls):
 @pytest.mark.parametrize("kernel, strides, padding, multiplier, dilation, size", GRID)
 def test_depthwise_shape_and_keras_parity(keras, kernel, strides, padding, multiplier, dilation, size):
     rng = np.random.default_rng(0)
-    layer = DepthwiseConv2D(3, kernel, strides, padding, multiplier, "tanh", rngs=nnx.Rngs(0), dilation_rate=dilation)
+    layer = DepthwiseConv2D(3, kernel, strides, padding, multiplier, "tanh", rngs=fast_rngs(), dilation_rate=dilation)
     layer.bias[...] = jnp.asarray(rng.normal(size=3 * multiplier), jnp.float32)
     x = rng.normal(size=(2, *size, 3)).astype(np.float32)
     reference = keras.layers.DepthwiseConv2D(kernel, strides, padding, multiplier, dilation_rate=dilation,
-                                             activation="tanh")
+                                             activation="tanh", depthwise_initializer="zeros")
     reference.build(x.shape)
     reference.set_weights([np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])])
     y = nnx.jit(lambda layer, x: layer(x))(layer, jnp.asarray(x))
@@ -85,7 +90,7 @@ def test_depthwise_shape_and_keras_parity(keras, kernel, strides, padding, multi
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_separable_shape_and_keras_parity(keras, kernel, strides, padding, multiplier, dilation, size, use_bias):
     rng = np.random.default_rng(1)
-    layer = SeparableConv2D(3, 4, kernel, strides, padding, multiplier, "relu", use_bias, rngs=nnx.Rngs(1),
+    layer = SeparableConv2D(3, 4, kernel, strides, padding, multiplier, "relu", use_bias, rngs=fast_rngs(),
                             dilation_rate=dilation)
     weights = [layer.depthwise_kernel[...], layer.pointwise_kernel[...]]
     if use_bias:
@@ -93,7 +98,8 @@ def test_separable_shape_and_keras_parity(keras, kernel, strides, padding, multi
         weights.append(layer.bias[...])
     x = rng.normal(size=(2, *size, 3)).astype(np.float32)
     reference = keras.layers.SeparableConv2D(4, kernel, strides, padding, dilation_rate=dilation,
-                                             depth_multiplier=multiplier, activation="relu", use_bias=use_bias)
+                                             depth_multiplier=multiplier, activation="relu", use_bias=use_bias,
+                                             depthwise_initializer="zeros", pointwise_initializer="zeros")
     reference.build(x.shape)
     reference.set_weights([np.asarray(w) for w in weights])
     y = nnx.jit(lambda layer, x: layer(x))(layer, jnp.asarray(x))
@@ -149,7 +155,7 @@ def test_cpu_dispatch_avoids_grouped_conv_for_small_kernels():
 @pytest.mark.parametrize("layer_cls", [DepthwiseConv2D, SeparableConv2D])
 def test_gradients_wrt_input_and_params(x64, layer_cls):
     extra = (3,) if layer_cls is SeparableConv2D else ()  # filters
-    layer = layer_cls(2, *extra, 3, 2, "same", 2, "tanh", rngs=nnx.Rngs(4))
+    layer = layer_cls(2, *extra, 3, 2, "same", 2, "tanh", rngs=fast_rngs())
     graphdef, params = nnx.split(layer, nnx.Param)
     params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.1, params)
     x = jnp.asarray(np.random.default_rng(5).normal(size=(1, 5, 6, 2)))

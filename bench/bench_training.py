@@ -1,0 +1,134 @@
+"""Training throughput (images/s) of the book's models: jaxvision against Keras 3 on the JAX
+backend, in one run on one machine, plus the input pipeline with augmentation.
+
+Run:
+    python bench/bench_training.py [--models mnist dogs xception] [--steps 8] [--out bench_results.json]
+
+Each model trains for 3 epochs of ``--steps`` batches of random data in both libraries; the
+first epoch (compilation) is dropped and the median of the other two is reported. Both use
+Adam and the book's loss; the mini-Xception includes the listing 8.18 augmentation in both.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import flax  # noqa: E402
+import jax  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+import keras_twins  # noqa: E402
+from jaxvision.data import image_dataset_from_directory  # noqa: E402
+from jaxvision.layers import AugmentBatch, RandomFlip, RandomRotation, RandomZoom  # noqa: E402
+from jaxvision.models import build_model  # noqa: E402
+from jaxvision.train import Callback, fit  # noqa: E402
+from flax import nnx  # noqa: E402
+
+EPOCHS = 3
+
+
+def keras_augmentation():
+    return keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1),
+                             keras.layers.RandomZoom(0.2)])
+
+
+# name: (jaxvision builder kwargs, keras twin factory, input shape, batch size, loss, num classes)
+MODELS = {
+    "mnist": ("mnist_convnet", {}, lambda: keras_twins.keras_mnist_convnet(keras), (28, 28, 1), 64,
+              "sparse_categorical_crossentropy", 10),
+    "dogs": ("dogs_vs_cats_convnet", {}, lambda: keras_twins.keras_dogs_vs_cats_convnet(keras, 180),
+             (180, 180, 3), 32, "binary_crossentropy", 2),
+    "xception": ("mini_xception", {}, lambda: keras_twins.keras_mini_xception(keras, 180, keras_augmentation()),
+                 (180, 180, 3), 32, "binary_crossentropy", 2),
+}
+
+
+class EpochTimes(Callback, keras.callbacks.Callback):
+    """Wall time of each epoch, as a callback of either library."""
+
+    def __init__(self):
+        keras.callbacks.Callback.__init__(self)
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, *args, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, *args, **kwargs):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def synthetic(shape, batch, steps, loss, classes):
+    rng = np.random.default_rng(0)
+    x = (rng.random((batch * steps, *shape)) * 255).astype(np.float32)
+    y = rng.integers(0, classes, batch * steps)
+    return x, (y.astype(np.float32)[:, None] if loss == "binary_crossentropy" else y.astype(np.int32))
+
+
+def images_per_second(times: list[float], images: int) -> float:
+    return images / statistics.median(times[1:])
+
+
+def bench_model(key: str, steps: int) -> dict:
+    builder, kwargs, keras_factory, shape, batch, loss, classes = MODELS[key]
+    x, y = synthetic(shape, batch, steps, loss, classes)
+    ours = EpochTimes()
+    fit(build_model(builder, **kwargs), (x, y), epochs=EPOCHS, batch_size=batch, loss=loss,
+        optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], callbacks=[ours], verbose=0)
+    theirs = EpochTimes()
+    twin = keras_factory()
+    twin.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])
+    twin.fit(x, y, epochs=EPOCHS, batch_size=batch, shuffle=True, callbacks=[theirs], verbose=0)
+    row = {"model": builder, "input": list(shape), "batch_size": batch, "steps_per_epoch": steps,
+           "jaxvision_images_per_s": images_per_second(ours.seconds, len(x)),
+           "keras_images_per_s": images_per_second(theirs.seconds, len(x))}
+    row["speedup"] = row["jaxvision_images_per_s"] / row["keras_images_per_s"]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def bench_pipeline(data_dir: Path, image_size: int = 180, batch: int = 32) -> dict:
+    """One epoch of the Dogs-vs-Cats train split: decode, resize, batch and augment."""
+    rngs = nnx.Rngs(augment=0)
+    augment = AugmentBatch([RandomFlip("horizontal", rngs=rngs), RandomRotation(0.1, rngs=rngs),
+                            RandomZoom(0.2, rngs=rngs)])
+    data = image_dataset_from_directory(data_dir, image_size=(image_size, image_size), batch_size=batch,
+                                        seed=0, label_mode="binary", batch_transform=augment)
+    next(iter(data))  # compile the augmentation once
+    start, images = time.perf_counter(), 0
+    for x, _ in data:
+        images += len(x)
+    row = {"pipeline": "image_dataset_from_directory + flip/rotation/zoom", "image_size": image_size,
+           "batch_size": batch, "images": images, "images_per_s": images / (time.perf_counter() - start)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--pipeline-dir", type=Path,
+                   default=Path(os.environ.get("JAXVISION_DATA", "../shared/data")) / "dogs_vs_cats_small" / "train")
+    p.add_argument("--out", type=Path, default=Path("bench_results.json"))
+    args = p.parse_args(argv)
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {jax.devices()[0].device_kind}",
+               "versions": {"jax": jax.__version__, "keras": keras.__version__, "flax": flax.__version__},
+               "models": [bench_model(m, args.steps) for m in args.models]}
+    if args.pipeline_dir.exists():
+        results["pipeline"] = bench_pipeline(args.pipeline_dir)
+    args.out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
