@@ -4,7 +4,8 @@ Run:
     python experiments/ch08_mnist_convnet.py [--epochs 5] [--batch-size 64] [--data-dir DIR] [--out runs/ch08_mnist_convnet] [--seed 0]
 
 Without the full MNIST (``$JAXVISION_DATA/mnist`` or a download), it trains on the small real
-sample shipped in the package and says so on its first line.
+sample shipped in the package and says so on its first line. The final model is saved to
+``<out>/checkpoint``; a killed run resumes from ``<out>/backup`` when started again.
 """
 
 import sys
@@ -15,7 +16,7 @@ import optax
 import _common
 from jaxvision.data import load_mnist_or_sample
 from jaxvision.models import build_model
-from jaxvision.train import evaluate, fit, plot_history
+from jaxvision.train import BackupAndRestore, ModelCheckpoint, evaluate, fit, plot_history
 
 NAME = "ch08_mnist_convnet"
 
@@ -24,10 +25,13 @@ def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__, NAME)
     p.add_argument("--profile", choices=("book", "quick"), default="book",
                    help="both follow the book: MNIST trains in minutes on a CPU")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (smoke tests)")
     args = _common.apply_profile(p.parse_args(argv), {"book": {"epochs": 5, "batch_size": 64},
                                                       "quick": {"epochs": 5, "batch_size": 64}})
     ((x_train, y_train), (x_test, y_test)), source = load_mnist_or_sample(args.data_dir)
     print(f"data: {source}", flush=True)
+    if args.limit is not None:
+        x_train, y_train, x_test, y_test = x_train[:args.limit], y_train[:args.limit], x_test[:args.limit], y_test[:args.limit]
     prepare = lambda x: (x.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)  # noqa: E731
     x_train, x_test = prepare(x_train), prepare(x_test)
 
@@ -35,7 +39,11 @@ def main(argv: list[str] | None = None) -> dict:
     with _common.Timer() as timer:
         history = fit(model, (x_train, y_train.astype(np.int32)), epochs=args.epochs,
                       batch_size=args.batch_size, loss="sparse_categorical_crossentropy",
-                      optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], seed=args.seed)
+                      optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], seed=args.seed,
+                      # The book holds out no validation set: keep the last epoch's model, and
+                      # resume a killed run from its backup.
+                      callbacks=[ModelCheckpoint(args.out / "checkpoint", monitor="loss", save_best_only=False),
+                                 BackupAndRestore(args.out / "backup")])
     test = evaluate(model, (x_test, y_test.astype(np.int32)), loss="sparse_categorical_crossentropy",
                     metrics=["accuracy"], batch_size=256)
     print(f"Test accuracy: {test['accuracy']:.4f}")

@@ -21,7 +21,10 @@ from jaxvision.interpret import activations, save_activation_grids
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = _ch10.parser(__doc__, "ch10_activations", "runs/ch08_dogs_vs_cats_scratch/checkpoint").parse_args(argv)
+    p = _ch10.parser(__doc__, "ch10_activations", "runs/ch08_dogs_vs_cats_scratch/checkpoint")
+    args = p.parse_args(argv)
+    if args.image and len(args.image) > 1:
+        p.error("--image: the activations are drawn for one image")
     model = _ch10.load_model(args.checkpoint)
     size = _ch10.image_size(args)
     image_path = args.image[0] if args.image else _ch10.test_images(args, "cat", 1)[0]

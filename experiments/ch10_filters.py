@@ -10,7 +10,8 @@ Defaults: three conv layers spread over the model's depth (first, middle, last; 
 projections skipped), the first 64 filters of each, 30 steps of length 10 from a [0.4, 0.6]
 noise image (the book's units, fed to the model × 255), the image size the checkpoint was
 trained at. Writes ``filters_<layer>.png`` (8 × 8 grid, 5-pixel margins, 25-pixel crop)
-and ``metrics.json`` with each layer's mean filter activation before and after the ascent.
+and ``metrics.json`` with each layer's mean filter activation before and after the ascent
+and its seconds (compilation included; ``bench/bench_filters.py`` measures throughput).
 """
 
 import math
@@ -58,7 +59,6 @@ def main(argv: list[str] | None = None) -> dict:
         n = math.ceil(math.sqrt(len(filters)))
         path = stitch_filters([deprocess_image(im, args.crop) for im in images], args.out / f"filters_{layer}.png", n=n)
         results[layer] = {"filters": len(filters), "grid": n, "png": str(path), "seconds": timer.seconds,
-                          "images_per_second": len(filters) / timer.seconds,
                           "mean_activation_start": mean_filter_activation(model, layer, starts, filters),
                           "mean_activation_end": mean_filter_activation(model, layer, images, filters)}
         r = results[layer]

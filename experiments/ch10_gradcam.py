@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--per-class", type=int, default=3)
     p.add_argument("--class-names", default="cat,dog", help="comma-separated, in output order")
     args = p.parse_args(argv)
+    if args.layer and len(args.layer) > 1:
+        p.error("--layer: Grad-CAM explains one layer at a time")
     model = _ch10.load_model(args.checkpoint)
     size = _ch10.image_size(args)
     class_names = args.class_names.split(",")
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
         bare = args.out / f"{stem}_overlay.png"
         bare.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(overlay).save(bare)
-        titled = save_titled_image(overlay, args.out / f"{stem}_gradcam.png", f"{path.parent.name} → {name} ({prob:.2f})")
+        title = f"{path.parent.name} → {name} ({prob:.2f})"  # true folder → predicted (probability)
+        titled = save_titled_image(overlay, args.out / f"{stem}_gradcam.png", title)
         peak = np.unravel_index(heatmap.argmax(), heatmap.shape)
         results.append({"image": str(path), "label": path.parent.name, "predicted": name,
                         "probability": float(prob), "heatmap_shape": list(heatmap.shape),

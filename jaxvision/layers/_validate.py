@@ -51,3 +51,12 @@ def pair(layer_kind: str, argument: str, value: int | Sequence[int]) -> tuple[in
     if len(values) != 2 or not all(isinstance(v, int) and v >= 1 for v in values):
         raise ValueError(f"{layer_kind}: {argument} must be a positive int or a pair of them, got {value!r}")
     return values
+
+
+def check_fits(layer: object, x, window: Sequence[int], dilation: Sequence[int] = (1, 1),
+               what: str = "(dilated) kernel") -> None:
+    """With ``padding="valid"`` the window must fit in the input; Keras would return an
+    empty output (or fail inside XLA), which is never what a model meant."""
+    if any(n < (k - 1) * d + 1 for n, k, d in zip(x.shape[1:3], window, dilation)):
+        raise ValueError(f"{layer_label(layer)}: input of spatial size {tuple(x.shape[1:3])} is smaller than "
+                         f"the {what} {tuple(window)} with padding='valid'")

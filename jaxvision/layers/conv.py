@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvision.layers._validate import check_input, check_padding, pair
+from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
 from jaxvision.layers.core import get_activation
 
 # NHWC inputs, HWIO kernels: Keras's channels-last layout, so weights copy over unchanged.
@@ -58,6 +58,8 @@ class Conv2D(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_input(self, x, rank=4, channels=self.in_channels)
+        if self.padding == "valid":
+            check_fits(self, x, self.kernel_size, self.dilation_rate)
         y = jax.lax.conv_general_dilated(
             x, self.kernel[...], window_strides=self.strides, padding=self.padding.upper(),
             rhs_dilation=self.dilation_rate, dimension_numbers=DIMENSION_NUMBERS)

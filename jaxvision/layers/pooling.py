@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvision.layers._validate import check_input, check_padding, layer_label, pair
+from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
 
 
 class _Pooling2D(nnx.Module):
@@ -32,10 +32,8 @@ class _Pooling2D(nnx.Module):
 
     def _reduce(self, x: jax.Array, init: float, op: Callable) -> jax.Array:
         check_input(self, x, rank=4)
-        if self.padding == "valid" and any(n < p for n, p in zip(x.shape[1:3], self.pool_size)):
-            # Keras silently returns an empty (0-sized) output here; that is never intended.
-            raise ValueError(f"{layer_label(self)}: input of spatial size {tuple(x.shape[1:3])} is smaller "
-                             f"than pool_size {self.pool_size} with padding='valid'")
+        if self.padding == "valid":
+            check_fits(self, x, self.pool_size, what="pool_size")
         # A concrete NumPy init lets jax recognise max/add and use its differentiable
         # reduce_window_max/sum; a traced init (jnp under jit) is not differentiable.
         return jax.lax.reduce_window(x, np.array(init, x.dtype), op, (1, *self.pool_size, 1),

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvision.layers._validate import check_input, check_padding, layer_label, pair
+from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
 from jaxvision.layers.conv import DIMENSION_NUMBERS
 from jaxvision.layers.core import get_activation
 
@@ -96,10 +96,8 @@ def _configure(layer: nnx.Module, in_channels: int, kernel_size, strides, paddin
 def _checked_depthwise(layer: nnx.Module, x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Input checks (clear errors rather than XLA's), then the depthwise conv."""
     check_input(layer, x, rank=4, channels=layer.in_channels)
-    for size, k, s, d in zip(x.shape[1:3], layer.kernel_size, layer.strides, layer.dilation_rate):
-        if layer.padding == "valid" and size < (k - 1) * d + 1:
-            raise ValueError(f"{layer_label(layer)}: input of shape {tuple(x.shape)} is smaller than the "
-                             f"(dilated) kernel {layer.kernel_size} with padding='valid'")
+    if layer.padding == "valid":
+        check_fits(layer, x, layer.kernel_size, layer.dilation_rate)
     return depthwise_conv(x, kernel, layer.strides, layer.padding, layer.dilation_rate)
 
 

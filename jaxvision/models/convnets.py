@@ -44,7 +44,7 @@ def mnist_convnet(num_classes: int = 10, seed: int = 0) -> Sequential:
 def dogs_vs_cats_convnet(augmented: bool = False, seed: int = 0) -> Sequential:
     """Listing 8.7 (``augmented=False``, 1,569,089 parameters) and listing 8.20
     (``augmented=True``: augmentation first and Dropout(0.25) before the classifier; the
-    same parameter count). Inputs are [0, 255] images of any size ≥ 47×47.
+    same parameter count). Inputs are [0, 255] images of any size ≥ 78×78 (smaller ones leave nothing for the last 3×3 conv).
 
     >>> import jax.numpy as jnp
     >>> dogs_vs_cats_convnet()(jnp.zeros((1, 180, 180, 3))).shape

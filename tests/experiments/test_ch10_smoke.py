@@ -12,10 +12,9 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-train = pytest.importorskip("jaxvision.train", reason="jaxvision.train (ModelCheckpoint, load_model) not importable yet")
-
-from jaxvision.layers import Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D, Rescaling  # noqa: E402
-from jaxvision.models import Sequential, build_model, register  # noqa: E402
+from jaxvision.layers import Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D, Rescaling
+from jaxvision.models import Sequential, build_model, register
+from jaxvision.train import ModelCheckpoint, fit
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 SIZE = 24  # conv 22 → pool 11 → conv 9
@@ -52,8 +51,8 @@ def setup(tmp_path_factory):
     x = rng.uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
     y = np.array([[0.0], [1.0], [0.0], [1.0]], np.float32)
     checkpoint = root / "run" / "checkpoint"
-    train.fit(model, (x, y), epochs=1, batch_size=4, loss="binary_crossentropy", optimizer=optax.sgd(1e-3),
-              callbacks=[train.ModelCheckpoint(checkpoint, monitor="loss")], verbose=0)
+    fit(model, (x, y), epochs=1, batch_size=4, loss="binary_crossentropy", optimizer=optax.sgd(1e-3),
+        callbacks=[ModelCheckpoint(checkpoint, monitor="loss")], verbose=0)
     (root / "run" / "metrics.json").write_text(json.dumps({"image_size": SIZE}))
     for label in ("cat", "dog"):
         (root / "data" / "test" / label).mkdir(parents=True)

@@ -117,6 +117,9 @@ def test_rejects_bad_input_and_arguments():
         conv(jnp.ones((1, 8, 8, 1)))
     with pytest.raises(ValueError, match=r"Conv2D 'conv1': expected a floating-point input, got dtype int32"):
         conv(jnp.ones((1, 8, 8, 3), jnp.int32))
+    with pytest.raises(ValueError, match=r"Conv2D 'conv1': input of spatial size \(2, 8\) is smaller than the "
+                                         r"\(dilated\) kernel \(3, 3\) with padding='valid'"):
+        conv(jnp.ones((1, 2, 8, 3)))
     with pytest.raises(ValueError, match=r"Conv2D: padding must be one of \('valid', 'same'\), got 'full'"):
         Conv2D(3, 4, 3, padding="full", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"Conv2D: strides > 1 cannot be combined with dilation_rate > 1"):

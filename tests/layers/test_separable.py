@@ -200,7 +200,7 @@ def test_rejects_bad_input_and_arguments(layer_cls):
         layer(jnp.ones((1, 8, 8, 2)))
     with pytest.raises(ValueError, match=rf"{kind} 'sep1': expected a floating-point input, got dtype uint8"):
         layer(jnp.ones((1, 8, 8, 3), jnp.uint8))
-    with pytest.raises(ValueError, match=rf"{kind} 'sep1': input of shape \(1, 2, 8, 3\) is smaller than the"):
+    with pytest.raises(ValueError, match=rf"{kind} 'sep1': input of spatial size \(2, 8\) is smaller than the"):
         layer(jnp.ones((1, 2, 8, 3)))
     with pytest.raises(ValueError, match=rf"{kind}: padding must be one of \('valid', 'same'\), got 'causal'"):
         layer_cls(3, *extra, 3, padding="causal", rngs=nnx.Rngs(0))
