@@ -7,16 +7,21 @@ DATA ?= $(or $(JAXVISION_DATA),../shared/data)
 .PHONY: demo test check-python clean
 
 check-python:
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), f"jaxvision needs Python >= 3.12 (found {sys.version.split()[0]}); install it, e.g. pyenv install 3.12 (.python-version selects it)"' \
-	  || { echo "error: $(PYTHON) is missing or older than 3.12"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { \
+	  echo "error: jaxvision needs Python >= 3.12 as '$(PYTHON)' (found: $$($(PYTHON) --version 2>&1))."; \
+	  echo "       With pyenv, the committed .python-version selects 3.12 (pyenv install 3.12)."; exit 1; }
 
-$(VENV)/.installed-%: pyproject.toml | check-python
+$(VENV)/.installed: pyproject.toml | check-python
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[$*]"
+	$(PY) -m pip install -q -e .
 	touch $@
 
-demo: $(VENV)/.installed-dev
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
 	JAXVISION_DATA=$(DATA) $(PY) experiments/ch08_mnist_convnet.py
 
 test: $(VENV)/.installed-dev

@@ -2,5 +2,6 @@
 
 from jaxvision.models.base import Model, Sequential
 from jaxvision.models.registry import build_model, rebuild_model, register
+from jaxvision.models.summary import summary
 
-__all__ = ["Model", "Sequential", "build_model", "rebuild_model", "register"]
+__all__ = ["Model", "Sequential", "build_model", "rebuild_model", "register", "summary"]
