@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
 
 
@@ -14,3 +15,12 @@ def keras():
 
     assert keras_module.backend.backend() == "jax"
     return keras_module
+
+
+@pytest.fixture
+def x64():
+    """float64 for finite-difference gradient checks, restored afterwards for other tests."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)

@@ -2,7 +2,6 @@
 against central finite differences (float64), the heatmap formula, binary/logit scores,
 errors, and the overlay."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,14 +13,6 @@ from jaxvision.layers import Conv2D, Dense, Flatten, MaxPooling2D, Rescaling
 from jaxvision.models import Sequential
 
 REGIONS = [(slice(2, 8), slice(9, 15)), (slice(9, 15), slice(1, 7))]  # red square of image 0, 1
-
-
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
 
 
 @pytest.fixture(scope="module")

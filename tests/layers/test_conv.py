@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from jax.test_util import check_grads
 
 from jaxvision.layers import Conv2D
+from layer_checks import check_layer_grads, expected_spatial, fast_rngs
 
 # (kernel_size, strides, padding, dilation_rate, (height, width)): odd and even sizes, "same"
 # with stride 2 on odd sizes (the extra padding pixel goes bottom/right), non-square kernels
@@ -26,26 +26,6 @@ GRID = [
     ((3, 2), 1, "valid", (2, 3), (10, 9)),
     (1, 3, "valid", 1, (7, 8)),
 ]
-
-
-def fast_rngs() -> nnx.Rngs:
-    """RBG keys: each new kernel shape compiles its initialiser ~3x faster than with threefry."""
-    return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
-
-
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
-def expected_spatial(size, kernel, strides, padding, dilation):
-    kernel, strides, dilation = ((v, v) if isinstance(v, int) else v for v in (kernel, strides, dilation))
-    if padding == "same":
-        return tuple(math.ceil(n / s) for n, s in zip(size, strides))
-    return tuple((n - (k - 1) * d - 1) // s + 1 for n, k, s, d in zip(size, kernel, strides, dilation))
 
 
 def test_output_shapes_match_keras(keras):
@@ -83,16 +63,7 @@ def test_shape_and_keras_parity(keras, kernel, strides, padding, dilation, size)
 @pytest.mark.parametrize("strides, padding, dilation", [(2, "same", 1), (1, "valid", 2)])
 def test_gradients_wrt_input_and_params(x64, strides, padding, dilation):
     conv = Conv2D(2, 3, 3, strides, padding, dilation, activation="tanh", rngs=fast_rngs())
-    graphdef, params = nnx.split(conv, nnx.Param)
-    params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.1, params)  # non-zero bias
-    x = jnp.asarray(np.random.default_rng(2).normal(size=(1, 7, 6, 2)))
-
-    @jax.jit
-    def apply(params, x):
-        return nnx.merge(graphdef, params)(x)
-
-    assert apply(params, x).dtype == jnp.float64
-    check_grads(apply, (params, x), order=1, modes=("fwd", "rev"))
+    check_layer_grads(conv, (1, 7, 6, 2), seed=2)
 
 
 def test_glorot_uniform_kernel_and_zero_bias(keras):

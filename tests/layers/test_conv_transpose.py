@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from jax.test_util import check_grads
 
 from jaxvision.layers import Conv2D, Conv2DTranspose
 from jaxvision.layers.conv_transpose import transpose_padding
+from layer_checks import check_layer_grads, fast_rngs
 
 # (kernel_size, strides, padding, output_padding, dilation_rate, (height, width)): odd/even
 # sizes and kernels, a stride larger than the kernel (default output_padding = s - k), explicit
@@ -32,19 +32,6 @@ GRID = [
     ((2, 3), 1, "valid", None, (2, 2), (4, 4)),
     (1, 2, "same", None, 1, (3, 3)),
 ]
-
-
-def fast_rngs() -> nnx.Rngs:
-    """RBG keys: each new kernel shape compiles its initialiser ~3x faster than with threefry."""
-    return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
-
-
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
 
 
 def test_padding_rule_matches_keras_jax_backend():
@@ -111,16 +98,7 @@ def test_is_the_input_gradient_of_a_strided_conv(padding):
 @pytest.mark.parametrize("strides, padding, output_padding, dilation", [(2, "same", 1, 1), (1, "valid", None, 2)])
 def test_gradients_wrt_input_and_params(x64, strides, padding, output_padding, dilation):
     layer = Conv2DTranspose(2, 3, 3, strides, padding, output_padding, dilation, "tanh", rngs=fast_rngs())
-    graphdef, params = nnx.split(layer, nnx.Param)
-    params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.1, params)
-    x = jnp.asarray(np.random.default_rng(2).normal(size=(1, 4, 3, 2)))
-
-    @jax.jit
-    def apply(params, x):
-        return nnx.merge(graphdef, params)(x)
-
-    assert apply(params, x).dtype == jnp.float64
-    check_grads(apply, (params, x), order=1, modes=("fwd", "rev"))
+    check_layer_grads(layer, (1, 4, 3, 2), seed=2)
 
 
 def test_glorot_uniform_kernel_and_zero_bias(keras):

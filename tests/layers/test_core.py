@@ -12,14 +12,6 @@ from jaxvision.layers import Activation, Dense, Dropout, Flatten, Rescaling, get
 from jaxvision.layers.core import ACTIVATIONS
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def normal(shape, seed=0, dtype=np.float32):
     return np.random.default_rng(seed).normal(size=shape).astype(dtype)
 

@@ -11,14 +11,6 @@ from jax.test_util import check_grads
 from jaxvision.layers import BatchNormalization
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def randomised(num_features, seed=0, **kwargs):
     """A layer whose four vectors are all non-trivial, so each one's role is tested."""
     bn = BatchNormalization(num_features, rngs=nnx.Rngs(0), **kwargs)

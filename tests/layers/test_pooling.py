@@ -26,14 +26,6 @@ GRID = [
 ]
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def expected_shape(pool, strides, padding, size, batch=2, channels=3):
     pool = (pool, pool) if isinstance(pool, int) else pool
     strides = pool if strides is None else (strides, strides) if isinstance(strides, int) else strides

@@ -18,14 +18,6 @@ from jaxvision.models.base import Sequential
 CASES = [(4, 8, True), (4, 8, False), (8, 8, False)]
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def keras_residual_block(layers, x, filters, pooling=False):
     """DLwP ch. 9's ``residual_block``, verbatim, returning its layers for weight copies."""
     residual = x

@@ -14,6 +14,7 @@ from jax.test_util import check_grads
 
 from jaxvision.layers import DepthwiseConv2D, SeparableConv2D
 from jaxvision.layers.separable import MAX_SHIFTED_TAPS, depthwise_conv, depthwise_conv_lax, depthwise_conv_shifted
+from layer_checks import check_layer_grads, expected_spatial, fast_rngs
 
 # (kernel_size, strides, padding, depth_multiplier, dilation_rate, (height, width)): odd/even
 # sizes, "same" with stride 2 on odd sizes, depth_multiplier > 1 (channel order c*M + m),
@@ -29,26 +30,6 @@ GRID = [
     ((3, 2), 1, "valid", 2, (2, 3), (10, 9)),
     (3, 2, "same", 2, 2, (9, 9)),
 ]
-
-
-def fast_rngs() -> nnx.Rngs:
-    """RBG keys: each new kernel shape compiles its initialiser ~3x faster than with threefry."""
-    return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
-
-
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
-def expected_spatial(size, kernel, strides, padding, dilation):
-    kernel, strides, dilation = ((v, v) if isinstance(v, int) else v for v in (kernel, strides, dilation))
-    if padding == "same":
-        return tuple(math.ceil(n / s) for n, s in zip(size, strides))
-    return tuple((n - (k - 1) * d - 1) // s + 1 for n, k, s, d in zip(size, kernel, strides, dilation))
 
 
 @pytest.mark.parametrize("layer_cls", [DepthwiseConv2D, SeparableConv2D])
@@ -156,16 +137,7 @@ def test_cpu_dispatch_avoids_grouped_conv_for_small_kernels():
 def test_gradients_wrt_input_and_params(x64, layer_cls):
     extra = (3,) if layer_cls is SeparableConv2D else ()  # filters
     layer = layer_cls(2, *extra, 3, 2, "same", 2, "tanh", rngs=fast_rngs())
-    graphdef, params = nnx.split(layer, nnx.Param)
-    params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.1, params)
-    x = jnp.asarray(np.random.default_rng(5).normal(size=(1, 5, 6, 2)))
-
-    @jax.jit
-    def apply(params, x):
-        return nnx.merge(graphdef, params)(x)
-
-    assert apply(params, x).dtype == jnp.float64
-    check_grads(apply, (params, x), order=1, modes=("fwd", "rev"))
+    check_layer_grads(layer, (1, 5, 6, 2), seed=5)
 
 
 def test_glorot_uniform_kernels_and_zero_bias(keras):
