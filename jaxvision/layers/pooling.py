@@ -50,7 +50,6 @@ class MaxPooling2D(_Pooling2D):
       name: optional layer name used in error messages and summaries.
 
     >>> import jax.numpy as jnp
-import numpy as np
     >>> MaxPooling2D(2)(jnp.ones((2, 26, 26, 32))).shape
     (2, 13, 13, 32)
     >>> MaxPooling2D(2, padding="same")(jnp.ones((1, 5, 5, 3))).shape
@@ -71,7 +70,6 @@ class AveragePooling2D(_Pooling2D):
       name: optional layer name used in error messages and summaries.
 
     >>> import jax.numpy as jnp
-import numpy as np
     >>> AveragePooling2D(2, padding="same")(jnp.arange(3.0).reshape(1, 1, 3, 1))[0, 0, :, 0]
     Array([0.5, 2. ], dtype=float32)
     """
@@ -99,7 +97,6 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
       name: optional layer name used in error messages and summaries.
 
     >>> import jax.numpy as jnp
-import numpy as np
     >>> GlobalAveragePooling2D()(jnp.ones((2, 8, 8, 128))).shape
     (2, 128)
     >>> GlobalAveragePooling2D(keepdims=True)(jnp.ones((2, 8, 8, 128))).shape
@@ -119,7 +116,6 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
       name: optional layer name used in error messages and summaries.
 
     >>> import jax.numpy as jnp
-import numpy as np
     >>> GlobalMaxPooling2D()(jnp.arange(8.0).reshape(1, 2, 2, 2))
     Array([[6., 7.]], dtype=float32)
     """
