@@ -5,7 +5,8 @@ Run:
     python experiments/ch09_mini_xception.py [--profile book|quick] [--epochs N] [--image-size N]
         [--batch-size N] [--data-dir DIR] [--test-dir DIR] [--out runs/ch09_mini_xception] [--seed 0]
 
-``quick`` (≤ 20 minutes on a 2-core CPU): 80×80 images, batch 32, 14 epochs.
+``quick`` (≤ 20 minutes on a 2-core CPU): 64×64 images, batch 32, 30 epochs (at 80×80 the
+14 epochs that fit in 20 minutes left it underfit: 0.648 test accuracy).
 """
 
 import sys
@@ -15,7 +16,7 @@ from ch08_dogs_vs_cats import add_flags, train_and_test
 
 NAME = "ch09_mini_xception"
 PROFILES = {"book": {"epochs": 100, "image_size": 180, "batch_size": 64},
-            "quick": {"epochs": 14, "image_size": 80, "batch_size": 32}}
+            "quick": {"epochs": 30, "image_size": 64, "batch_size": 32}}
 
 
 def main(argv: list[str] | None = None) -> dict:
