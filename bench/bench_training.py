@@ -60,6 +60,12 @@ class EpochTimes(Callback, keras.callbacks.Callback):
         keras.callbacks.Callback.__init__(self)
         self.seconds: list[float] = []
 
+    def on_train_begin(self, *args, **kwargs):  # the two libraries pass different arguments
+        pass
+
+    def on_train_end(self, *args, **kwargs):
+        pass
+
     def on_epoch_begin(self, epoch, *args, **kwargs):
         self._start = time.perf_counter()
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 import _ch10
 import _common
+from jaxvision.data.image_io import load_rgb
 from jaxvision.interpret import grad_cam, overlay_heatmap, save_titled_image
 from jaxvision.train import predict
 
@@ -49,9 +50,10 @@ def main(argv: list[str] | None = None) -> dict:
         heatmaps = grad_cam(model, images, layer)
 
     results = []
-    for path, image, heatmap, cls, prob in zip(paths, images, heatmaps, predicted, probability):
+    for path, heatmap, cls, prob in zip(paths, heatmaps, predicted, probability):
         name = class_names[cls] if cls < len(class_names) else str(cls)
-        overlay = overlay_heatmap(image, heatmap)
+        # As the book does, the heatmap goes over the original photo, not the model's input.
+        overlay = overlay_heatmap(load_rgb(path), heatmap)
         stem = path.stem.replace(".", "_")
         bare = args.out / f"{stem}_overlay.png"
         bare.parent.mkdir(parents=True, exist_ok=True)

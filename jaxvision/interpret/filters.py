@@ -62,7 +62,12 @@ def _setup(model, layer_name, filter_indices, image_size, channels, seed, init_r
     shape = (1, height, width, channels)
     # jnp's default float: float32, or float64 when x64 is on (as the start noise below)
     example = jax.ShapeDtypeStruct(shape, jnp.result_type(float))
-    filters = check_layers(model, [layer_name], example, spatial=True)[layer_name][-1]
+    layer_shape = check_layers(model, [layer_name], example, spatial=True)[layer_name]
+    if min(layer_shape[1:3]) <= 4:
+        raise ValueError(f"layer {layer_name!r} is only {layer_shape[1]}×{layer_shape[2]} at image_size "
+                         f"{(height, width)}: nothing is left inside the 2-pixel border the loss excludes; "
+                         "use a larger image_size")
+    filters = layer_shape[-1]
     indices = np.asarray(filter_indices, dtype=np.int32).reshape(-1)
     if indices.size == 0 or indices.min() < 0 or indices.max() >= filters:
         raise ValueError(f"filter_indices must be in [0, {filters}) for layer {layer_name!r}, "

@@ -88,7 +88,7 @@ def test_activations(scripts, setup):
 
 def test_filters(scripts, setup):
     out, metrics = run(scripts, setup, "filters", "--num-filters", "4", "--steps", "3", "--crop", "2",
-                       "--chunk-size", "3")
+                       "--chunk-size", "3", "--image-size", str(SIZE))
     assert list(metrics["layers"]) == ["conv2d", "conv2d_1"]
     for layer, info in metrics["layers"].items():
         assert info["filters"] == 4 and info["grid"] == 2
@@ -103,5 +103,5 @@ def test_gradcam(scripts, setup):
     for r in metrics["images"]:
         assert r["predicted"] in ("cat", "dog") and 0.5 <= r["probability"] <= 1.0
         assert r["heatmap_shape"] == [9, 9]
-        assert png_size(r["overlay"]) == (SIZE, SIZE)
-        assert png_size(r["png"]) == (SIZE, SIZE + 30)
+        assert png_size(r["overlay"]) == (40, 30)  # the original 40×30 photo, as the book overlays
+        assert png_size(r["png"]) == (40, 30 + 30)

@@ -81,6 +81,14 @@ def test_bad_arguments(model, layer, indices, match):
         visualize_filters(model, layer, indices, image_size=SIZE)
 
 
+def test_a_layer_too_small_for_the_border_is_refused():
+    # 14 px → conv 12 → pool 6 → conv 4: nothing left once the 2-pixel border is excluded.
+    rngs = nnx.Rngs(0)
+    convs = Sequential([Conv2D(3, 4, 3, rngs=rngs), MaxPooling2D(2), Conv2D(4, 4, 3, rngs=rngs)])
+    with pytest.raises(ValueError, match=r"'conv2d_1' is only 4×4 at image_size \(14, 14\).*larger image_size"):
+        visualize_filters(convs, "conv2d_1", [0], image_size=14)
+
+
 def test_deprocess_image_standardises_crops_and_casts():
     image = np.zeros((60, 60, 3))
     image[:, 30:] = 5.0  # two values: standardised to -1 and +1, i.e. 64 and 192
