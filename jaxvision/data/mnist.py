@@ -119,7 +119,7 @@ def load_mnist_or_sample(data_dir: str | Path | None = None) -> tuple[tuple[Spli
         data = load_mnist(data_dir)
     except FileNotFoundError as e:
         (x, _), (xt, _) = data = load_mnist_sample()
-        reason = str(e).splitlines()[0]
+        reason = str(e).splitlines()[0].rstrip(":")  # one line for the banner; per-URL errors dropped
         return data, (
             f"MNIST sample ({len(x)} train / {len(xt)} test images, packaged with jaxvision) "
             f"because the full set is unavailable: {reason}"
