@@ -13,7 +13,6 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 
 from jaxvision.layers.separable import depthwise_conv, depthwise_conv_lax, depthwise_conv_shifted
 

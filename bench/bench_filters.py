@@ -18,23 +18,14 @@ where one 64×64 image leaves the device mostly idle.
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from jaxvision.interpret import visualize_filter_loop, visualize_filters
 from jaxvision.models import build_model
-
-
-def device() -> str:
-    d = jax.devices()[0]
-    if d.platform == "cpu":
-        return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
-    return f"{d.platform} ({d.device_kind})"
+from jaxvision.train import device_description
 
 
 def timed(fn):
@@ -64,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     _, loop_compile = timed(lambda: visualize_filter_loop(model, args.layer, filters[:1], **{**options, "steps": 1}))
     looped, loop_seconds = timed(lambda: visualize_filter_loop(model, args.layer, filters, **options))
 
-    result = {"device": device(), "model": args.model, "layer": args.layer, "filters": args.filters,
+    result = {"device": device_description(), "model": args.model, "layer": args.layer, "filters": args.filters,
               "image_size": args.image_size, "steps": args.steps, "chunk_size": args.chunk_size,
               "loop_seconds": loop_seconds, "vmap_seconds": vmap_seconds,
               "loop_images_per_second": args.filters / loop_seconds,

@@ -12,7 +12,6 @@ Adam and the book's loss; the mini-Xception includes the listing 8.18 augmentati
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ import keras_twins  # noqa: E402
 from jaxvision.data import image_dataset_from_directory  # noqa: E402
 from jaxvision.layers import AugmentBatch, RandomFlip, RandomRotation, RandomZoom  # noqa: E402
 from jaxvision.models import build_model  # noqa: E402
-from jaxvision.train import Callback, fit  # noqa: E402
+from jaxvision.train import Callback, device_description, fit  # noqa: E402
 from flax import nnx  # noqa: E402
 
 EPOCHS = 3
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
                    default=Path(os.environ.get("JAXVISION_DATA", "../shared/data")) / "dogs_vs_cats_small" / "train")
     p.add_argument("--out", type=Path, default=Path("bench_results.json"))
     args = p.parse_args(argv)
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {jax.devices()[0].device_kind}",
+    results = {"machine": device_description(),
                "versions": {"jax": jax.__version__, "keras": keras.__version__, "flax": flax.__version__},
                "models": [bench_model(m, args.steps) for m in args.models]}
     if args.pipeline_dir.exists():

@@ -2,13 +2,13 @@
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
+
+from jaxvision.data import data_root  # noqa: F401  (re-exported for the scripts)
+from jaxvision.train import device_description  # noqa: F401
 
 
 def parser(doc: str, name: str) -> argparse.ArgumentParser:
@@ -29,18 +29,6 @@ def apply_profile(args: argparse.Namespace, profiles: dict[str, dict]) -> argpar
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("JAXVISION_DATA", Path.home() / ".cache" / "jaxvision"))
-
-
-def device_description() -> str:
-    """E.g. ``cpu (2 cores, x86_64)`` or ``gpu (NVIDIA H100 80GB HBM3)``."""
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
-    return f"{device.platform} ({device.device_kind})"
 
 
 def _jsonable(value):
