@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jaxvision.train import checkpoint
+from jaxvision.train.sharding import is_main_process, sync
 
 if TYPE_CHECKING:
     from jaxvision.train.trainer import Trainer
@@ -173,5 +174,6 @@ class BackupAndRestore(Callback):
         checkpoint.save(self.backup_dir, trainer)
 
     def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None:
-        if self.delete_checkpoint and self.backup_dir.exists():
+        sync("backup_and_restore.end")  # every process is done with the backup
+        if self.delete_checkpoint and is_main_process() and self.backup_dir.exists():
             shutil.rmtree(self.backup_dir)

@@ -8,6 +8,11 @@ one finished checkpoint, ``<path>/<n>/``, with two items:
 * ``meta`` (JSON): epochs and steps completed, seed, the model's ``build_config``, the
   history and the callbacks' state, i.e. everything needed to resume bit-identically.
 
+Checkpoints are written and restored collectively (every process calls ``save``/``read``;
+orbax writes each array once) and are independent of the topology: arrays are restored
+onto the target mesh's shardings (replicated), so a checkpoint written on one device
+loads bit-identically onto eight, and back.
+
 Writes are atomic: orbax writes ``<n+1>.orbax-checkpoint-tmp-*`` and renames it when
 complete, and only then deletes ``<n>``; readers only see finished checkpoints, so a crash
 mid-write leaves the previous checkpoint loadable.
@@ -22,6 +27,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxvision.models.registry import rebuild_model
+from jaxvision.train.sharding import Placement, placement
 from jaxvision.train.steps import FILTERS
 
 if TYPE_CHECKING:
@@ -81,16 +87,17 @@ def save(path: str | os.PathLike, trainer: "Trainer") -> None:
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
 
 
-def read(path: str | os.PathLike) -> tuple[dict, dict]:
-    """``(arrays, meta)`` of the newest finished checkpoint in ``path``, arrays on the default device."""
+def read(path: str | os.PathLike, where: Placement | None = None) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of the newest finished checkpoint in ``path``, arrays replicated over
+    ``where``'s mesh (default: every device)."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {path}")
     with _manager(path, create=False) as manager:
         step = manager.latest_step()
         if step is None:
             raise FileNotFoundError(f"{path} holds no finished checkpoint")
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        target = (where or placement(None)).replicated
+        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target),
                                 manager.item_metadata(step)["arrays"].tree)
         restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract),
                                                                    meta=ocp.args.JsonRestore()))
@@ -99,25 +106,26 @@ def read(path: str | os.PathLike) -> tuple[dict, dict]:
     return restored["arrays"], restored["meta"]
 
 
-def restore(path: str | os.PathLike, model: nnx.Module) -> nnx.Module:
+def restore(path: str | os.PathLike, model: nnx.Module, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
     """Load the weights (parameters and BatchNorm statistics) of the checkpoint in ``path``
-    into ``model``, which must have the same structure; returns ``model``."""
-    arrays, _ = read(path)
+    into ``model``, which must have the same structure; returns ``model``. The arrays are
+    replicated over ``mesh`` (default: every device), whatever topology wrote them."""
+    arrays, _ = read(path, placement(mesh))
     _, params, _, state = nnx.split(model, *FILTERS)
     nnx.update(model, with_arrays(params, arrays["params"], what="parameters", path=path),
                with_arrays(state, arrays["state"], what="non-trainable state", path=path))
     return model
 
 
-def load_model(path: str | os.PathLike) -> nnx.Module:
-    """Rebuild the model saved in ``path`` from its ``build_config`` and load its weights;
-    returned in eval mode, ready for ``evaluate``/``predict``."""
+def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
+    """Rebuild the model saved in ``path`` from its ``build_config`` and load its weights
+    (replicated over ``mesh``); returned in eval mode, ready for ``evaluate``/``predict``."""
     _, meta = read(path)
     if not meta.get("build_config"):
         raise ValueError(f"checkpoint {path} has no build_config (its model was not made by "
                          "jaxvision.models.build_model), so it cannot be rebuilt; create the model "
                          "yourself and call jaxvision.train.restore(path, model)")
-    model = restore(path, rebuild_model(meta["build_config"]))
+    model = restore(path, rebuild_model(meta["build_config"]), mesh=mesh)
     model.eval()
     return model
 
@@ -127,7 +135,7 @@ def resume(path: str | os.PathLike, trainer: "Trainer") -> None:
     epoch/step/seed, history and callback state."""
     from jaxvision.train.trainer import History  # trainer imports steps; avoid a cycle at import time
 
-    arrays, meta = read(path)
+    arrays, meta = read(path, trainer.placement)
     carry = trainer.carry
     leaves, treedef = jax.tree.flatten(carry.opt_state)
     saved = [arrays["opt_state"][str(i)] for i in range(len(arrays["opt_state"]))]

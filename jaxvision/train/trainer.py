@@ -16,8 +16,9 @@ from flax import nnx
 
 from jaxvision.train.metrics import Metric
 from jaxvision.train.progress import Progress
+from jaxvision.train.sharding import Placement
 from jaxvision.train.sources import ArraySource, IterableSource
-from jaxvision.train.steps import Carry, get_steps, init_sums, on_device, results, split, stream_tags
+from jaxvision.train.steps import Carry, get_steps, init_sums, results, split, stream_tags
 
 if TYPE_CHECKING:
     from jaxvision.train.callbacks import Callback
@@ -42,10 +43,6 @@ class History:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
-def _copy(tree):
-    return on_device(jax.tree.map(jnp.copy, tree))
-
-
 def fetch(values: dict[str, jax.Array]) -> dict[str, float]:
     """One device-to-host transfer for all running results (in the dict's order)."""
     return dict(zip(values, map(float, jax.device_get(list(values.values()))), strict=True))
@@ -54,41 +51,47 @@ def fetch(values: dict[str, jax.Array]) -> dict[str, float]:
 class Trainer:
     """Training state handed to callbacks: ``model``, ``epoch`` (epochs completed), ``step``
     (optimizer steps completed), ``seed``, ``history``, ``stop_training``, ``callbacks`` and
-    the device ``carry`` (params, state, optimizer state...)."""
+    the device ``carry`` (params, state, optimizer state..., replicated over ``placement``'s mesh)."""
 
     def __init__(self, model: nnx.Module, *, loss: Callable, metrics: tuple[Metric, ...],
                  optimizer: optax.GradientTransformation, seed: int, epochs: int, progress: Progress,
-                 callbacks: Sequence["Callback"] = ()):
-        self.model, self.optimizer, self.metrics = model, optimizer, metrics
+                 placement: Placement, callbacks: Sequence["Callback"] = (), augment: Callable | None = None):
+        self.model, self.optimizer, self.metrics, self.placement = model, optimizer, metrics, placement
         self.seed, self.epochs, self.progress, self.callbacks = seed, epochs, progress, list(callbacks)
         train_graphdef, eval_graphdef, params, rngs, state = split(model)
-        self.rngs = on_device(rngs)
-        self.steps = get_steps(train_graphdef, eval_graphdef, loss, metrics, optimizer, stream_tags(model))
-        params, state = _copy(params), _copy(state)
-        self.carry = on_device(Carry(params, state, _copy(optimizer.init(params)), init_sums(metrics),
-                                     jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), jnp.zeros((), jnp.float32)))
-        self.key = on_device(jax.random.key(seed))
+        self.rngs = placement.replicate(rngs)
+        self.steps = get_steps(train_graphdef, eval_graphdef, loss, metrics, optimizer, stream_tags(model),
+                               placement, augment)
+        params, state = self._copy(params), self._copy(state)
+        self.carry = placement.replicate(Carry(params, state, self._copy(optimizer.init(params)), init_sums(metrics),
+                                               jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32),
+                                               jnp.zeros((), jnp.float32)))
+        self.key = placement.replicate(jax.random.key(seed))
         self.epoch = self.step = 0
         self.history = History()
         self.stop_training = False
 
     def set_position(self, *, epoch: int, step: int, seed: int) -> None:
         """Continue after ``epoch`` completed epochs and ``step`` steps (when resuming)."""
-        self.epoch, self.step, self.seed, self.key = epoch, step, seed, on_device(jax.random.key(seed))
-        self.carry = on_device(self.carry._replace(step=jnp.asarray(step, jnp.int32)))
+        self.epoch, self.step, self.seed, self.key = epoch, step, seed, self.placement.replicate(jax.random.key(seed))
+        self.carry = self.carry._replace(step=self.placement.replicate(jnp.asarray(step, jnp.int32)))
+
+    def _copy(self, tree):
+        """A replicated copy (the carry's buffers are donated, so keepers need their own)."""
+        return self.placement.replicate(jax.tree.map(jnp.copy, tree))
 
     def get_weights(self) -> tuple[nnx.State, nnx.State]:
         """Copies of ``(params, state)`` (safe to keep: the carry's buffers are donated)."""
-        return _copy((self.carry.params, self.carry.state))
+        return self._copy((self.carry.params, self.carry.state))
 
     def set_weights(self, weights: tuple[nnx.State, nnx.State]) -> None:
-        params, state = _copy(weights)
+        params, state = self._copy(weights)
         self.carry = self.carry._replace(params=params, state=state)
 
     def train_epoch(self, source: Source, epoch: int, *, shuffle: bool) -> tuple[dict[str, float], int, float]:
         """Run one epoch; returns its logs, the number of examples and the seconds taken."""
         first_step, examples, start = self.step, 0, time.perf_counter()
-        self.carry = self.carry._replace(sums=on_device(init_sums(self.metrics)))
+        self.carry = self.carry._replace(sums=self.placement.replicate(init_sums(self.metrics)))
         for size, run in source.train_calls(self.steps, seed=self.seed, epoch=epoch, shuffle=shuffle):
             self.carry = run(self.carry, self.rngs, self.key)
             self.step += 1
@@ -109,7 +112,7 @@ class Trainer:
             return
         # The carry stopped updating at the bad step, so it still holds the last good weights.
         self.step = int(bad_step)
-        self.carry = self.carry._replace(step=on_device(jnp.asarray(bad_step, jnp.int32)))
+        self.carry = self.carry._replace(step=self.placement.replicate(jnp.asarray(bad_step, jnp.int32)))
         of = f"/{len(source)}" if not isinstance(source, IterableSource) or source.has_len() else ""
         raise FloatingPointError(
             f"loss became {float(bad_loss)} at epoch {epoch + 1}, step {int(bad_step) - first_step + 1}{of}; "
@@ -118,7 +121,7 @@ class Trainer:
 
     def evaluate(self, source: Source) -> dict[str, float]:
         """Loss and metrics over ``source`` with the current weights, in eval mode."""
-        sums = on_device(init_sums(self.metrics))
+        sums = self.placement.replicate(init_sums(self.metrics))
         for _, run in source.eval_calls(self.steps):
             sums = run(self.carry.params, self.carry.state, self.rngs, sums)
         return fetch(results(sums, self.metrics))
