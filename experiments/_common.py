@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxvision.data import data_root  # noqa: F401  (re-exported for the scripts)
 from jaxvision.train import device_description  # noqa: F401
+from jaxvision.train.sharding import is_main_process
 
 
 def parser(doc: str, name: str) -> argparse.ArgumentParser:
@@ -39,8 +40,16 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def say(*args, **kwargs) -> None:
+    """``print`` on process 0 only (with several processes every one runs the script)."""
+    if is_main_process():
+        print(*args, **kwargs, flush=True)
+
+
 def write_metrics(out: Path, metrics: dict) -> Path:
-    """Write ``out/metrics.json`` atomically (a killed run never leaves half a file)."""
+    """Write ``out/metrics.json`` atomically (a killed run never leaves half a file); process 0 only."""
+    if not is_main_process():
+        return out / "metrics.json"
     out.mkdir(parents=True, exist_ok=True)
     path, tmp = out / "metrics.json", out / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2, default=_jsonable) + "\n")

@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     train = (x_trainval[:-num_val], y_trainval[:-num_val].astype(np.int32))
     val = (x_trainval[-num_val:], y_trainval[-num_val:].astype(np.int32))
     test = (x_test, y_test.astype(np.int32))
-    print(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.img_size}×{args.img_size}, "
-          f"{len(train[0])} train / {len(val[0])} val / {len(test[0])} test images", flush=True)
+    _common.say(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.img_size}×{args.img_size}, "
+          f"{len(train[0])} train / {len(val[0])} val / {len(test[0])} test images")
 
     train_data = train
     if args.variant == "improved":
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  BackupAndRestore(args.out / "backup")])
     best = load_model(checkpoint)
     scores = evaluate(best, test, loss="sparse_categorical_crossentropy", metrics=iou_metrics(), batch_size=16)
-    print(f"Test foreground IoU: {scores['foreground_iou']:.4f}  mean IoU: {scores['mean_iou']:.4f}")
+    _common.say(f"Test foreground IoU: {scores['foreground_iou']:.4f}  mean IoU: {scores['mean_iou']:.4f}")
     plot_history(history, args.out / "curves.png", metrics=("foreground_iou",))
     shown = slice(0, min(6, len(x_test)))
     save_mask_grid(x_test[shown], y_test[shown], predict(best, x_test[shown], batch_size=8), args.out / "predictions.png")

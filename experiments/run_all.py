@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         flags = [f.format(out=args.out) for f in flags] + ["--out", str(args.out / name)]
         if name not in INTERPRET:
             flags += ["--profile", args.profile]
-        print(f"=== {name} {' '.join(flags)}", flush=True)
+        _common.say(f"=== {name} {' '.join(flags)}")
         start = time.perf_counter()
         metrics = importlib.import_module(module_name).main(flags)
         seconds = time.perf_counter() - start
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "summary.json").write_text(json.dumps({"profile": args.profile, "device": device, "rows": rows}, indent=2))
-    print("\n".join(lines))
+    _common.say("\n".join(lines))
     return rows
 
 
