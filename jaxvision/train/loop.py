@@ -29,7 +29,8 @@ from jaxvision.train.metrics import Metric, get_metric
 from jaxvision.train.progress import Progress
 from jaxvision.train.sources import ArraySource, as_source
 from jaxvision.train.steps import get_steps, init_sums, on_device, results, split
-from jaxvision.train.trainer import History, Trainer, fetch
+from jaxvision.train.history import History
+from jaxvision.train.trainer import Trainer, fetch
 
 
 def _metrics(metrics: Sequence[str | Metric | Callable]) -> tuple[Metric, ...]:
@@ -79,7 +80,7 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
                if isinstance(c, BackupAndRestore) and checkpoint.has_checkpoint(c.backup_dir)]
     if backups or resume_from is not None:
         source = backups[0] if backups else resume_from
-        checkpoint.resume(source, trainer)
+        trainer.resume(checkpoint.load(source), source)
         progress.message(f"Resuming from {source} after epoch {trainer.epoch}")
     logs: dict[str, float] = {}
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxvision.train.trainer import History
+from jaxvision.train.history import History
 
 
 def history_figures(history: History | dict[str, list[float]],
