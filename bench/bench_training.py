@@ -30,7 +30,8 @@ import keras_twins  # noqa: E402
 from jaxvision.data import image_dataset_from_directory  # noqa: E402
 from jaxvision.layers import AugmentBatch, RandomFlip, RandomRotation, RandomZoom  # noqa: E402
 from jaxvision.models import build_model  # noqa: E402
-from jaxvision.train import Callback, device_description, fit  # noqa: E402
+from jaxvision.environment import device_description  # noqa: E402
+from jaxvision.train import Callback, fit  # noqa: E402
 from flax import nnx  # noqa: E402
 
 EPOCHS = 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxvision.data import data_root  # noqa: F401  (re-exported for the scripts)
-from jaxvision.train import device_description  # noqa: F401
+from jaxvision.environment import device_description  # noqa: F401
 from jaxvision.train.sharding import is_main_process
 
 

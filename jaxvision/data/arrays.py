@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import grain
 import numpy as np
 
-from jaxvision.data.image_folder import epoch_seed
+from jaxvision.data.seeding import epoch_seed
 
 
 class ArrayDataset:

@@ -24,6 +24,7 @@ import grain
 import numpy as np
 
 from jaxvision.data.image_io import INTERPOLATIONS, check_decodable, load_rgb, resize
+from jaxvision.data.seeding import epoch_seed
 
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 LABEL_MODES = ("int", "categorical", "binary", None)
@@ -200,11 +201,6 @@ def _collate(examples, *, label_mode: str | None, num_classes: int):
     if label_mode == "binary":
         return images, ids.astype(np.float32)[:, None]
     return images, np.eye(num_classes, dtype=np.float32)[ids]
-
-
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """A 32-bit seed that depends only on (seed, epoch, stream)."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
 
 
 def _absl_flags_parsed() -> None:

@@ -1,4 +1,8 @@
-"""Model builders by name, so a checkpoint can rebuild its model (``load_model(path)``)."""
+"""Model builders by name, so a checkpoint can rebuild its model (``load_model(path)``).
+
+A leaf module: model modules import it and register their builders with ``@register``;
+importing :mod:`jaxvision.models` registers the book's models.
+"""
 
 import json
 from collections.abc import Callable
@@ -14,19 +18,11 @@ def register(builder: Callable[..., nnx.Module]) -> Callable[..., nnx.Module]:
     return builder
 
 
-def _import_book_models() -> None:
-    # Imported on demand: the model modules register themselves, and importing them eagerly
-    # here would make every registry user pay for (and depend on) all layers.
-    from jaxvision.models import convnets, segmentation, xception  # noqa: F401
-
-
 def build_model(name: str, **kwargs) -> nnx.Module:
     """Build a registered model; records ``build_config`` (JSON) so checkpoints can rebuild it.
 
     Keyword arguments must be JSON values (lists for sizes), since they are saved as JSON.
     """
-    if name not in _BUILDERS:
-        _import_book_models()
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; registered: {sorted(_BUILDERS)}")
     model = _BUILDERS[name](**kwargs)

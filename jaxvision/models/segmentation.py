@@ -9,8 +9,8 @@ from flax import nnx
 
 from jaxvision.layers import Activation, BatchNormalization, Conv2D, Conv2DTranspose, Rescaling
 from jaxvision.models.base import Model, Sequential, Tap
-from jaxvision.models.convnets import model_rngs
 from jaxvision.models.registry import register
+from jaxvision.models.rngs import model_rngs
 
 DOWNSAMPLING = 8  # three stride-2 "same" convs, undone by three stride-2 transposed convs
 

@@ -6,9 +6,10 @@ from flax import nnx
 
 from jaxvision.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout,
                               GlobalAveragePooling2D, MaxPooling2D, Rescaling, SeparableConv2D)
+from jaxvision.models.augmentation import data_augmentation
 from jaxvision.models.base import Model, Tap
-from jaxvision.models.convnets import data_augmentation, model_rngs
 from jaxvision.models.registry import register
+from jaxvision.models.rngs import model_rngs
 
 BLOCK_SIZES = (32, 64, 128, 256, 512)
 

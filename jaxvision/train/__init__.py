@@ -8,14 +8,14 @@ from jaxvision.train.losses import (binary_crossentropy, binary_crossentropy_fro
                                     sparse_categorical_crossentropy)
 from jaxvision.train.metrics import (IoU, MeanIoU, MeanMetric, Metric, accuracy, binary_accuracy,
                                      categorical_accuracy, sparse_categorical_accuracy)
-from jaxvision.train.progress import device_description
+from jaxvision.train.history import History
 from jaxvision.train.plots import history_figures, plot_history, save_mask_grid
-from jaxvision.train.trainer import History, Trainer
+from jaxvision.train.trainer import Trainer
 
 __all__ = [
     "BackupAndRestore", "Callback", "EarlyStopping", "History", "IoU", "MeanIoU", "MeanMetric", "Metric",
     "ModelCheckpoint", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
-    "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy", "device_description",
+    "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy",
     "evaluate", "fit",
     "history_figures", "load_model", "plot_history", "predict", "restore", "save_mask_grid",
     "sparse_categorical_accuracy", "sparse_categorical_crossentropy",

@@ -11,13 +11,11 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jaxvision.train import checkpoint
 from jaxvision.train.sharding import is_main_process, sync
-
-if TYPE_CHECKING:
-    from jaxvision.train.trainer import Trainer
+from jaxvision.train.trainer import Trainer
 
 _HIGHER_IS_BETTER = ("acc", "iou", "auc", "precision", "recall", "f1")
 
@@ -25,13 +23,13 @@ _HIGHER_IS_BETTER = ("acc", "iou", "auc", "precision", "recall", "f1")
 class Callback:
     """Base class: every hook does nothing."""
 
-    def on_train_begin(self, trainer: "Trainer") -> None: ...
+    def on_train_begin(self, trainer: Trainer) -> None: ...
 
-    def on_epoch_begin(self, epoch: int, trainer: "Trainer") -> None: ...
+    def on_epoch_begin(self, epoch: int, trainer: Trainer) -> None: ...
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None: ...
 
-    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None: ...
+    def on_train_end(self, logs: dict[str, float], trainer: Trainer) -> None: ...
 
     def get_state(self) -> dict[str, Any]:
         return {}
@@ -90,7 +88,7 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode, 0.0)
         self.path, self.save_best_only, self.verbose = Path(path), save_best_only, verbose
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
         if self.save_best_only:
             current = self.current(logs)
             if current is not None:  # like Keras, a missing monitor warns and saves anyway
@@ -101,7 +99,7 @@ class ModelCheckpoint(_Monitor):
                     trainer.progress.message(f"Epoch {epoch + 1}: {self.monitor} improved from {best} to "
                                              f"{current:.5f}, saving to {self.path}")
                 self.best = current
-        checkpoint.save(self.path, trainer)
+        checkpoint.save(self.path, trainer.checkpoint_state())
 
     def get_state(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -123,11 +121,11 @@ class EarlyStopping(_Monitor):
         self.baseline, self.verbose = baseline, verbose
         self.on_train_begin(None)
 
-    def on_train_begin(self, trainer: "Trainer | None") -> None:
+    def on_train_begin(self, trainer: Trainer | None) -> None:
         self.wait, self.stopped_epoch, self.best, self.best_epoch = 0, 0, None, 0
         self.best_weights = None
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
         current = self.current(logs)
         if current is None:
             return
@@ -145,7 +143,7 @@ class EarlyStopping(_Monitor):
             self.stopped_epoch = epoch
             trainer.stop_training = True
 
-    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None:
+    def on_train_end(self, logs: dict[str, float], trainer: Trainer) -> None:
         if self.stopped_epoch > 0 and self.verbose:
             trainer.progress.message(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -170,10 +168,10 @@ class BackupAndRestore(Callback):
     def __init__(self, backup_dir: str | os.PathLike, delete_checkpoint: bool = True):
         self.backup_dir, self.delete_checkpoint = Path(backup_dir), delete_checkpoint
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
-        checkpoint.save(self.backup_dir, trainer)
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+        checkpoint.save(self.backup_dir, trainer.checkpoint_state())
 
-    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None:
+    def on_train_end(self, logs: dict[str, float], trainer: Trainer) -> None:
         sync("backup_and_restore.end")  # every process is done with the backup
         if self.delete_checkpoint and is_main_process() and self.backup_dir.exists():
             shutil.rmtree(self.backup_dir)

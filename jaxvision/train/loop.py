@@ -28,10 +28,11 @@ from jaxvision.train.callbacks import BackupAndRestore, Callback, ModelCheckpoin
 from jaxvision.train.losses import Loss, get_loss
 from jaxvision.train.metrics import Metric, get_metric
 from jaxvision.train.progress import Progress
+from jaxvision.train.history import History
 from jaxvision.train.sharding import is_main_process, local_rows, pad_index, pad_rows, placement
 from jaxvision.train.sources import ArraySource, as_source, prefetch
 from jaxvision.train.steps import get_steps, init_sums, results, split
-from jaxvision.train.trainer import History, Trainer, fetch
+from jaxvision.train.trainer import Trainer, fetch
 
 
 def _metrics(metrics: Sequence[str | Metric | Callable]) -> tuple[Metric, ...]:
@@ -87,7 +88,7 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
                if isinstance(c, BackupAndRestore) and checkpoint.has_checkpoint(c.backup_dir)]
     if backups or resume_from is not None:
         source = backups[0] if backups else resume_from
-        checkpoint.resume(source, trainer)
+        trainer.resume(checkpoint.load(source, trainer.placement), source)
         progress.message(f"Resuming from {source} after epoch {trainer.epoch}")
     logs: dict[str, float] = {}
     try:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from jaxvision.train.history import History
 from jaxvision.train.sharding import is_main_process
-from jaxvision.train.trainer import History
 
 
 def history_figures(history: History | dict[str, list[float]],

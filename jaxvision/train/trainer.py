@@ -5,42 +5,33 @@ aliases them; the final (or, after an error, the last good) weights are written 
 the model by :meth:`Trainer.write_back`.
 """
 
+import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jaxvision.train.checkpoint import TrainingState, flat_arrays, with_arrays
+from jaxvision.train.history import History
 from jaxvision.train.metrics import Metric
 from jaxvision.train.progress import Progress
 from jaxvision.train.sharding import Placement
 from jaxvision.train.sources import ArraySource, IterableSource
 from jaxvision.train.steps import Carry, get_steps, init_sums, results, split, stream_tags
 
-if TYPE_CHECKING:
-    from jaxvision.train.callbacks import Callback
-
 Source = ArraySource | IterableSource
 
 
-class History:
-    """Per-epoch logs, like ``keras.callbacks.History``: ``history["val_loss"][i]`` belongs to
-    epoch ``epoch[i]`` (0-based)."""
+class Resumable(Protocol):
+    """What the trainer needs of a callback: its state, saved in checkpoints."""
 
-    def __init__(self, history: dict[str, list[float]] | None = None, epoch: Sequence[int] = ()):
-        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
-        self.epoch: list[int] = list(epoch)
+    def get_state(self) -> dict[str, Any]: ...
 
-    def append(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
-        for name, value in logs.items():
-            self.history.setdefault(name, []).append(float(value))
-
-    def __repr__(self) -> str:
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+    def set_state(self, state: dict[str, Any]) -> None: ...
 
 
 def fetch(values: dict[str, jax.Array]) -> dict[str, float]:
@@ -55,7 +46,7 @@ class Trainer:
 
     def __init__(self, model: nnx.Module, *, loss: Callable, metrics: tuple[Metric, ...],
                  optimizer: optax.GradientTransformation, seed: int, epochs: int, progress: Progress,
-                 placement: Placement, callbacks: Sequence["Callback"] = (), augment: Callable | None = None):
+                 placement: Placement, callbacks: Sequence[Resumable] = (), augment: Callable | None = None):
         self.model, self.optimizer, self.metrics, self.placement = model, optimizer, metrics, placement
         self.seed, self.epochs, self.progress, self.callbacks = seed, epochs, progress, list(callbacks)
         train_graphdef, eval_graphdef, params, rngs, state = split(model)
@@ -71,10 +62,35 @@ class Trainer:
         self.history = History()
         self.stop_training = False
 
-    def set_position(self, *, epoch: int, step: int, seed: int) -> None:
-        """Continue after ``epoch`` completed epochs and ``step`` steps (when resuming)."""
-        self.epoch, self.step, self.seed, self.key = epoch, step, seed, self.placement.replicate(jax.random.key(seed))
-        self.carry = self.carry._replace(step=self.placement.replicate(jnp.asarray(step, jnp.int32)))
+    def checkpoint_state(self) -> TrainingState:
+        """Everything needed to resume bit-identically, as plain values for a checkpoint."""
+        carry = self.carry
+        return TrainingState(params=flat_arrays(carry.params), state=flat_arrays(carry.state),
+                             opt_state=jax.tree.leaves(carry.opt_state), epoch=self.epoch, step=self.step,
+                             seed=self.seed, build_config=getattr(self.model, "build_config", None),
+                             history=self.history.history, history_epochs=self.history.epoch,
+                             callbacks=[(type(c).__name__, c.get_state()) for c in self.callbacks])
+
+    def resume(self, training: TrainingState, source: str | os.PathLike) -> None:
+        """Continue from ``training`` (read from the checkpoint ``source``): weights, optimizer
+        state, epoch/step/seed, history and the callbacks' state."""
+        carry = self.carry
+        leaves, treedef = jax.tree.flatten(carry.opt_state)
+        if [(a.shape, a.dtype) for a in training.opt_state] != [(a.shape, a.dtype) for a in leaves]:
+            raise ValueError(f"checkpoint {source} holds the state of a different optimizer "
+                             f"({len(training.opt_state)} arrays; this optimizer has {len(leaves)}); "
+                             "resume with the same optimizer")
+        self.carry = self.placement.replicate(carry._replace(
+            params=with_arrays(carry.params, training.params, what="parameters", path=source),
+            state=with_arrays(carry.state, training.state, what="non-trainable state", path=source),
+            opt_state=jax.tree.unflatten(treedef, training.opt_state),
+            step=jnp.asarray(training.step, jnp.int32)))
+        self.epoch, self.step, self.seed = training.epoch, training.step, training.seed
+        self.key = self.placement.replicate(jax.random.key(training.seed))
+        self.history = History(training.history, training.history_epochs)
+        for callback, (name, state) in zip(self.callbacks, training.callbacks):
+            if type(callback).__name__ == name:
+                callback.set_state(state)
 
     def _copy(self, tree):
         """A replicated copy (the carry's buffers are donated, so keepers need their own)."""

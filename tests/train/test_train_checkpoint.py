@@ -31,9 +31,9 @@ def four_epochs():
 def test_round_trip_restores_identical_outputs(tmp_path):
     model = dropout_bn_net()
     fit(model, DATA, **train_kwargs(epochs=2, callbacks=[ModelCheckpoint(tmp_path / "ckpt", save_best_only=False)]))
-    arrays, meta = checkpoint.read(tmp_path / "ckpt")
-    assert (meta["epoch"], meta["step"], meta["seed"]) == (2, 8, 0)
-    assert sorted(arrays["state"]) == ["batch_normalization/moving_mean", "batch_normalization/moving_variance"]
+    saved = checkpoint.load(tmp_path / "ckpt")
+    assert (saved.epoch, saved.step, saved.seed) == (2, 8, 0)
+    assert sorted(saved.state) == ["batch_normalization/moving_mean", "batch_normalization/moving_variance"]
     other = restore(tmp_path / "ckpt", dropout_bn_net(seed=7))
     assert_same_weights(model, other)
     np.testing.assert_array_equal(predict(model, DATA[0]), predict(other, DATA[0]))
@@ -86,7 +86,7 @@ def test_backup_and_restore_resumes_after_a_crash(tmp_path, four_epochs):
     with pytest.raises(KeyboardInterrupt):
         fit(model, DATA, **train_kwargs(epochs=4, validation_data=VALIDATION, callbacks=[backup, Crash()]))
     # The crash came before the epoch-2 backup (backups run after other callbacks): epoch 1's remains.
-    assert checkpoint.read(tmp_path / "backup")[1]["epoch"] == 1
+    assert checkpoint.load(tmp_path / "backup").epoch == 1
     restarted = dropout_bn_net(seed=4)
     history = fit(restarted, DATA, **train_kwargs(epochs=4, validation_data=VALIDATION, callbacks=[backup]))
     assert_same_weights(reference, restarted)
@@ -110,7 +110,7 @@ def test_a_crash_mid_write_leaves_the_last_checkpoint_loadable(tmp_path, monkeyp
         fit(model, DATA, **train_kwargs(epochs=1, callbacks=[ModelCheckpoint(path, save_best_only=False)]))
     leftovers = sorted(p.name for p in path.iterdir())
     assert leftovers[0] == "1" and "orbax-checkpoint-tmp" in leftovers[1]  # the new one never became visible
-    assert checkpoint.read(path)[1]["epoch"] == 1
+    assert checkpoint.load(path).epoch == 1
     again = weights(restore(path, dropout_bn_net(seed=3)))
     for name in first:
         np.testing.assert_array_equal(first[name], again[name])
@@ -123,9 +123,9 @@ def test_model_checkpoint_keeps_the_best_epoch(tmp_path):
     history = fit(dropout_bn_net(), DATA, **train_kwargs(epochs=4, validation_data=VALIDATION,
                                                          callbacks=[ModelCheckpoint(tmp_path / "best")]))
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
-    _, meta = checkpoint.read(tmp_path / "best")
-    assert meta["epoch"] == best_epoch
-    assert meta["callbacks"] == [["ModelCheckpoint", {"best": min(history.history["val_loss"])}]]
+    saved = checkpoint.load(tmp_path / "best")
+    assert saved.epoch == best_epoch
+    assert saved.callbacks == [("ModelCheckpoint", {"best": min(history.history["val_loss"])})]
 
 
 class FakeTrainer:
