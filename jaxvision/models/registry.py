@@ -22,11 +22,15 @@ def build_model(name: str, **kwargs) -> nnx.Module:
     """Build a registered model; records ``build_config`` (JSON) so checkpoints can rebuild it.
 
     Keyword arguments must be JSON values (lists for sizes), since they are saved as JSON.
+    The model comes in eval mode, so a plain ``model(x)`` is inference as in Keras (no
+    dropout or augmentation, BatchNorm on its moving statistics); ``fit`` trains in train
+    mode without changing the model's mode.
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; registered: {sorted(_BUILDERS)}")
     model = _BUILDERS[name](**kwargs)
     model.build_config = json.dumps({"name": name, "kwargs": kwargs}, sort_keys=True)
+    model.eval()
     return model
 
 

@@ -43,7 +43,9 @@ class TrainingState:
 
     ``params`` and ``state`` (non-trainable, e.g. BatchNorm statistics) map module paths
     (``"conv2d/kernel"``) to arrays; ``opt_state`` holds the optimizer state's leaves in tree
-    order; ``callbacks`` pairs each callback's class name with its JSON state.
+    order; ``callbacks`` pairs each callback's class name with its JSON state and
+    ``callback_arrays`` holds their arrays (e.g. ``EarlyStopping``'s best weights) by callback
+    position; ``stop_training`` records that a callback ended the run.
     """
 
     params: dict[str, jax.Array]
@@ -56,6 +58,8 @@ class TrainingState:
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     history_epochs: list[int] = dataclasses.field(default_factory=list)
     callbacks: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    callback_arrays: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    stop_training: bool = False
 
 
 def _manager(path: str | os.PathLike, *, create: bool) -> ocp.CheckpointManager:
@@ -71,8 +75,9 @@ def flat_arrays(state: nnx.State) -> dict[str, jax.Array]:
     return {"/".join(map(str, path)): var.get_value() for path, var in nnx.to_flat_state(state)}
 
 
-def with_arrays(state: nnx.State, arrays: dict[str, jax.Array], *, what: str, path: str | os.PathLike) -> nnx.State:
-    """``state`` with its values taken from ``arrays``; a clear error if names or shapes differ."""
+def with_arrays(state: nnx.State, arrays: dict[str, jax.Array], *, what: str, source: str) -> nnx.State:
+    """``state`` with its values taken from ``arrays``; a clear error naming ``source`` (e.g.
+    ``"checkpoint runs/x/backup"``) if names or shapes differ."""
     expected = {name: (tuple(a.shape), str(a.dtype)) for name, a in flat_arrays(state).items()}
     found = {name: (tuple(a.shape), str(a.dtype)) for name, a in arrays.items()}
     problems = []
@@ -83,7 +88,7 @@ def with_arrays(state: nnx.State, arrays: dict[str, jax.Array], *, what: str, pa
     problems += [f"{name}: model has shape/dtype {expected[name]}, checkpoint {found[name]}"
                  for name in sorted(expected.keys() & found.keys()) if expected[name] != found[name]]
     if problems:
-        raise ValueError(f"checkpoint {path} does not match the model's {what}: " + "; ".join(problems))
+        raise ValueError(f"{source} does not match the model's {what}: " + "; ".join(problems))
     return nnx.from_flat_state([(p, var.replace(arrays["/".join(map(str, p))])) for p, var in nnx.to_flat_state(state)])
 
 
@@ -99,9 +104,12 @@ def save(path: str | os.PathLike, training: TrainingState) -> None:
     """Write ``training`` as the newest checkpoint in ``path``."""
     arrays = {"params": training.params, "state": training.state,
               "opt_state": {str(i): leaf for i, leaf in enumerate(training.opt_state)}}
+    if training.callback_arrays:
+        arrays["callbacks"] = training.callback_arrays
     meta = {"format": FORMAT, "epoch": training.epoch, "step": training.step, "seed": training.seed,
             "build_config": training.build_config, "history": training.history,
-            "history_epochs": training.history_epochs, "callbacks": [list(c) for c in training.callbacks]}
+            "history_epochs": training.history_epochs, "callbacks": [list(c) for c in training.callbacks],
+            "stop_training": training.stop_training}
     with _manager(path, create=True) as manager:
         manager.save((manager.latest_step() or 0) + 1,
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
@@ -128,7 +136,8 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
                          opt_state=[arrays["opt_state"][str(i)] for i in range(len(arrays["opt_state"]))],
                          epoch=meta["epoch"], step=meta["step"], seed=meta["seed"],
                          build_config=meta["build_config"], history=meta["history"],
-                         history_epochs=meta["history_epochs"], callbacks=[tuple(c) for c in meta["callbacks"]])
+                         history_epochs=meta["history_epochs"], callbacks=[tuple(c) for c in meta["callbacks"]],
+                         callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"])
 
 
 def restore(path: str | os.PathLike, model: nnx.Module, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
@@ -153,6 +162,7 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
 
 def _load_weights(model: nnx.Module, training: TrainingState, path: str | os.PathLike) -> nnx.Module:
     _, params, _, state = nnx.split(model, *FILTERS)
-    nnx.update(model, with_arrays(params, training.params, what="parameters", path=path),
-               with_arrays(state, training.state, what="non-trainable state", path=path))
+    source = f"checkpoint {path}"
+    nnx.update(model, with_arrays(params, training.params, what="parameters", source=source),
+               with_arrays(state, training.state, what="non-trainable state", source=source))
     return model

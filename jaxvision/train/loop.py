@@ -46,7 +46,7 @@ def _metrics(metrics: Sequence[str | Metric | Callable]) -> tuple[Metric, ...]:
 
 def _ordered(callbacks: Sequence[Callback]) -> list[Callback]:
     """Backups last, so they store the other callbacks' end-of-epoch state."""
-    paths = [os.path.abspath(c.path if isinstance(c, ModelCheckpoint) else c.backup_dir)
+    paths = [os.path.abspath(c.filepath if isinstance(c, ModelCheckpoint) else c.backup_dir)
              for c in callbacks if isinstance(c, (ModelCheckpoint, BackupAndRestore))]
     if len(set(paths)) != len(paths):
         raise ValueError(f"each ModelCheckpoint/BackupAndRestore needs its own directory, got {paths}")
@@ -89,10 +89,14 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     if backups or resume_from is not None:
         source = backups[0] if backups else resume_from
         trainer.resume(checkpoint.load(source, trainer.placement), source)
+        # A backup of this run that a callback stopped has finished training; an explicit
+        # resume_from is a request to train on.
+        trainer.stop_training = trainer.stop_training and bool(backups)
         progress.message(f"Resuming from {source} after epoch {trainer.epoch}")
+    last = trainer.epoch if trainer.stop_training else epochs
     logs: dict[str, float] = {}
     try:
-        for epoch in range(trainer.epoch, epochs):
+        for epoch in range(trainer.epoch, last):
             for callback in trainer.callbacks:
                 callback.on_epoch_begin(epoch, trainer)
             start = time.perf_counter()

@@ -33,6 +33,10 @@ class Resumable(Protocol):
 
     def set_state(self, state: dict[str, Any]) -> None: ...
 
+    def get_arrays(self) -> dict[str, Any]: ...
+
+    def set_arrays(self, arrays: dict[str, Any]) -> None: ...
+
 
 def fetch(values: dict[str, jax.Array]) -> dict[str, float]:
     """One device-to-host transfer for all running results (in the dict's order)."""
@@ -69,40 +73,51 @@ class Trainer:
                              opt_state=jax.tree.leaves(carry.opt_state), epoch=self.epoch, step=self.step,
                              seed=self.seed, build_config=getattr(self.model, "build_config", None),
                              history=self.history.history, history_epochs=self.history.epoch,
-                             callbacks=[(type(c).__name__, c.get_state()) for c in self.callbacks])
+                             callbacks=[(type(c).__name__, c.get_state()) for c in self.callbacks],
+                             callback_arrays={str(i): arrays for i, c in enumerate(self.callbacks)
+                                              if (arrays := c.get_arrays())},
+                             stop_training=self.stop_training)
 
     def resume(self, training: TrainingState, source: str | os.PathLike) -> None:
         """Continue from ``training`` (read from the checkpoint ``source``): weights, optimizer
-        state, epoch/step/seed, history and the callbacks' state."""
-        carry = self.carry
+        state, epoch/step/seed, history, whether training had stopped, and the callbacks' state."""
+        carry, source = self.carry, f"checkpoint {source}"
         leaves, treedef = jax.tree.flatten(carry.opt_state)
         if [(a.shape, a.dtype) for a in training.opt_state] != [(a.shape, a.dtype) for a in leaves]:
-            raise ValueError(f"checkpoint {source} holds the state of a different optimizer "
+            raise ValueError(f"{source} holds the state of a different optimizer "
                              f"({len(training.opt_state)} arrays; this optimizer has {len(leaves)}); "
                              "resume with the same optimizer")
         self.carry = self.placement.replicate(carry._replace(
-            params=with_arrays(carry.params, training.params, what="parameters", path=source),
-            state=with_arrays(carry.state, training.state, what="non-trainable state", path=source),
+            params=with_arrays(carry.params, training.params, what="parameters", source=source),
+            state=with_arrays(carry.state, training.state, what="non-trainable state", source=source),
             opt_state=jax.tree.unflatten(treedef, training.opt_state),
             step=jnp.asarray(training.step, jnp.int32)))
         self.epoch, self.step, self.seed = training.epoch, training.step, training.seed
         self.key = self.placement.replicate(jax.random.key(training.seed))
         self.history = History(training.history, training.history_epochs)
-        for callback, (name, state) in zip(self.callbacks, training.callbacks):
+        self.stop_training = training.stop_training
+        for i, (callback, (name, state)) in enumerate(zip(self.callbacks, training.callbacks)):
             if type(callback).__name__ == name:
                 callback.set_state(state)
+                callback.set_arrays(training.callback_arrays.get(str(i), {}))
 
     def _copy(self, tree):
         """A replicated copy (the carry's buffers are donated, so keepers need their own)."""
         return self.placement.replicate(jax.tree.map(jnp.copy, tree))
 
-    def get_weights(self) -> tuple[nnx.State, nnx.State]:
-        """Copies of ``(params, state)`` (safe to keep: the carry's buffers are donated)."""
-        return self._copy((self.carry.params, self.carry.state))
+    def get_weights(self) -> dict[str, dict[str, jax.Array]]:
+        """Copies of the parameters and the non-trainable state, as checkpoints hold them:
+        ``{"params": {"dense/kernel": array, ...}, "state": {...}}`` (safe to keep: the
+        carry's buffers are donated)."""
+        params, state = self._copy((self.carry.params, self.carry.state))
+        return {"params": flat_arrays(params), "state": flat_arrays(state)}
 
-    def set_weights(self, weights: tuple[nnx.State, nnx.State]) -> None:
-        params, state = self._copy(weights)
-        self.carry = self.carry._replace(params=params, state=state)
+    def set_weights(self, weights: dict[str, dict[str, jax.Array]]) -> None:
+        """Load weights in the form :meth:`get_weights` returns."""
+        params, state = self._copy((weights["params"], weights["state"]))
+        self.carry = self.carry._replace(
+            params=with_arrays(self.carry.params, params, what="parameters", source="set_weights"),
+            state=with_arrays(self.carry.state, state, what="non-trainable state", source="set_weights"))
 
     def train_epoch(self, source: Source, epoch: int, *, shuffle: bool) -> tuple[dict[str, float], int, float]:
         """Run one epoch; returns its logs, the number of examples and the seconds taken."""

@@ -121,7 +121,7 @@ def test_a_crash_mid_write_leaves_the_last_checkpoint_loadable(tmp_path, monkeyp
 
 def test_model_checkpoint_keeps_the_best_epoch(tmp_path):
     history = fit(dropout_bn_net(), DATA, **train_kwargs(epochs=4, validation_data=VALIDATION,
-                                                         callbacks=[ModelCheckpoint(tmp_path / "best")]))
+                                                         callbacks=[ModelCheckpoint(tmp_path / "best", save_best_only=True)]))
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
     saved = checkpoint.load(tmp_path / "best")
     assert saved.epoch == best_epoch
@@ -164,3 +164,61 @@ def test_early_stopping_matches_keras(keras, patience, min_delta, mode, values):
     assert (ours.best, ours.wait, ours.stopped_epoch) == (theirs.best, theirs.wait, theirs.stopped_epoch)
     ours.on_train_end({}, trainer)
     assert trainer.weights == theirs.best_epoch == ours.best_epoch  # restored the best epoch's weights
+
+
+def test_early_stopping_keeps_its_best_weights_and_epoch_across_a_resume(tmp_path):
+    # mode="max" on the loss makes the first epoch the best one, long before the crash.
+    def callbacks():
+        return [EarlyStopping("loss", patience=10, mode="max", restore_best_weights=True),
+                BackupAndRestore(tmp_path / "backup")]
+
+    reference = dropout_bn_net()
+    stopper = callbacks()[0]
+    fit(reference, DATA, **train_kwargs(epochs=4, callbacks=[stopper]))
+    assert stopper.best_epoch == 0
+    with pytest.raises(KeyboardInterrupt):
+        fit(dropout_bn_net(), DATA, **train_kwargs(epochs=4, callbacks=[*callbacks(), Crash()]))
+    resumed, restarted = dropout_bn_net(seed=4), callbacks()
+    fit(resumed, DATA, **train_kwargs(epochs=4, callbacks=restarted))
+    assert restarted[0].best_epoch == 0 and restarted[0].best == stopper.best
+    assert_same_weights(reference, resumed)  # the first epoch's weights, saved before the crash
+
+
+def test_a_run_that_stopped_early_is_not_trained_again_from_its_backup(tmp_path):
+    def callbacks():
+        return [EarlyStopping("loss", patience=0, mode="max"), BackupAndRestore(tmp_path / "b", delete_checkpoint=False)]
+
+    model = dropout_bn_net()
+    history = fit(model, DATA, **train_kwargs(epochs=6, callbacks=callbacks()))
+    assert history.epoch == [0, 1]  # stopped after the second epoch
+    again = dropout_bn_net(seed=5)
+    history = fit(again, DATA, **train_kwargs(epochs=6, callbacks=callbacks()))
+    assert history.epoch == [0, 1]
+    assert_same_weights(model, again)
+
+
+@pytest.mark.parametrize("ours, name", [(ModelCheckpoint, "ModelCheckpoint"), (EarlyStopping, "EarlyStopping"),
+                                        (BackupAndRestore, "BackupAndRestore")])
+def test_callback_arguments_are_keras_names_order_and_defaults(keras, ours, name):
+    import inspect
+
+    theirs = inspect.signature(getattr(keras.callbacks, name)).parameters
+    mine = inspect.signature(ours).parameters
+    assert set(mine) <= set(theirs), f"not Keras names: {set(mine) - set(theirs)}"
+    assert list(mine) == [p for p in theirs if p in mine]  # the same order
+    assert {p: mine[p].default for p in mine} == {p: theirs[p].default for p in mine}
+
+
+def test_fit_leaves_the_model_in_its_mode_and_built_models_infer_like_keras():
+    x = DATA[0][:16]
+    model = build_model("train_test_tiny_net", seed=0)  # eval mode: a plain call is inference
+    fit(model, DATA, **train_kwargs(epochs=1))
+    statistics = weights(model)["batch_normalization/moving_mean"]
+    first, second = np.asarray(model(x)), np.asarray(model(x))
+    np.testing.assert_array_equal(first, second)  # no dropout
+    np.testing.assert_array_equal(weights(model)["batch_normalization/moving_mean"], statistics)  # no BN update
+    np.testing.assert_allclose(first, predict(model, x), rtol=1e-6)
+    training = dropout_bn_net()
+    training.train()
+    fit(training, DATA, **train_kwargs(epochs=1))
+    assert not training.dropout.deterministic and not training.batch_normalization.use_running_average
