@@ -71,7 +71,10 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
 
     ``mesh`` (default: every device, axis ``"data"``; see :mod:`jaxvision.train.sharding`)
     splits each batch over its ``"data"`` axis, so ``batch_size`` (the global batch) must be
-    a multiple of that axis's size; with several processes only process 0 prints.
+    a multiple of that axis's size. With several processes (``jax.distributed``) every
+    process calls ``fit`` with the same arguments: arrays are the whole data set (each
+    process uploads only its devices' rows), an iterable yields this process's part of each
+    global batch; only process 0 prints.
     ``augment(x, y, key) -> (x, y)`` (e.g. ``AugmentBatch(...).apply_pair``) transforms each
     training batch inside the jitted step, on the devices, with a key fixed by (seed, step).
     """

@@ -1,7 +1,7 @@
 """One training run for ``test_train_multidevice.py``, started in a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (and, for the multi-host test, as one
-of two processes). It trains the BN test net and the book's MNIST convnet (the unchanged
-experiment script on a small subset), evaluates and predicts, and writes what it saw to
+of two processes). It trains the BN test net (from arrays and from a grain pipeline) and the
+book's MNIST convnet (the unchanged experiment script on a small subset), evaluates and predicts, and writes what it saw to
 ``<out>/result.json`` and ``<out>/weights.npz``.
 
 Run: python tests/train/multidevice_run.py OUT [--restore CKPT] [--process I --processes P --coordinator HOST:PORT]
@@ -35,6 +35,7 @@ def main() -> None:
     import numpy as np
 
     import ch08_mnist_convnet
+    from jaxvision.data import ArrayDataset
     from jaxvision.models import build_model
     from jaxvision.train import ModelCheckpoint, evaluate, fit, predict, restore
     from train_helpers import blobs, dropout_bn_net, train_kwargs, weights
@@ -61,6 +62,13 @@ def main() -> None:
         result["batch_30"] = "accepted"
     except ValueError as e:
         result["batch_30"] = str(e)
+
+    # A grain pipeline: each process loads only its part of every global batch.
+    from_pipeline = dropout_bn_net()
+    fit(from_pipeline, ArrayDataset(x[:96], y[:96], batch_size=32, seed=0), **train_kwargs(epochs=1))
+    saved.update({f"pipeline/{k}": v for k, v in weights(from_pipeline).items()})
+    result["pipeline_evaluate"] = evaluate(from_pipeline, ArrayDataset(x, y, batch_size=32, shuffle=False),
+                                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     if args.restore is not None:
         restored = restore(args.restore, build_model("mnist_convnet", seed=9))

@@ -127,6 +127,11 @@ def test_two_processes_reach_the_weights_of_one(runs):
         _assert_close_weights(one["weights"], host["weights"], "bn/")
         _assert_close_weights(one["weights"], host["weights"], "ch08/")
         _assert_close_history(one["result"]["ch08"]["history"], host["result"]["ch08"]["history"])
+        # A grain pipeline per process (each loading its part of every global batch).
+        _assert_close_weights(one["weights"], host["weights"], "pipeline/")
+        for key in ("loss", "accuracy"):  # 100 examples: the last global batch (4) is split and padded
+            np.testing.assert_allclose(one["result"]["pipeline_evaluate"][key],
+                                       host["result"]["pipeline_evaluate"][key], rtol=1e-6)
     for name, value in hosts[0]["weights"].items():  # replicated: both processes hold the same values
         np.testing.assert_array_equal(value, hosts[1]["weights"][name], err_msg=name)
     # Only process 0 prints (progress lines, the script's own lines).
