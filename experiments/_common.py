@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jaxvision.data import data_root  # noqa: F401  (re-exported for the scripts)
@@ -25,12 +26,16 @@ def parser(doc: str, name: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--policy", choices=POLICIES, default="float32",
                    help="compute dtype policy (mixed_bfloat16 is meant for GPU/TPU book runs)")
+    p.add_argument("--distributed", action="store_true",
+                   help="one of several processes/hosts: jax.distributed.initialize() from the cluster's environment")
     return p
 
 
 def apply_profile(args: argparse.Namespace, profiles: dict[str, dict]) -> argparse.Namespace:
-    """Fill every flag the user left as None from ``profiles[args.profile]``, and set the
-    dtype policy."""
+    """Fill every flag the user left as None from ``profiles[args.profile]``, set the dtype
+    policy and, with ``--distributed``, join the other processes (before any computation)."""
+    if args.distributed:
+        jax.distributed.initialize()
     for key, value in profiles[args.profile].items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

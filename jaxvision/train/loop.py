@@ -144,12 +144,15 @@ def predict(model: nnx.Module, x: np.ndarray | Iterable, *, batch_size: int = 32
     """``model``'s outputs in eval mode (Dropout off, BatchNorm on moving statistics),
     without changing the model. ``x``: an array, or an iterable of batches (``x`` or ``(x, y)``).
     Batches are split over ``mesh`` like in :func:`fit`; a partial one is padded and the
-    padding's outputs dropped. With several processes, every process gets all outputs."""
+    padding's outputs dropped. With several processes, an array's outputs all reach every
+    process, an iterable's each process's own batches' outputs."""
     where = placement(mesh)
     train_graphdef, eval_graphdef, *arrays = split(model)
     params, rngs, state = where.replicate(arrays)
     steps = get_steps(train_graphdef, eval_graphdef, None, (), None, (), where)
     if hasattr(x, "shape"):
+        if len(x) == 0:
+            raise ValueError("predict: x has no examples")
         where.check_batch_size(batch_size, what="predict")
         size = min(batch_size, where.padded(len(x)))
         uploads = ((min(size, len(x) - start), where.rows(x, pad_index(start, size, len(x))[0], where.batched))
