@@ -9,6 +9,9 @@ import numpy as np
 
 from jaxvision.data import data_root  # noqa: F401  (re-exported for the scripts)
 from jaxvision.environment import device_description  # noqa: F401
+from jaxvision.train.sharding import is_main_process
+
+POLICIES = ("float32", "mixed_bfloat16")
 
 
 def parser(doc: str, name: str) -> argparse.ArgumentParser:
@@ -20,15 +23,26 @@ def parser(doc: str, name: str) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--policy", choices=POLICIES, default="float32",
+                   help="compute dtype policy (mixed_bfloat16 is meant for GPU/TPU book runs)")
     return p
 
 
 def apply_profile(args: argparse.Namespace, profiles: dict[str, dict]) -> argparse.Namespace:
-    """Fill every flag the user left as None from ``profiles[args.profile]``."""
+    """Fill every flag the user left as None from ``profiles[args.profile]``, and set the
+    dtype policy."""
     for key, value in profiles[args.profile].items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    set_policy(args.policy)
     return args
+
+
+def set_policy(name: str) -> None:
+    """Where the run's compute dtype policy is set (issue 11 item 4 provides the policies;
+    until then only ``float32`` exists)."""
+    if name != "float32":
+        raise SystemExit(f"--policy {name}: this jaxvision has no mixed-precision policy yet; use --policy float32")
 
 
 def _jsonable(value):
@@ -39,8 +53,16 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def say(*args, **kwargs) -> None:
+    """``print`` on process 0 only (with several processes every one runs the script)."""
+    if is_main_process():
+        print(*args, **kwargs, flush=True)
+
+
 def write_metrics(out: Path, metrics: dict) -> Path:
-    """Write ``out/metrics.json`` atomically (a killed run never leaves half a file)."""
+    """Write ``out/metrics.json`` atomically (a killed run never leaves half a file); process 0 only."""
+    if not is_main_process():
+        return out / "metrics.json"
     out.mkdir(parents=True, exist_ok=True)
     path, tmp = out / "metrics.json", out / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2, default=_jsonable) + "\n")

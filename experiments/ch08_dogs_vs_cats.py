@@ -60,8 +60,8 @@ def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model
     splits = {split: load_split(d, args.image_size, args.limit)
               for split, d in (("train", data_dir / "train"), ("validation", data_dir / "validation"),
                                ("test", test_dir))}
-    print(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
-          f"{len(splits['train'][0])} training images", flush=True)
+    _common.say(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
+          f"{len(splits['train'][0])} training images")
 
     model = build_model(model_name, seed=args.seed, **model_kwargs)
     checkpoint = args.out / "checkpoint"
@@ -73,7 +73,7 @@ def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model
                                  BackupAndRestore(args.out / "backup")])
     best = load_model(checkpoint)
     test = evaluate(best, splits["test"], loss="binary_crossentropy", metrics=["accuracy"], batch_size=64)
-    print(f"Test accuracy: {test['accuracy']:.4f}")
+    _common.say(f"Test accuracy: {test['accuracy']:.4f}")
     plot_history(history, args.out / "curves.png", metrics=("accuracy",))
     metrics = {"experiment": name, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
                "best_val_loss": min(history.history["val_loss"]), "history": history.history,

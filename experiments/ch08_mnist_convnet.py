@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = _common.apply_profile(p.parse_args(argv), {"book": {"epochs": 5, "batch_size": 64},
                                                       "quick": {"epochs": 5, "batch_size": 64}})
     ((x_train, y_train), (x_test, y_test)), source = load_mnist_or_sample(args.data_dir)
-    print(f"data: {source}", flush=True)
+    _common.say(f"data: {source}")
     if args.limit is not None:
         x_train, y_train, x_test, y_test = x_train[:args.limit], y_train[:args.limit], x_test[:args.limit], y_test[:args.limit]
     prepare = lambda x: (x.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)  # noqa: E731
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  BackupAndRestore(args.out / "backup")])
     test = evaluate(model, (x_test, y_test.astype(np.int32)), loss="sparse_categorical_crossentropy",
                     metrics=["accuracy"], batch_size=256)
-    print(f"Test accuracy: {test['accuracy']:.4f}")
+    _common.say(f"Test accuracy: {test['accuracy']:.4f}")
     plot_history(history, args.out / "curves.png", metrics=("accuracy",))
     metrics = {"experiment": NAME, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
                "history": history.history, "epochs": args.epochs, "batch_size": args.batch_size,

@@ -3,7 +3,13 @@
 Run:
     python experiments/run_all.py --profile book   # the book's protocols, meant for one GPU
     python experiments/run_all.py --profile quick  # ≤ 20 minutes per experiment on a 2-core CPU
-Flags: --out DIR (default runs/), --only NAME [NAME ...]. Data comes from $JAXVISION_DATA.
+Flags: --out DIR (default runs/), --only NAME [NAME ...], --policy float32|mixed_bfloat16 (passed
+to the training scripts), --compile-cache DIR (jax's persistent compilation cache, so a second
+run compiles nothing). Data comes from $JAXVISION_DATA.
+
+On an accelerator every training set is uploaded once and batches are gathered on the device;
+each model compiles its train step once per batch shape (full batches and the partial last
+one) and one evaluation step, whatever the number of epochs.
 
 Writes each experiment's folder under --out, then ``summary.md`` and ``summary.json`` there.
 Interpretation experiments (ch. 10) run last, on the checkpoints the others wrote.
@@ -15,6 +21,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import jax
 
 import _common
 
@@ -39,15 +47,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--profile", choices=("book", "quick"), default="book")
     p.add_argument("--out", type=Path, default=Path("runs"))
     p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--policy", choices=_common.POLICIES, default="float32")
+    p.add_argument("--compile-cache", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.compile_cache is not None:
+        jax.config.update("jax_compilation_cache_dir", str(args.compile_cache))
     rows = []
     for name, module_name, flags, metric, book in EXPERIMENTS:
         if args.only and name not in args.only:
             continue
         flags = [f.format(out=args.out) for f in flags] + ["--out", str(args.out / name)]
         if name not in INTERPRET:
-            flags += ["--profile", args.profile]
-        print(f"=== {name} {' '.join(flags)}", flush=True)
+            flags += ["--profile", args.profile, "--policy", args.policy]
+        _common.say(f"=== {name} {' '.join(flags)}")
         start = time.perf_counter()
         metrics = importlib.import_module(module_name).main(flags)
         seconds = time.perf_counter() - start
@@ -55,7 +67,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                      "book": book, "epochs": metrics.get("epochs"), "image_size": metrics.get("image_size"),
                      "seconds": round(seconds, 1)})
     device = _common.device_description()
-    lines = [f"Profile `{args.profile}` on {device}", "",
+    lines = [f"Profile `{args.profile}`, policy `{args.policy}`, on {device}", "",
              "| experiment | metric | ours | book | epochs | image size | wall time (s) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -64,8 +76,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                      f"{r['epochs'] or '—'} | {r['image_size'] or '—'} | {r['seconds']} |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
-    (args.out / "summary.json").write_text(json.dumps({"profile": args.profile, "device": device, "rows": rows}, indent=2))
-    print("\n".join(lines))
+    (args.out / "summary.json").write_text(json.dumps({"profile": args.profile, "policy": args.policy, "device": device, "rows": rows}, indent=2))
+    _common.say("\n".join(lines))
     return rows
 
 

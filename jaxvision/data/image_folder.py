@@ -15,6 +15,7 @@ is dropped with a warning after a quick decode check of every file (``on_error="
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -182,7 +183,8 @@ class ImageFolderDataset:
         it = ds.to_iter_dataset(options)
         if self.num_workers > 0:
             _absl_flags_parsed()
-            it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.num_workers))
+            it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.num_workers),
+                                worker_init_fn=_host_only_worker)
         return it
 
 
@@ -201,6 +203,14 @@ def _collate(examples, *, label_mode: str | None, num_classes: int):
     if label_mode == "binary":
         return images, ids.astype(np.float32)[:, None]
     return images, np.eye(num_classes, dtype=np.float32)[ids]
+
+
+def _host_only_worker(worker_index: int, worker_count: int) -> None:
+    """Workers decode (and run ``batch_transform``, jax included) on the host CPU: an
+    accelerator backend in each worker would take device memory from the training process."""
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    if "jax" in sys.modules:  # imported but no backend yet: the config still applies
+        sys.modules["jax"].config.update("jax_platforms", "cpu")
 
 
 def _absl_flags_parsed() -> None:

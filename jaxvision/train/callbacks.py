@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxvision.train import checkpoint
+from jaxvision.train.sharding import is_main_process, sync
 from jaxvision.train.trainer import Trainer
 
 _HIGHER_IS_BETTER = ("acc", "iou", "auc", "precision", "recall", "f1")
@@ -184,5 +185,6 @@ class BackupAndRestore(Callback):
         checkpoint.save(self.backup_dir, trainer.checkpoint_state())
 
     def on_train_end(self, logs: dict[str, float], trainer: Trainer) -> None:
-        if self.delete_checkpoint and self.backup_dir.exists():
+        sync("backup_and_restore.end")  # every process is done with the backup
+        if self.delete_checkpoint and is_main_process() and self.backup_dir.exists():
             shutil.rmtree(self.backup_dir)

@@ -8,6 +8,11 @@ one finished checkpoint, ``<path>/<n>/``, with two items:
 * ``meta`` (JSON): epochs and steps completed, seed, the model's ``build_config``, the
   history and the callbacks' state, i.e. everything needed to resume bit-identically.
 
+Checkpoints are written and read collectively (every process calls ``save``/``load``;
+orbax writes each array once) and do not depend on the topology: arrays are restored onto
+the target mesh's shardings (replicated), so a checkpoint written on one device loads
+bit-identically onto eight, and back.
+
 What is saved and loaded is a :class:`TrainingState` of plain values: the trainer hands one
 to :func:`save` and takes one back from :func:`load`; this module knows nothing of the trainer.
 
@@ -26,6 +31,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxvision.models.registry import rebuild_model
+from jaxvision.train.sharding import Placement, placement
 from jaxvision.train.steps import FILTERS
 
 FORMAT = "jaxvision.train/1"
@@ -109,16 +115,17 @@ def save(path: str | os.PathLike, training: TrainingState) -> None:
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
 
 
-def load(path: str | os.PathLike) -> TrainingState:
-    """The newest finished checkpoint in ``path``, arrays on the default device."""
+def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingState:
+    """The newest finished checkpoint in ``path``, arrays replicated over ``where``'s mesh
+    (default: every device)."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {path}")
     with _manager(path, create=False) as manager:
         step = manager.latest_step()
         if step is None:
             raise FileNotFoundError(f"{path} holds no finished checkpoint")
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        target = (where or placement(None)).replicated
+        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target),
                                 manager.item_metadata(step)["arrays"].tree)
         restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract),
                                                                    meta=ocp.args.JsonRestore()))
@@ -133,16 +140,17 @@ def load(path: str | os.PathLike) -> TrainingState:
                          callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"])
 
 
-def restore(path: str | os.PathLike, model: nnx.Module) -> nnx.Module:
+def restore(path: str | os.PathLike, model: nnx.Module, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
     """Load the weights (parameters and BatchNorm statistics) of the checkpoint in ``path``
-    into ``model``, which must have the same structure; returns ``model``."""
-    return _load_weights(model, load(path), path)
+    into ``model``, which must have the same structure; returns ``model``. The arrays are
+    replicated over ``mesh`` (default: every device), whatever topology wrote them."""
+    return _load_weights(model, load(path, placement(mesh)), path)
 
 
-def load_model(path: str | os.PathLike) -> nnx.Module:
-    """Rebuild the model saved in ``path`` from its ``build_config`` and load its weights;
-    returned in eval mode, ready for ``evaluate``/``predict``."""
-    training = load(path)
+def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
+    """Rebuild the model saved in ``path`` from its ``build_config`` and load its weights
+    (replicated over ``mesh``); returned in eval mode, ready for ``evaluate``/``predict``."""
+    training = load(path, placement(mesh))
     if not training.build_config:
         raise ValueError(f"checkpoint {path} has no build_config (its model was not made by "
                          "jaxvision.models.build_model), so it cannot be rebuilt; create the model "

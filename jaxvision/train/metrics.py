@@ -1,8 +1,9 @@
 """Metrics as pure functions over an explicit state, so they accumulate inside ``jax.jit``.
 
 Every metric has a ``name`` (its key in ``History.history`` and in ``evaluate``'s result)
-and three functions: ``init() -> state``, ``update(state, y_true, y_pred) -> state`` and
-``result(state) -> scalar``. The training loop keeps the states on the device for a whole
+and three functions: ``init() -> state``, ``update(state, y_true, y_pred, sample_weight=None)
+-> state`` and ``result(state) -> scalar``. ``sample_weight`` (one weight per example, as in
+Keras) is how evaluation masks the padding of a partial last batch. The training loop keeps the states on the device for a whole
 epoch and reads the results once, as Keras's stateful metrics do.
 """
 
@@ -21,7 +22,7 @@ class Metric(Protocol):
 
     def init(self) -> Any: ...
 
-    def update(self, state: Any, y_true: jax.Array, y_pred: jax.Array) -> Any: ...
+    def update(self, state: Any, y_true: jax.Array, y_pred: jax.Array, sample_weight: jax.Array | None = None) -> Any: ...
 
     def result(self, state: Any) -> jax.Array: ...
 
@@ -73,11 +74,13 @@ class MeanMetric:
     def init(self) -> tuple[jax.Array, jax.Array]:
         return jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
 
-    def update(self, state: tuple[jax.Array, jax.Array], y_true: jax.Array, y_pred: jax.Array):
+    def update(self, state: tuple[jax.Array, jax.Array], y_true: jax.Array, y_pred: jax.Array,
+               sample_weight: jax.Array | None = None):
         values = self.fn(y_true, y_pred)
         per_example = values.mean(axis=tuple(range(1, values.ndim)))
+        weight = jnp.ones_like(per_example) if sample_weight is None else jnp.asarray(sample_weight, per_example.dtype)
         total, count = state
-        return total + per_example.sum(), count + per_example.shape[0]
+        return total + jnp.sum(per_example * weight), count + jnp.sum(weight)
 
     def result(self, state: tuple[jax.Array, jax.Array]) -> jax.Array:
         total, count = state
@@ -118,18 +121,22 @@ class IoU:
     def init(self) -> jax.Array:
         return jnp.zeros((self.num_classes, self.num_classes), jnp.int32)
 
-    def update(self, state: jax.Array, y_true: jax.Array, y_pred: jax.Array) -> jax.Array:
+    def update(self, state: jax.Array, y_true: jax.Array, y_pred: jax.Array,
+               sample_weight: jax.Array | None = None) -> jax.Array:
+        """``sample_weight``: per example (0 drops it); IoU counts are integers, so weights must be 0 or 1."""
         if not self.sparse_y_true:
             y_true = jnp.argmax(y_true, axis=-1)
         if not self.sparse_y_pred:
             y_pred = jnp.argmax(y_pred, axis=-1)
-        y_true = jnp.asarray(y_true).astype(jnp.int32).reshape(-1)
-        y_pred = jnp.asarray(y_pred).astype(jnp.int32).reshape(-1)
+        y_true, y_pred = jnp.asarray(y_true).astype(jnp.int32), jnp.asarray(y_pred).astype(jnp.int32)
+        keep = jnp.ones(y_true.shape, bool) if sample_weight is None else jnp.broadcast_to(
+            jnp.reshape(jnp.asarray(sample_weight) > 0, (-1,) + (1,) * (y_true.ndim - 1)), y_true.shape)
+        y_true, y_pred, keep = y_true.reshape(-1), y_pred.reshape(-1), keep.reshape(-1)
         if y_true.shape != y_pred.shape:
             raise ValueError(f"{type(self).__name__} {self.name!r}: {y_true.size} labels but {y_pred.size} "
                              "predictions; with softmax outputs pass sparse_y_pred=False")
         n = self.num_classes
-        valid = (y_true >= 0) & (y_true < n) & (y_pred >= 0) & (y_pred < n)
+        valid = keep & (y_true >= 0) & (y_true < n) & (y_pred >= 0) & (y_pred < n)
         if self.ignore_class is not None:
             valid &= y_true != self.ignore_class
         cell = jnp.where(valid, y_true * n + y_pred, 0)  # row: label, column: prediction

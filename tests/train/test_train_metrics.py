@@ -109,3 +109,18 @@ def test_custom_metric_function_is_averaged_per_example():
     assert run(metric, [(y_true[:1], y_pred[:1]), (y_true[1:], y_pred[1:])]) == pytest.approx((0.5 + 0 + 1.5) / 3)
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
         get_metric("auc")
+
+
+def test_sample_weight_zero_drops_examples_like_slicing_them_off():
+    # How evaluation masks the padding of a partial last batch.
+    rng = np.random.default_rng(0)
+    labels, scores = rng.integers(0, 3, size=(6, 4, 4)), rng.random((6, 4, 4, 3)).astype(np.float32)
+    keep = np.array([1, 1, 0, 1, 0, 0], np.float32)
+    real = keep.astype(bool)
+    for metric in (get_metric("accuracy"), MeanIoU(3, sparse_y_pred=False),
+                   IoU(3, (0,), sparse_y_pred=False)):
+        masked = metric.result(metric.update(metric.init(), labels, scores, sample_weight=keep))
+        sliced = metric.result(metric.update(metric.init(), labels[real], scores[real]))
+        assert float(masked) == pytest.approx(float(sliced), rel=1e-6)
+        everything = metric.result(metric.update(metric.init(), labels, scores))
+        assert float(masked) != pytest.approx(float(everything), rel=1e-3)
