@@ -1,6 +1,6 @@
 """Training logs where users look: Keras's ``CSVLogger`` and ``TensorBoard`` callbacks.
 
-Both write from the run's history, so a run resumed from a backup logs each epoch once:
+Both write on process 0 only, from the run's history, so a run resumed from a backup logs each epoch once:
 the CSV file is rewritten from the history, and TensorBoard's event files get a purge marker
 at the resumed epoch (TensorBoard then hides what a killed run logged after its backup).
 TensorBoard event files are written by ``tensorboardX`` (``pip install 'jaxvision[tensorboard]'``),
@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxvision.train.callbacks import Callback
 from jaxvision.train.history import History
+from jaxvision.train.sharding import is_main_process
 from jaxvision.train.trainer import Trainer
 
 
@@ -54,6 +55,8 @@ class CSVLogger(Callback):
         self.start, self.header = state["start"], state["header"]
 
     def _write(self, history: History) -> None:
+        if not is_main_process():
+            return
         keys = sorted(history.history)
         if keys and not any(key.startswith("val_") for key in keys):
             keys += [f"val_{key}" for key in keys]
@@ -110,13 +113,15 @@ class TensorBoard(Callback):
         return self._writers[split]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+        if not is_main_process():
+            return
         for name, value in logs.items():
             split, tag = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
             self._writer(split, epoch).add_scalar(f"epoch_{tag}", value, global_step=epoch)
         if self.histogram_freq and epoch % self.histogram_freq == 0:
             weights = trainer.get_weights()
             for name, value in {**weights["params"], **weights["state"]}.items():
-                self._writer("train", epoch).add_histogram(f"{name}/histogram", np.asarray(value), global_step=epoch)
+                self._writer("train", epoch).add_histogram(f"{name}/histogram", np.asarray(value.addressable_data(0)), global_step=epoch)
         for writer in self._writers.values():
             writer.flush()
 
