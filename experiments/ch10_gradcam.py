@@ -13,7 +13,6 @@ its probability), ``<image>_overlay.png`` (the bare overlay at image size) and
 ``metrics.json``.
 """
 
-import sys
 
 import numpy as np
 from PIL import Image
@@ -67,10 +66,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{path.name}: {name} ({prob:.2f}), heatmap peak at {tuple(int(i) for i in peak)}")
     metrics = {"experiment": "ch10_gradcam", "checkpoint": str(args.checkpoint), "layer": layer,
                "layer_shape": list(shapes[layer]), "image_size": size, "images": results,
-               "seconds": timer.seconds, "device": _common.device_description()}
-    _common.write_metrics(args.out, metrics)
-    return metrics
+               "seconds": timer.seconds}
+    return _common.write_metrics(args, metrics)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

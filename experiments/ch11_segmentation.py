@@ -26,7 +26,6 @@ jitted train step (the arrays stay on the accelerator). It writes to
 ``runs/ch11_segmentation_improved``.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,7 @@ import _common
 from jaxvision.data import load_oxford_pet
 from jaxvision.layers import AugmentBatch, RandomFlip, RandomRotation, RandomZoom
 from jaxvision.models import build_model
-from jaxvision.train import (IoU, MeanIoU, BackupAndRestore, ModelCheckpoint, evaluate, fit, load_model,
-                             plot_history, predict, save_mask_grid)
+from jaxvision.train import IoU, MeanIoU, evaluate, fit, load_model, plot_history, predict, save_mask_grid
 
 NAME = "ch11_segmentation"
 PROFILES = {"book": {"epochs": 50, "img_size": 200, "batch_size": 64},
@@ -61,6 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
     name = NAME if args.variant == "book" else f"{NAME}_{args.variant}"
     if args.out == Path("runs") / NAME:
         args.out = Path("runs") / name
+    if (done := _common.finished(args)) is not None:
+        return done
     data_dir = args.data_dir or _common.data_root() / "weizmann_horse"
     size = (args.img_size, args.img_size)
     x_trainval, y_trainval = load_oxford_pet(data_dir, img_size=size, split="trainval")[:2]
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         history = fit(model, train, validation_data=val, augment=augment, epochs=args.epochs, batch_size=args.batch_size,
                       loss="sparse_categorical_crossentropy", metrics=iou_metrics(), seed=args.seed,
                       optimizer=optax.rmsprop(1e-3, decay=0.9, eps=1e-7, eps_in_sqrt=False),
-                      callbacks=[ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
-                                 BackupAndRestore(args.out / "backup")])
+                      callbacks=_common.callbacks(args, monitor="val_loss", save_best_only=True))
     best = load_model(checkpoint)
     scores = evaluate(best, test, loss="sparse_categorical_crossentropy", metrics=iou_metrics(), batch_size=16)
     _common.say(f"Test foreground IoU: {scores['foreground_iou']:.4f}  mean IoU: {scores['mean_iou']:.4f}")
@@ -98,11 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
                "test_loss": scores["loss"], "best_val_loss": min(history.history["val_loss"]),
                "history": history.history, "epochs": args.epochs, "image_size": args.img_size,
                "batch_size": args.batch_size, "variant": args.variant, "profile": args.profile,
-               "seconds": timer.seconds, "device": _common.device_description(), "train_images": len(train[0]),
+               "seconds": timer.seconds, "train_images": len(train[0]),
                "test_images": len(test[0]), "seed": args.seed, "checkpoint": checkpoint}
-    _common.write_metrics(args.out, metrics)
-    return metrics
+    return _common.finish(args, metrics)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

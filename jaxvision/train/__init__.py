@@ -3,6 +3,7 @@ callbacks, orbax checkpoints and training curves."""
 
 from jaxvision.train.callbacks import BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint
 from jaxvision.train.checkpoint import load_model, restore
+from jaxvision.train.loggers import CSVLogger, TensorBoard
 from jaxvision.train.loop import evaluate, fit, predict
 from jaxvision.train.losses import (binary_crossentropy, binary_crossentropy_from_logits, categorical_crossentropy,
                                     sparse_categorical_crossentropy)
@@ -13,8 +14,8 @@ from jaxvision.train.plots import history_figures, plot_history, save_mask_grid
 from jaxvision.train.trainer import Trainer
 
 __all__ = [
-    "BackupAndRestore", "Callback", "EarlyStopping", "History", "IoU", "MeanIoU", "MeanMetric", "Metric",
-    "ModelCheckpoint", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
+    "BackupAndRestore", "CSVLogger", "Callback", "EarlyStopping", "History", "IoU", "MeanIoU", "MeanMetric", "Metric",
+    "ModelCheckpoint", "TensorBoard", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
     "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy",
     "evaluate", "fit",
     "history_figures", "load_model", "plot_history", "predict", "restore", "save_mask_grid",

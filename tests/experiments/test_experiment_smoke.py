@@ -55,7 +55,10 @@ def check_run(out, metrics, key):
     assert 0.0 <= saved[key] <= 1.0
     assert len(saved["history"]["loss"]) == saved["epochs"] == 1
     assert (out / "curves_loss.png").stat().st_size > 0
-    assert (out / "checkpoint").is_dir()
+    assert (out / "checkpoint").is_dir() and not (out / "backup").exists()
+    assert {"jax", "flax", "optax", "grain", "orbax-checkpoint", "jaxvision"} <= set(saved["versions"])
+    assert saved["command"].startswith("python experiments/") and saved["device"]
+    assert (out / "log.csv").is_file() and (out / "logs" / "validation").is_dir() == ("val_loss" in saved["history"])
 
 
 @pytest.mark.parametrize("script, flags", [

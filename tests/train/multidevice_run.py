@@ -78,7 +78,8 @@ def main() -> None:
 
     # Only process 0 prints and writes the experiments' files.
     _common.say("said by process 0")
-    _common.write_metrics(args.out / "written", {"process": jax.process_index()})
+    _common.write_metrics(argparse.Namespace(out=args.out / "written", command="multidevice_run"),
+                          {"process": jax.process_index()})
 
     if args.experiment:
         run_experiment(args.out / "ch08", result, saved)

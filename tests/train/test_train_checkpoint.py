@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from jaxvision.models import build_model, register
-from jaxvision.train import (BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint, fit, load_model, predict,
-                             restore)
+from jaxvision.train import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, ModelCheckpoint, TensorBoard, fit,
+                             load_model, predict, restore)
 from jaxvision.train import checkpoint
 from train_helpers import assert_same_weights, blobs, dropout_bn_net, train_kwargs, weights
 
@@ -198,7 +198,8 @@ def test_a_run_that_stopped_early_is_not_trained_again_from_its_backup(tmp_path)
 
 
 @pytest.mark.parametrize("ours, name", [(ModelCheckpoint, "ModelCheckpoint"), (EarlyStopping, "EarlyStopping"),
-                                        (BackupAndRestore, "BackupAndRestore")])
+                                        (BackupAndRestore, "BackupAndRestore"), (CSVLogger, "CSVLogger"),
+                                        (TensorBoard, "TensorBoard")])
 def test_callback_arguments_are_keras_names_order_and_defaults(keras, ours, name):
     import inspect
 
