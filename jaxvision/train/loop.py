@@ -22,6 +22,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jaxvision.optimizers import get_optimizer
 from jaxvision.train import checkpoint
 from jaxvision.train.callbacks import BackupAndRestore, Callback, ModelCheckpoint
 from jaxvision.train.losses import Loss, get_loss
@@ -51,7 +52,7 @@ def _ordered(callbacks: Sequence[Callback]) -> list[Callback]:
     return [c for c in callbacks if not isinstance(c, BackupAndRestore)] + backups
 
 
-def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimizer: optax.GradientTransformation,
+def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimizer: str | optax.GradientTransformation,
         metrics: Sequence[str | Metric | Callable] = (), validation_data=None, callbacks: Sequence[Callback] = (),
         seed: int = 0, batch_size: int = 32, shuffle: bool = True, resume_from: str | os.PathLike | None = None,
         verbose: int = 1) -> History:
@@ -63,10 +64,12 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     when present). Dropout and augmentation draw from keys fixed by ``(seed, step)``.
     ``resume_from`` continues from a checkpoint (``ModelCheckpoint``/``BackupAndRestore``
     directory); an existing ``BackupAndRestore`` backup takes precedence, being newer.
+    ``optimizer``: an optax transformation, or a Keras name (``"adam"``, ``"rmsprop"``,
+    ``"sgd"``) for :mod:`jaxvision.optimizers`' Keras-exact optimizer with Keras's defaults.
     A non-finite loss raises ``FloatingPointError`` naming the epoch and step.
     A partial last batch has its own shape, so the train step compiles twice, as in Keras.
     """
-    loss_fn, metric_objs = get_loss(loss), _metrics(metrics)
+    loss_fn, metric_objs, optimizer = get_loss(loss), _metrics(metrics), get_optimizer(optimizer)
     train = as_source(train_data, batch_size, what="train_data")
     val = None if validation_data is None else as_source(validation_data, batch_size, what="validation_data")
     steps_per_epoch = len(train) if isinstance(train, ArraySource) or train.has_len() else None
