@@ -39,7 +39,7 @@ def test_iou_against_a_hand_computed_confusion_matrix():
     #    [1, 1, 2]]      class 2: TP 2, FP 1, FN 2 → 2/5
     metric = IoU(3, (0,))
     state = metric.update(metric.init(), y_true, y_pred)
-    np.testing.assert_array_equal(state, [[2, 1, 0], [0, 1, 1], [1, 1, 2]])
+    np.testing.assert_array_equal(metric.confusion_matrix(state), [[2, 1, 0], [0, 1, 1], [1, 1, 2]])
     assert run(IoU(3, (0,)), [(y_true, y_pred)]) == pytest.approx(0.5, rel=1e-6)
     assert run(IoU(3, (1, 2)), [(y_true, y_pred)]) == pytest.approx((0.25 + 0.4) / 2, rel=1e-6)
     assert run(MeanIoU(3), [(y_true, y_pred)]) == pytest.approx((0.5 + 0.25 + 0.4) / 3, rel=1e-6)
@@ -109,3 +109,22 @@ def test_custom_metric_function_is_averaged_per_example():
     assert run(metric, [(y_true[:1], y_pred[:1]), (y_true[1:], y_pred[1:])]) == pytest.approx((0.5 + 0 + 1.5) / 3)
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
         get_metric("auc")
+
+
+def test_iou_counts_do_not_overflow_past_two_to_the_31():
+    """An epoch of 200 px masks can put 2³¹ pixels in one cell; int32 counts wrapped to negative.
+    Start from counts just below 2³¹ (allocating them would take minutes) and cross it."""
+    near = np.array([[2**31 - 3, 2**30], [2**24 - 1, 2**31 - 1]], np.int64)
+    metric = MeanIoU(2)
+    state = tuple(jax.numpy.asarray(a, jax.numpy.int32) for a in (near >> 24, near & (2**24 - 1)))
+    np.testing.assert_array_equal(metric.confusion_matrix(state), near)
+    update = jax.jit(metric.update)
+    batch = (np.array([0, 0, 0, 0, 0, 1, 1, 1], np.int32), np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int32))
+    for _ in range(3):
+        state = update(state, *batch)
+    counts = near + 3 * np.array([[5, 0], [1, 2]])
+    np.testing.assert_array_equal(metric.confusion_matrix(state), counts)
+    assert counts.max() > 2**31
+    tp = np.diag(counts).astype(np.float64)
+    expected = np.mean(tp / (counts.sum(axis=0) + counts.sum(axis=1) - tp))
+    assert float(metric.result(state)) == pytest.approx(expected, rel=1e-6)
