@@ -14,11 +14,11 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from jaxvision.data import image_dataset_from_directory, load_mnist, load_pair
+from jaxvision.data import image_dataset_from_directory, load_mnist, load_oxford_pet, load_pair
 from jaxvision.data.image_io import check_decodable, load_rgb
 from jaxvision.data.mnist import FILES
 
@@ -308,3 +308,45 @@ def test_chmod_000_file_is_named(tmp_path):
             load_rgb(paths[1])
     finally:
         paths[1].chmod(0o644)
+
+
+# The Oxford-IIIT Pet layout: photos with or without trimaps, stray files, a directory with a
+# photo's name, and split list files holding anything from valid stems to random bytes.
+PET_KINDS = ("pair", "pair", "pair", "no_trimap", "bad_photo", "bad_trimap", "stray", "dir")
+
+
+@given(st.lists(st.sampled_from(PET_KINDS), min_size=0, max_size=6),
+       st.one_of(st.none(), st.binary(max_size=40), st.lists(st.sampled_from(["pet0", "pet1", "# note", "x y"]))),
+       st.sampled_from(["trainval", "test", None]))
+@example(["pair"], None, "trainval")  # found: the num_val_samples error did not name the folder
+@example(["pair"], b"\x80", "trainval")  # found: a non-UTF-8 list file raised UnicodeDecodeError
+def test_pet_layouts_load_or_are_named(kinds, list_file, split):
+    with tempfile.TemporaryDirectory() as root:
+        root = Path(root)
+        images, trimaps = root / "images", root / "annotations" / "trimaps"
+        images.mkdir()
+        trimaps.mkdir(parents=True)
+        for i, kind in enumerate(kinds):
+            photo, trimap = images / f"pet{i}.jpg", trimaps / f"pet{i}.png"
+            if kind == "dir":
+                photo.mkdir()
+                continue
+            if kind == "stray":
+                (images / f"pet{i}.txt").write_text("notes")
+                continue
+            Image.new("RGB", (5, 4), (i, 0, 0)).save(photo)
+            if kind == "bad_photo":
+                photo.write_bytes(photo.read_bytes()[:20])
+            if kind != "no_trimap":
+                Image.new("L", (5, 4), 1 + i % 3).save(trimap)
+            if kind == "bad_trimap":
+                trimap.write_bytes(b"")
+        if list_file is not None:
+            content = list_file if isinstance(list_file, bytes) else "\n".join(list_file).encode()
+            (root / "annotations" / f"{split or 'trainval'}.txt").write_bytes(content)
+        try:
+            x, y = load_oxford_pet(root, (3, 3), split, num_val_samples=1)
+        except (ValueError, FileNotFoundError) as e:
+            assert str(root) in str(e), str(e)
+            return
+    assert x.shape[1:] == (3, 3, 3) and y.shape == x.shape[:3] and x.dtype == np.float32 and y.dtype == np.uint8
