@@ -120,8 +120,9 @@ class IoU:
         object.__setattr__(self, "target_class_ids", ids)  # a tuple keeps the metric hashable
 
     def init(self) -> tuple[jax.Array, jax.Array]:
-        zeros = jnp.zeros((self.num_classes, self.num_classes), jnp.int32)
-        return zeros, zeros  # (high, low) words of each count: high·2²⁴ + low
+        shape = (self.num_classes, self.num_classes)
+        # (high, low) words of each count: high·2²⁴ + low. Two arrays: the carry is donated.
+        return jnp.zeros(shape, jnp.int32), jnp.zeros(shape, jnp.int32)
 
     @staticmethod
     def confusion_matrix(state: tuple[jax.Array, jax.Array]) -> np.ndarray:

@@ -5,8 +5,11 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
-from jaxvision.train import IoU, MeanIoU, MeanMetric
+from jaxvision.layers import Conv2D
+from jaxvision.models import Sequential
+from jaxvision.train import IoU, MeanIoU, MeanMetric, evaluate, fit
 from jaxvision.train.metrics import get_metric
 
 RNG = np.random.default_rng(1)
@@ -128,3 +131,18 @@ def test_iou_counts_do_not_overflow_past_two_to_the_31():
     tp = np.diag(counts).astype(np.float64)
     expected = np.mean(tp / (counts.sum(axis=0) + counts.sum(axis=1) - tp))
     assert float(metric.result(state)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_iou_trains_and_evaluates_through_fit():
+    """The two count words are separate buffers: fit donates its carry."""
+    model = Sequential([Conv2D(3, 3, 1, activation="softmax", rngs=nnx.Rngs(0))])
+    x = RNG.uniform(0, 1, (4, 5, 5, 3)).astype(np.float32)
+    y = RNG.integers(0, 3, (4, 5, 5)).astype(np.int32)
+    metrics = [MeanIoU(3, sparse_y_pred=False)]
+    history = fit(model, (x, y), epochs=1, loss="sparse_categorical_crossentropy", optimizer="sgd",
+                  metrics=metrics, batch_size=4, verbose=0)
+    scores = evaluate(model, (x, y), loss="sparse_categorical_crossentropy", metrics=metrics)
+    predicted = np.asarray(model(x)).argmax(-1)
+    expected = np.mean([np.sum((y == c) & (predicted == c)) / np.sum((y == c) | (predicted == c)) for c in range(3)])
+    assert scores["mean_iou"] == pytest.approx(expected, rel=1e-6)
+    assert 0 < history.history["mean_iou"][0] < 1
