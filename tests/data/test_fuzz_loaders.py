@@ -14,7 +14,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -124,7 +124,7 @@ def idx_file(draw) -> tuple[str, bytes, bool]:
     count = draw(st.integers(0, 3))
     dims = [count, 28, 28][:ndim]
     if draw(st.booleans()):
-        magic = draw(st.sampled_from([0, 2049, 2051, 2052, 0x08030000, draw(st.integers(0, 2**32 - 1))]))
+        magic = draw(st.one_of(st.sampled_from([0, 2049, 2051, 2052, 0x08030000]), st.integers(0, 2**32 - 1)))
     if draw(st.booleans()):
         dims = [draw(st.sampled_from([0, 1, 27, 28, 29, 2**31, 2**32 - 1])) for _ in range(ndim)]
     payload_size = int(np.prod(dims, dtype=object)) if max(dims, default=0) < 1000 else draw(st.integers(0, 50))
@@ -158,11 +158,11 @@ def test_idx_files_load_or_are_named(case):
         if gz:
             (folder / name).unlink()
         path.write_bytes(raw)
+        split = "train" if name.startswith("train") else "t10k"
         try:
             (x_train, y_train), (x_test, y_test) = load_mnist(folder, download=False, verify=False)
-        except ValueError as e:
-            assert str(e).startswith(f"{path}: ") or f"MNIST {'train' if 'train' in name else 't10k'} in {folder}: " \
-                in str(e), str(e)
+        except ValueError as e:  # this file, or its split's image/label counts, named
+            assert str(e).startswith((f"{path}: ", f"MNIST {split} in {folder}: ")), str(e)
             return
     assert x_train.dtype == np.uint8 and x_train.shape[1:] == (28, 28) and len(x_train) == len(y_train)
     assert y_train.dtype == np.uint8 and y_train.ndim == 1 and (y_train.size == 0 or y_train.max() <= 9)
@@ -171,7 +171,8 @@ def test_idx_files_load_or_are_named(case):
 
 # Trimaps: sizes that differ from the photo's, values outside {1, 2, 3}, every mode, damage.
 @given(st.data(), st.sampled_from(["L", "P", "I;16", "RGB", "RGBA", "LA", "1"]),
-       st.integers(-1, 1), st.integers(-1, 1), st.lists(st.sampled_from([0, 1, 2, 3, 4, 255]), min_size=1, max_size=3))
+       st.sampled_from([0, 0, -1, 1]), st.sampled_from([0, 0, -1, 1]),
+       st.lists(st.sampled_from([0, 1, 2, 3, 4, 255]), min_size=1, max_size=3))
 def test_trimaps_load_or_are_named(data, mode, dw, dh, values):
     width, height = 6, 5
     rng = np.random.default_rng(len(values))
@@ -179,10 +180,14 @@ def test_trimaps_load_or_are_named(data, mode, dw, dh, values):
     if mode == "I;16":
         mask = Image.frombytes(mode, classes.shape[::-1], classes.astype("<u2").tobytes())
     else:
-        mask = Image.fromarray(classes.astype(np.uint8), "L").convert(mode)
+        mask = Image.fromarray(classes.astype(np.uint8)).convert(mode)
     buffer = io.BytesIO()
     mask.save(buffer, "PNG")
     content = data.draw(damaged(buffer.getvalue()))
+    # An intact trimap of the photo's size with values in {1, 2, 3} must load ("1" is 0/255).
+    valid = content == buffer.getvalue() and (dw, dh) == (0, 0) and mode != "1" and \
+        set(np.unique(classes)) <= {1, 2, 3}
+    event("valid trimap" if valid else "invalid or damaged trimap")
     with tempfile.TemporaryDirectory() as folder:
         image_path, mask_path = Path(folder) / "pet.jpg", Path(folder) / "pet.png"
         Image.new("RGB", (width, height), (90, 120, 30)).save(image_path)
@@ -190,10 +195,13 @@ def test_trimaps_load_or_are_named(data, mode, dw, dh, values):
         try:
             image, target = load_pair(image_path, mask_path, (4, 4))
         except ValueError as e:
-            assert str(mask_path) in str(e), str(e)
+            assert str(mask_path) in str(e) and not valid, str(e)
             return
     assert image.shape == (4, 4, 3) and image.dtype == np.float32
     assert target.shape == (4, 4) and target.dtype == np.uint8 and set(np.unique(target)) <= {0, 1, 2}
+    if valid:
+        rows, cols = (np.arange(4) * 2 + 1) * height // 8, (np.arange(4) * 2 + 1) * width // 8  # nearest
+        np.testing.assert_array_equal(target, classes[rows][:, cols] - 1)
 
 
 # Folders: good images among zero-byte, random and truncated files, stray non-images,
@@ -245,6 +253,7 @@ def test_folders_load_or_name_the_bad_file(entries, on_error):
         if empty_classes:
             with pytest.raises(ValueError, match=rf"no images in {root / empty_classes[0]} \(allowed extensions"):
                 image_dataset_from_directory(root, **kwargs)
+            event("a class folder without images: named")
             return
         if on_error == "skip":
             with warnings.catch_warnings(record=True) as caught:  # none, when nothing is bad
@@ -257,6 +266,7 @@ def test_folders_load_or_name_the_bad_file(entries, on_error):
             skipped = sorted(str(w.message).split(": cannot decode it")[0].removeprefix("skipping image file ")
                              for w in caught)
             assert skipped == bad
+            event(f"skip: {'no' if not bad else 'some'} files skipped" + (", none left" if ds is None else ""))
             if ds is None:
                 return
             assert ds.file_paths == good
@@ -266,7 +276,9 @@ def test_folders_load_or_name_the_bad_file(entries, on_error):
                 with pytest.raises(ValueError, match=r"cannot decode image file ") as error:
                     list(ds)
                 assert any(str(error.value).startswith(f"cannot decode image file {p}: ") for p in bad)
+                event("raise: bad file named")
                 return
+            event("raise: all loaded")
         images = np.concatenate([x for x, _ in ds])
         assert images.shape == (len(good), 3, 3, 3) and images.dtype == np.float32
 
@@ -348,5 +360,7 @@ def test_pet_layouts_load_or_are_named(kinds, list_file, split):
             x, y = load_oxford_pet(root, (3, 3), split, num_val_samples=1)
         except (ValueError, FileNotFoundError) as e:
             assert str(root) in str(e), str(e)
+            event("named error")
             return
+        event("loaded")
     assert x.shape[1:] == (3, 3, 3) and y.shape == x.shape[:3] and x.dtype == np.float32 and y.dtype == np.uint8
