@@ -88,12 +88,17 @@ def default_layer(model: Model, input_shape: tuple[int, ...]) -> str:
     >>> model.layer_shapes((1, 6, 6, 3))["max_pooling2d_1"], default_layer(model, (1, 6, 6, 3))
     ((1, 1, 1, 4), 'max_pooling2d')
     """
-    shapes = model.layer_shapes(tuple(input_shape))
-    spatial = [name for name, shape in shapes.items() if len(shape) == 4 and shape[1] * shape[2] > 1]
+    spatial = _multi_position_layers(model, input_shape)
     if not spatial:
         raise ValueError(f"{type(model).__name__}: no layer has an (N, h, w, C) output with more than one "
-                         f"position for inputs of shape {tuple(input_shape)}; layer shapes: {shapes}")
+                         f"position for inputs of shape {tuple(input_shape)}; layer shapes: "
+                         f"{model.layer_shapes(tuple(input_shape))}")
     return spatial[-1]
+
+
+def _multi_position_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
+    shapes = model.layer_shapes(tuple(input_shape))
+    return [name for name, shape in shapes.items() if len(shape) == 4 and shape[1] * shape[2] > 1]
 
 
 def _prepare(model, images, layer_name, class_index):
@@ -102,8 +107,10 @@ def _prepare(model, images, layer_name, class_index):
         layer_name = default_layer(model, images.shape)
     shape = check_layers(model, [layer_name], images, spatial=True)[layer_name]
     if shape[1] * shape[2] == 1:
+        spatial = _multi_position_layers(model, images.shape)
+        hint = f"the default layer is {spatial[-1]!r}" if spatial else "no layer of this model has more positions"
         warnings.warn(f"Grad-CAM on layer {layer_name!r}, whose output is 1 × 1 ({shape}), is uniform by "
-                      f"construction; the default layer is {default_layer(model, images.shape)!r}", stacklevel=3)
+                      f"construction; {hint}", stacklevel=3)
     index = np.full(images.shape[0], -1) if class_index is None else np.broadcast_to(class_index, images.shape[:1])
     return images, jnp.asarray(index, dtype=jnp.int32), layer_name
 

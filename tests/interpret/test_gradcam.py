@@ -173,3 +173,6 @@ def test_default_layer_is_the_last_with_more_than_one_position():
     only_flat = Sequential([Flatten(), Dense(48, 2, rngs=nnx.Rngs(0))])
     with pytest.raises(ValueError, match=r"Sequential: no layer has an \(N, h, w, C\) output with more than one"):
         grad_cam(only_flat, images)
+    one_position = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Flatten(), Dense(4, 2, rngs=nnx.Rngs(1))])
+    with pytest.warns(UserWarning, match=r"'conv2d', whose .* no layer of this model has more positions"):
+        assert grad_cam(one_position, images[:, :3, :3], "conv2d").shape == (3, 1, 1)
