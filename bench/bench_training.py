@@ -24,7 +24,6 @@ import flax  # noqa: E402
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
 import keras_twins  # noqa: E402
 from jaxvision.data import image_dataset_from_directory  # noqa: E402
@@ -89,7 +88,7 @@ def bench_model(key: str, steps: int) -> dict:
     x, y = synthetic(shape, batch, steps, loss, classes)
     ours = EpochTimes()
     fit(build_model(builder, **kwargs), (x, y), epochs=EPOCHS, batch_size=batch, loss=loss,
-        optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], callbacks=[ours], verbose=0)
+        optimizer="adam", metrics=["accuracy"], callbacks=[ours], verbose=0)
     theirs = EpochTimes()
     twin = keras_factory()
     twin.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])

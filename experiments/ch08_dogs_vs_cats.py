@@ -19,7 +19,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import optax
 
 import _common
 from jaxvision.data import image_dataset_from_directory
@@ -70,7 +69,7 @@ def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model
     with _common.Timer() as timer:
         history = fit(model, splits["train"], validation_data=splits["validation"], epochs=args.epochs,
                       batch_size=args.batch_size, loss="binary_crossentropy",
-                      optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], seed=args.seed,
+                      optimizer="adam", metrics=["accuracy"], seed=args.seed,
                       callbacks=_common.callbacks(args, monitor="val_loss", save_best_only=True))
     best = load_model(checkpoint)
     test = evaluate(best, splits["test"], loss="binary_crossentropy", metrics=["accuracy"], batch_size=64)

@@ -12,7 +12,6 @@ finished one (``<out>/metrics.json``) is not trained again unless ``--force``. L
 
 
 import numpy as np
-import optax
 
 import _common
 from jaxvision.data import load_mnist_or_sample
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     with _common.Timer() as timer:
         history = fit(model, (x_train, y_train.astype(np.int32)), epochs=args.epochs,
                       batch_size=args.batch_size, loss="sparse_categorical_crossentropy",
-                      optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], seed=args.seed,
+                      optimizer="adam", metrics=["accuracy"], seed=args.seed,
                       # The book holds out no validation set: keep the last epoch's model, and
                       # resume a killed run from its backup.
                       callbacks=_common.callbacks(args, monitor="loss", save_best_only=False))

@@ -29,7 +29,6 @@ jitted train step (the arrays stay on the accelerator). It writes to
 from pathlib import Path
 
 import numpy as np
-import optax
 from flax import nnx
 
 import _common
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     with _common.Timer() as timer:
         history = fit(model, train, validation_data=val, augment=augment, epochs=args.epochs, batch_size=args.batch_size,
                       loss="sparse_categorical_crossentropy", metrics=iou_metrics(), seed=args.seed,
-                      optimizer=optax.rmsprop(1e-3, decay=0.9, eps=1e-7, eps_in_sqrt=False),
+                      optimizer="rmsprop",
                       callbacks=_common.callbacks(args, monitor="val_loss", save_best_only=True))
     best = load_model(checkpoint)
     scores = evaluate(best, test, loss="sparse_categorical_crossentropy", metrics=iou_metrics(), batch_size=16)

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jaxvision.optimizers import get_optimizer
 from jaxvision.train import checkpoint
 from jaxvision.train.callbacks import BackupAndRestore, Callback, ModelCheckpoint
 from jaxvision.train.losses import Loss, get_loss
@@ -54,7 +55,7 @@ def _ordered(callbacks: Sequence[Callback]) -> list[Callback]:
     return [c for c in callbacks if not isinstance(c, BackupAndRestore)] + backups
 
 
-def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimizer: optax.GradientTransformation,
+def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimizer: str | optax.GradientTransformation,
         metrics: Sequence[str | Metric | Callable] = (), validation_data=None, callbacks: Sequence[Callback] = (),
         seed: int = 0, batch_size: int = 32, shuffle: bool = True, resume_from: str | os.PathLike | None = None,
         verbose: int = 1, mesh: jax.sharding.Mesh | None = None, augment: Callable | None = None) -> History:
@@ -66,6 +67,8 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     when present). Dropout and augmentation draw from keys fixed by ``(seed, step)``.
     ``resume_from`` continues from a checkpoint (``ModelCheckpoint``/``BackupAndRestore``
     directory); an existing ``BackupAndRestore`` backup takes precedence, being newer.
+    ``optimizer``: an optax transformation, or a Keras name (``"adam"``, ``"rmsprop"``,
+    ``"sgd"``) for :mod:`jaxvision.optimizers`' Keras-exact optimizer with Keras's defaults.
     A non-finite loss raises ``FloatingPointError`` naming the epoch and step.
     A partial last batch has its own shape, so the train step compiles twice, as in Keras.
 
@@ -79,6 +82,7 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     training batch inside the jitted step, on the devices, with a key fixed by (seed, step).
     """
     loss_fn, metric_objs, where = get_loss(loss), _metrics(metrics), placement(mesh)
+    optimizer = get_optimizer(optimizer)
     train = as_source(train_data, batch_size, where, what="train_data")
     val = None if validation_data is None else as_source(validation_data, batch_size, where, what="validation_data")
     steps_per_epoch = len(train) if isinstance(train, ArraySource) or train.has_len() else None
