@@ -33,25 +33,31 @@ _LEAVES: dict[tuple[type, str], tuple[str, tuple[int, ...] | None]] = {
 }
 _RENAMES = {"image_encoder.patch_embed.": "image_encoder.patch_embed.proj."}
 
-RELEASED = {  # file name, sha256 prefix (the name's suffix is the first hex digits of its sha256)
-    "vit_h": ("sam_vit_h_4b8939.pth", "4b8939"),
-    "vit_l": ("sam_vit_l_0b3195.pth", "0b3195"),
-    "vit_b": ("sam_vit_b_01ec64.pth", "01ec64"),
+# The released files and their MD5s: the six hex digits in each name are the MD5's prefix (Meta
+# publishes no sha256; the full MD5s are the ones downstream projects check).
+RELEASED_MD5 = {
+    "sam_vit_h_4b8939.pth": "4b8939a88964f0f4ff5f5b2642c598a6",
+    "sam_vit_l_0b3195.pth": "0b3195507c641ddb6910d2bb5adee89c",
+    "sam_vit_b_01ec64.pth": "01ec64d29a2fca3f0661936605ae66f8",
 }
-DOWNLOAD_HINT = ("the official checkpoints sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth, sam_vit_b_01ec64.pth "
-                 "(sha256 prefixes 4b8939…, 0b3195…, 01ec64…) from the segment-anything README "
-                 "(dl.fbaipublicfiles.com/segment_anything/), a Hugging Face facebook/sam-vit-{base,large,huge} "
-                 "model.safetensors, or a KerasHub sam_{base,large,huge}_sa1b preset directory")
+DOWNLOAD_HINT = ("one of the official checkpoints sam_vit_b_01ec64.pth, sam_vit_l_0b3195.pth, sam_vit_h_4b8939.pth "
+                 "(375 MB / 1.2 GB / 2.4 GB; MD5 prefixes 01ec64, 0b3195, 4b8939, as in the names) from "
+                 "https://dl.fbaipublicfiles.com/segment_anything/ (links in the segment-anything README), "
+                 "a Hugging Face facebook/sam-vit-{base,large,huge} model.safetensors, "
+                 "or a KerasHub sam_{base,large,huge}_sa1b preset directory (model.weights.h5)")
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointInfo:
-    """Where the weights came from: file, format, detected variant and the file's sha256."""
+    """Where the weights came from: file, format, detected variant, the file's sha256 and MD5,
+    and the name of the official release whose MD5 it matches (None if none)."""
 
     path: str
     format: str
     variant: str
     sha256: str
+    md5: str
+    release: str | None
 
 
 def _parameter_leaves(model: nnx.Module) -> list[tuple[tuple, str, tuple[int, ...] | None, tuple[int, ...]]]:
@@ -185,12 +191,14 @@ def _load_safetensors(path: str) -> dict[str, np.ndarray]:
     return tensors
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
+def file_digests(path: str | os.PathLike) -> tuple[str, str]:
+    """sha256 and MD5 of a file, read once."""
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            sha256.update(chunk)
+            md5.update(chunk)
+    return sha256.hexdigest(), md5.hexdigest()
 
 
 def load_sam(path: str | os.PathLike) -> tuple[Sam, CheckpointInfo]:
@@ -215,4 +223,6 @@ def load_sam(path: str | os.PathLike) -> tuple[Sam, CheckpointInfo]:
     else:
         tensors, fmt, hashed = load_torch_state_dict(path), "torch", path
     model = sam_from_state_dict(tensors, source=str(hashed))
-    return model, CheckpointInfo(str(hashed), fmt, variant_name(model.config), sha256_of(hashed))
+    sha256, md5 = file_digests(hashed)
+    release = next((name for name, known in RELEASED_MD5.items() if known == md5), None)
+    return model, CheckpointInfo(str(hashed), fmt, variant_name(model.config), sha256, md5, release)

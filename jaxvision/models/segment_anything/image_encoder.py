@@ -57,8 +57,9 @@ class Attention(nnx.Module):
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
-    >>> Attention(8, 2, 4, rngs=nnx.Rngs(0))(jnp.ones((1, 4, 4, 8))).shape
-    (1, 4, 4, 8)
+    >>> attn = nnx.eval_shape(lambda: Attention(8, 2, 4, rngs=nnx.Rngs(0)))  # shapes only
+    >>> attn.rel_pos_h.shape, nnx.eval_shape(lambda m, x: m(x), attn, jnp.ones((1, 4, 4, 8))).shape
+    ((7, 4), (1, 4, 4, 8))
     """
 
     def __init__(self, dim: int, num_heads: int, grid: int, *, rngs: nnx.Rngs):
@@ -92,8 +93,9 @@ class Block(nnx.Module):
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
-    >>> Block(8, 2, 4, window_size=3, grid=5, rngs=nnx.Rngs(0))(jnp.ones((1, 5, 5, 8))).shape
-    (1, 5, 5, 8)
+    >>> block = nnx.eval_shape(lambda: Block(8, 2, window_size=3, grid=5, rngs=nnx.Rngs(0)))  # shapes only
+    >>> block.attn.rel_pos_h.shape, nnx.eval_shape(lambda m, x: m(x), block, jnp.ones((1, 5, 5, 8))).shape
+    ((5, 4), (1, 5, 5, 8))
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, *, window_size: int, grid: int,
@@ -127,9 +129,10 @@ class ImageEncoderViT(nnx.Module):
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
-    >>> enc = ImageEncoderViT(img_size=64, patch_size=16, embed_dim=16, depth=2, num_heads=2,
-    ...                       window_size=3, global_attn_indexes=(1,), out_chans=8, rngs=nnx.Rngs(0))
-    >>> enc(jnp.zeros((1, 64, 64, 3))).shape
+    >>> enc = nnx.eval_shape(lambda: ImageEncoderViT(  # shapes only, nothing allocated
+    ...     img_size=64, patch_size=16, embed_dim=16, depth=2, num_heads=2, window_size=3,
+    ...     global_attn_indexes=(1,), out_chans=8, rngs=nnx.Rngs(0)))
+    >>> nnx.eval_shape(lambda m, x: m(x), enc, jnp.zeros((1, 64, 64, 3))).shape
     (1, 4, 4, 8)
     """
 

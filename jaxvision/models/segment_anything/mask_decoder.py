@@ -21,9 +21,10 @@ class MaskDecoder(nnx.Module):
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
-    >>> dec = MaskDecoder(transformer_dim=32, mlp_dim=64, iou_head_hidden_dim=32, rngs=nnx.Rngs(0))
-    >>> masks, iou = dec(jnp.ones((1, 4, 4, 32)), jnp.ones((4, 4, 32)), jnp.ones((2, 3, 32)),
-    ...                  jnp.ones((2, 4, 4, 32)), multimask_output=True)
+    >>> dec = nnx.eval_shape(lambda: MaskDecoder(transformer_dim=32, mlp_dim=64, iou_head_hidden_dim=32,
+    ...                                          rngs=nnx.Rngs(0)))  # shapes only
+    >>> masks, iou = nnx.eval_shape(lambda m, *a: m(*a, multimask_output=True), dec, jnp.ones((1, 4, 4, 32)),
+    ...                             jnp.ones((4, 4, 32)), jnp.ones((2, 3, 32)), jnp.ones((2, 4, 4, 32)))
     >>> masks.shape, iou.shape
     ((2, 3, 16, 16), (2, 3))
     """

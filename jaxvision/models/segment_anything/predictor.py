@@ -7,15 +7,13 @@ prompts go through the decoder as one batch. :func:`predict_masks` is the same c
 as a plain function of arrays, for ``nnx.jit`` / ``jax.vmap`` users.
 """
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from PIL import Image
 
-from jaxvision.models.segment_anything.sam import Sam, postprocess_masks, preprocess_shape
+from jaxvision.models.segment_anything.sam import PIXEL_MEAN, Sam, postprocess_masks, preprocess_shape
 
 
 def resize_longest_side(image: np.ndarray, long_side: int) -> np.ndarray:
@@ -45,10 +43,12 @@ def predict_masks(sam: Sam, image_embedding: jax.Array, point_coords: jax.Array 
 
     >>> from flax import nnx
     >>> from jaxvision.models.segment_anything import CONFIGS
-    >>> sam = Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0))
-    >>> decode = nnx.jit(predict_masks, static_argnames=("multimask_output", "input_size", "original_size"))
-    >>> logits, iou, low = decode(sam, jnp.zeros((1, 16, 16, 32)), jnp.ones((5, 1, 2)), jnp.ones((5, 1)), None, None,
-    ...                           multimask_output=True, input_size=(192, 256), original_size=(60, 80))
+    >>> sam = nnx.eval_shape(lambda: Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0)))  # shapes only; jit a real model with
+    >>> # nnx.jit(predict_masks, static_argnames=("multimask_output", "input_size", "original_size"))
+    >>> decode = lambda sam, *a: predict_masks(sam, *a, multimask_output=True, input_size=(192, 256),
+    ...                                        original_size=(60, 80))
+    >>> logits, iou, low = nnx.eval_shape(decode, sam, jnp.zeros((1, 16, 16, 32)), jnp.ones((5, 1, 2)),
+    ...                                   jnp.ones((5, 1)), None, None)
     >>> logits.shape, iou.shape, low.shape
     ((5, 3, 60, 80), (5, 3), (5, 3, 64, 64))
     """
@@ -62,16 +62,20 @@ def _embed(sam: Sam, image: jax.Array) -> jax.Array:
     return sam.embed(sam.preprocess(image))
 
 
-_predict_jit = nnx.jit(predict_masks, static_argnames=("multimask_output", "input_size", "original_size"))
+# Only the decoder is jitted: its shapes do not depend on the image size, so one compilation
+# serves every image; the resize to the original size is one small einsum.
+_decode = nnx.jit(Sam.decode, static_argnames=("multimask_output",))
 
 
 class SamPredictor:
     """Segment one image with point, box and mask prompts, as ``segment_anything.SamPredictor``.
 
     >>> import numpy as np
-    >>> from flax import nnx
-    >>> from jaxvision.models.segment_anything import CONFIGS, Sam
-    >>> predictor = SamPredictor(Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0)))
+    >>> from jaxvision.models.segment_anything import CONFIGS, load_sam, sam_from_state_dict
+    >>> from jaxvision.models.segment_anything.checkpoint import reference_shapes
+    >>> # a real model comes from load_sam("sam_vit_b_01ec64.pth"); here, all-zero tiny weights
+    >>> zeros = {key: np.zeros(shape, np.float32) for key, shape in reference_shapes(CONFIGS["tiny"]).items()}
+    >>> predictor = SamPredictor(sam_from_state_dict(zeros))
     >>> predictor.set_image(np.zeros((60, 80, 3), np.uint8))
     >>> masks, iou, low_res = predictor.predict(np.array([[40, 30]]), np.array([1]))
     >>> masks.shape, masks.dtype, iou.shape, low_res.shape
@@ -94,9 +98,15 @@ class SamPredictor:
             raise ValueError(f"SamPredictor.set_image: image_format must be 'RGB' or 'BGR', got {image_format!r}")
         if image_format == "BGR":
             image = image[..., ::-1]
-        resized = resize_longest_side(image, self.model.config.img_size)
+        size = self.model.config.img_size
+        resized = resize_longest_side(image, size)
         self.original_size, self.input_size = image.shape[:2], resized.shape[:2]
-        self.image_embedding = _embed(self.model, jnp.asarray(resized, jnp.float32)[None])
+        # Padding with the mean pixel normalises to exactly the reference's zero padding, and
+        # keeps the jitted encoder at one input shape for every image.
+        padded = np.empty((1, size, size, 3), np.float32)
+        padded[...] = np.array(PIXEL_MEAN, np.float32)
+        padded[0, :resized.shape[0], :resized.shape[1]] = resized
+        self.image_embedding = _embed(self.model, jnp.asarray(padded))
 
     def transform_coords(self, coords: np.ndarray) -> np.ndarray:
         """x/y in original-image pixels → model-input pixels (the reference's ``apply_coords``)."""
@@ -142,10 +152,10 @@ class SamPredictor:
             boxes = self.transform_coords(np.asarray(box, dtype=np.float64).reshape(-1, 2, 2)).reshape(-1, 4)
         if mask_input is not None:
             masks = np.asarray(mask_input, dtype=np.float32)
-        out = _predict_jit(self.model, self.image_embedding, coords, labels, boxes, masks,
-                           multimask_output=multimask_output, input_size=self.input_size,
-                           original_size=self.original_size)
-        logits, iou, low_res = (np.asarray(a) for a in out)
+        low_res, iou = _decode(self.model, self.image_embedding, coords, labels, boxes, masks,
+                               multimask_output=multimask_output)
+        logits = postprocess_masks(low_res, self.model.config.img_size, self.input_size, self.original_size)
+        logits, iou, low_res = np.asarray(logits), np.asarray(iou), np.asarray(low_res)
         if not return_logits:
             logits = logits > 0.0  # the reference's mask_threshold
         return (logits, iou, low_res) if batched else (logits[0], iou[0], low_res[0])

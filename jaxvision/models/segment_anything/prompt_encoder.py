@@ -56,8 +56,8 @@ class PromptEncoder(nnx.Module):
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
-    >>> enc = PromptEncoder(32, (16, 16), (256, 256), 16, rngs=nnx.Rngs(0))
-    >>> sparse, dense = enc(jnp.array([[[10.0, 20.0]]]), jnp.array([[1]]))
+    >>> enc = nnx.eval_shape(lambda: PromptEncoder(32, (16, 16), (256, 256), 16, rngs=nnx.Rngs(0)))
+    >>> sparse, dense = nnx.eval_shape(lambda m, p, l: m(p, l), enc, jnp.ones((1, 1, 2)), jnp.ones((1, 1)))
     >>> sparse.shape, dense.shape  # one point plus the pad point, as the reference adds
     ((1, 2, 32), (1, 16, 16, 32))
     """

@@ -63,9 +63,12 @@ class Sam(nnx.Module):
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
-    >>> sam = Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0))
-    >>> emb = sam.embed(jnp.zeros((1, 256, 256, 3)))
-    >>> masks, iou = sam.decode(emb, points=jnp.array([[[30.0, 40.0]]]), labels=jnp.array([[1]]))
+    >>> sam = nnx.eval_shape(lambda: Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0)))  # shapes only
+    >>> def segment(sam, image, points, labels):
+    ...     emb = sam.embed(sam.preprocess(image))
+    ...     return (emb, *sam.decode(emb, points, labels))
+    >>> emb, masks, iou = nnx.eval_shape(segment, sam, jnp.zeros((1, 192, 256, 3)), jnp.ones((1, 1, 2)),
+    ...                                  jnp.ones((1, 1)))
     >>> emb.shape, masks.shape, iou.shape
     ((1, 16, 16, 32), (1, 3, 64, 64), (1, 3))
     """

@@ -19,9 +19,10 @@ class Attention(nnx.Module):
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
-    >>> attn = Attention(32, 8, downsample_rate=2, rngs=nnx.Rngs(0))
-    >>> attn(jnp.ones((1, 3, 32)), jnp.ones((1, 5, 32)), jnp.ones((1, 5, 32))).shape
-    (1, 3, 32)
+    >>> attn = nnx.eval_shape(lambda: Attention(32, 8, downsample_rate=2, rngs=nnx.Rngs(0)))  # shapes only
+    >>> q, kv = jnp.ones((1, 3, 32)), jnp.ones((1, 5, 32))
+    >>> attn.q_proj.kernel.shape, nnx.eval_shape(lambda m, q, kv: m(q, kv, kv), attn, q, kv).shape
+    ((32, 16), (1, 3, 32))
     """
 
     def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1, *, rngs: nnx.Rngs):
@@ -84,8 +85,9 @@ class TwoWayTransformer(nnx.Module):
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
-    >>> t = TwoWayTransformer(2, 32, 8, 64, rngs=nnx.Rngs(0))
-    >>> tokens, image = t(jnp.ones((2, 4, 4, 32)), jnp.ones((4, 4, 32)), jnp.ones((2, 7, 32)))
+    >>> t = nnx.eval_shape(lambda: TwoWayTransformer(2, 32, 8, 64, rngs=nnx.Rngs(0)))  # shapes only
+    >>> tokens, image = nnx.eval_shape(lambda m, *a: m(*a), t, jnp.ones((2, 4, 4, 32)), jnp.ones((4, 4, 32)),
+    ...                                jnp.ones((2, 7, 32)))
     >>> tokens.shape, image.shape
     ((2, 7, 32), (2, 16, 32))
     """
