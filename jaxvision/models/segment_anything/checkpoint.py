@@ -172,17 +172,22 @@ def hf_key(key: str) -> str:
     return key
 
 
+def reference_keys(depth: int) -> list[str]:
+    """The reference key names of a SAM with ``depth`` encoder blocks and the released prompt
+    encoder and decoder structure (names do not depend on widths)."""
+    names_only = dataclasses.replace(CONFIGS["vit_b"], depth=depth, global_attn_indexes=())
+    return list(reference_shapes(names_only))
+
+
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
     try:
         from safetensors.numpy import load_file
     except ImportError:
         raise ImportError(f"{path}: reading .safetensors needs the 'safetensors' package (pip install safetensors)") from None
     hf = load_file(path)
-    config = CONFIGS["vit_b"]  # only the key names matter here: every variant has the same pattern
-    tensors = {}
     depth = len({k.split(".")[2] for k in hf if k.startswith("vision_encoder.layers.")})
-    keys = set(reference_shapes(dataclasses.replace(config, depth=depth, global_attn_indexes=())))
-    for key in keys:
+    tensors = {}
+    for key in reference_keys(depth):
         name = hf_key(key)
         if name not in hf and name.startswith("prompt_encoder.shared_embedding"):
             name = "shared_image_embedding.positional_embedding"  # the shared copy SamModel keeps

@@ -118,6 +118,18 @@ def test_safetensors_with_hugging_face_names(tmp_path, tiny_tensors):
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 
+def test_keras_hub_preset_directory(tmp_path):
+    """keras_hub_tiny/model.weights.h5 was written through KerasHub itself and its KerasHub
+    forward pass matched the torch reference (make_keras_hub_fixture.py)."""
+    sam, info = load_sam(HERE / "keras_hub_tiny")
+    assert (info.format, info.variant) == ("keras_hub", "tiny") and info.path.endswith("model.weights.h5")
+    reference, _ = load_sam(TINY)
+    for ours, theirs in zip(jax.tree.leaves(nnx.state(sam)), jax.tree.leaves(nnx.state(reference))):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    with pytest.raises(ValueError, match="needs model.weights.h5"):
+        load_sam(tmp_path)
+
+
 def test_vit_b_state_dict_layout_matches_the_reference():
     listing = json.loads((HERE / "vit_b_state_dict.json").read_text())  # from the reference, see make_fixture.py
     assert reference_shapes(CONFIGS["vit_b"]) == {k: tuple(v) for k, v in listing.items()}
