@@ -76,15 +76,17 @@ class Attention(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         b, h, w, c = x.shape
         heads, hd = self.num_heads, c // self.num_heads
-        qkv = self.qkv(x).reshape(b, h, w, 3, heads, hd)
-        q, k, v = (qkv[:, :, :, i].transpose(0, 3, 1, 2, 4) for i in range(3))  # (B, heads, H, W, hd)
-        logits = jnp.einsum("bnhwc,bnyxc->bnhwyx", q * self.scale, k)
-        rh = relative_positions(h, self.rel_pos_h[...])  # (H, H, hd)
-        rw = relative_positions(w, self.rel_pos_w[...])  # (W, W, hd)
-        logits = (logits + jnp.einsum("bnhwc,hyc->bnhwy", q, rh)[..., None]
-                  + jnp.einsum("bnhwc,wxc->bnhwx", q, rw)[..., None, :])
-        attn = jax.nn.softmax(logits.reshape(b, heads, h, w, h * w), axis=-1).reshape(logits.shape)
-        out = jnp.einsum("bnhwyx,bnyxc->bhwnc", attn, v).reshape(b, h, w, c)
+        # Plain (batch·heads, tokens, channels) matmuls, as the reference: on CPU, XLA runs these
+        # about 3× faster than one 6-D einsum over the token grid.
+        qkv = self.qkv(x).reshape(b, h * w, 3, heads, hd).transpose(2, 0, 3, 1, 4).reshape(3, b * heads, h * w, hd)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        logits = (q * self.scale) @ k.transpose(0, 2, 1)
+        grid_q = q.reshape(b * heads, h, w, hd)
+        rel_h = jnp.einsum("nhwc,hyc->nhwy", grid_q, relative_positions(h, self.rel_pos_h[...]))
+        rel_w = jnp.einsum("nhwc,wxc->nhwx", grid_q, relative_positions(w, self.rel_pos_w[...]))
+        logits = logits.reshape(b * heads, h, w, h, w) + rel_h[..., None] + rel_w[..., None, :]
+        attn = jax.nn.softmax(logits.reshape(b * heads, h * w, h * w), axis=-1)
+        out = (attn @ v).reshape(b, heads, h, w, hd).transpose(0, 2, 3, 1, 4).reshape(b, h, w, c)
         return self.proj(out)
 
 
