@@ -7,11 +7,13 @@
 
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
-from jaxvision.models.segment_anything import CONFIGS, SamPredictor, load_sam
+from jaxvision.models.segment_anything import CONFIGS, SamPredictor, load_sam, predict_masks
 
 HERE = Path(__file__).parent
 CASES = ("point", "multipoint", "box", "point_box", "mask_point", "mask_only")
@@ -86,3 +88,20 @@ def test_batched_prompts_in_one_call(predictor, reference):
     np.testing.assert_allclose(low_res, reference["batch/low_res"], **TOL)
     np.testing.assert_allclose(iou, reference["batch/iou"], **TOL)
     np.testing.assert_allclose(logits, reference["batch/masks"], **TOL)
+
+
+def test_functional_form_under_jit_and_vmap(predictor, reference):
+    """``predict_masks`` as a pure function: jit over the split model, vmap over prompts."""
+    graphdef, state = nnx.split(predictor.model)
+    coords = jnp.asarray(predictor.transform_coords(reference["batch/point_coords"]))  # (2, 1, 2)
+
+    def one_prompt(state, point):
+        sam = nnx.merge(graphdef, state)
+        return predict_masks(sam, predictor.image_embedding, point[None], jnp.ones((1, 1), jnp.int32), None, None,
+                             multimask_output=False, input_size=predictor.input_size,
+                             original_size=predictor.original_size)
+
+    logits, iou, low_res = jax.jit(jax.vmap(one_prompt, in_axes=(None, 0)))(state, coords)
+    np.testing.assert_allclose(np.asarray(low_res[:, 0]), reference["batch/low_res"], **TOL)
+    np.testing.assert_allclose(np.asarray(iou[:, 0]), reference["batch/iou"], **TOL)
+    np.testing.assert_allclose(np.asarray(logits[:, 0]), reference["batch/masks"], **TOL)
