@@ -33,10 +33,15 @@ class _StorageType:
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_ignored) -> np.ndarray:
     """``torch._utils._rebuild_tensor_v2`` on NumPy: a strided view of the flat storage, copied."""
-    if not size:
-        return storage[offset].copy()
+    if not (isinstance(storage, np.ndarray) and all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride))
+            and len(size) == len(stride)):
+        raise ValueError(f"malformed tensor record (offset {offset!r}, size {size!r}, stride {stride!r})")
+    if 0 in size:
+        return np.zeros(size, storage.dtype)
     if offset + sum((n - 1) * s for n, s in zip(size, stride)) >= len(storage):
         raise ValueError(f"tensor of size {tuple(size)} and stride {tuple(stride)} overruns its storage")
+    if not size:
+        return storage[offset].copy()
     item = storage.itemsize
     return np.lib.stride_tricks.as_strided(storage[offset:], shape=size, strides=[s * item for s in stride]).copy()
 
@@ -97,7 +102,9 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             byteorder = archive.read(prefix + "byteorder").decode().strip() if prefix + "byteorder" in names else "little"
             with archive.open(pickles[0]) as f:
                 state = _RestrictedUnpickler(f, archive, prefix, byteorder, path).load()
-    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, zipfile.LargeZipFile) as e:
+    except UnsafeCheckpointError:
+        raise
+    except Exception as e:  # zip, zlib, pickle and record errors alike: the file is not what it claims
         raise ValueError(f"{path}: corrupt or truncated torch checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
         raise ValueError(f"{path}: expected a state_dict (a dict of tensors), got {type(state).__name__}")

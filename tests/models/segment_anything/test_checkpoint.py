@@ -191,3 +191,16 @@ def test_vit_b_decoder_forward_on_a_real_embedding():
     masks, iou = run(prompt_encoder, decoder, jax.random.normal(jax.random.key(1), (1, 16, 16, 256)), boxes)
     assert masks.shape == (3, 1, 64, 64) and iou.shape == (3, 1)
     assert bool(jnp.all(jnp.isfinite(masks))) and float(jnp.std(masks[0] - masks[1])) > 0  # prompts matter
+
+
+def test_tensor_reading_past_its_storage_is_refused(tmp_path):
+    """Allowed globals only, but the tensor claims 16 floats of a 4-float storage."""
+    payload = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n("
+               b"(Vstorage\nctorch\nFloatStorage\nV0\nVcpu\nK\x04tQ"  # persistent id of storage data/0
+               b"K\x00K\x10\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR.")
+    path = tmp_path / "overrun.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", payload)
+        archive.writestr("archive/data/0", np.arange(4, dtype=np.float32).tobytes())
+    with pytest.raises(ValueError, match=r"overrun.pth: corrupt .* size \(16,\) and stride \(1,\) overruns"):
+        load_sam(path)
