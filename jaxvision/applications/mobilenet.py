@@ -14,12 +14,12 @@ import warnings
 
 from flax import nnx
 
-from jaxvision.applications.pretrained import load_weights
+from jaxvision.applications.pretrained import build, load_weights
 from jaxvision.layers import (Activation, BatchNormalization, Conv2D, DepthwiseConv2D, Dropout,
                               GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, ZeroPadding2D)
 from jaxvision.models.base import Sequential
 from jaxvision.models.convnets import model_rngs
-from jaxvision.models.registry import build_model, register
+from jaxvision.models.registry import register
 
 BASE_WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
 IMAGENET_ALPHAS = {0.25: "2_5", 0.5: "5_0", 0.75: "7_5", 1.0: "1_0"}
@@ -141,7 +141,7 @@ def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.
                           "loading the weights for (224, 224), as Keras does", stacklevel=2)
     kwargs = dict(alpha=alpha, depth_multiplier=depth_multiplier, include_top=include_top, pooling=pooling,
                   classes=classes, dropout=dropout, classifier_activation=classifier_activation, seed=seed)
-    model = build_model("mobilenet", **kwargs)
+    model = build("mobilenet", weights, **kwargs)
     if weights is not None:
         suffix = "" if include_top else "_no_top"
         keras_file = f"mobilenet_{IMAGENET_ALPHAS.get(alpha, alpha)}_{rows}_tf{suffix}.h5"

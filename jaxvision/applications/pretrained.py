@@ -11,10 +11,32 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.data.download import data_root, fetch
+from jaxvision.models.convnets import model_rngs
+from jaxvision.models.registry import build_model
 from jaxvision.weights import load_keras_weights
+
+
+def build(name: str, weights: str | os.PathLike | None, **kwargs) -> nnx.Module:
+    """``build_model(name, **kwargs)``; when ``weights`` will overwrite the parameters, the
+    random initialisers are skipped (the model is built abstractly, its weights zero-filled):
+    compiling them once per tensor shape takes seconds and their values would be discarded.
+    RNG streams (dropout) get exactly the state ``build_model`` would give them."""
+    if weights is None:
+        return build_model(name, **kwargs)
+    model = nnx.eval_shape(lambda: build_model(name, **kwargs))
+    streams = model_rngs(kwargs.get("seed", 0))
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.RngStream):
+            node.key.set_value(getattr(streams, node.tag).key.get_value())
+            node.count.set_value(jnp.zeros((), jnp.uint32))
+        elif isinstance(node, nnx.Variable) and isinstance(node.get_value(), jax.ShapeDtypeStruct):
+            node.set_value(jnp.zeros(node.get_value().shape, node.get_value().dtype))
+    return model
 
 
 def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_file: str, url: str,
