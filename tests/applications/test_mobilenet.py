@@ -12,6 +12,7 @@ from PIL import Image
 
 from jaxvision.applications import MobileNet, decode_predictions, mobilenet, preprocess_input
 from jaxvision.data.download import data_root
+from jaxvision.interpret import grad_cam
 from jaxvision.models import rebuild_model, summary
 
 # Keras 3.15.1, keras.applications.MobileNet(alpha=0.75) with the TF.js weights assigned by
@@ -86,6 +87,8 @@ def test_top_layers_and_checkpoint_rebuild():
     model.eval(), twin.eval()
     np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(twin(x)))
     assert "Total params: 221,114" in summary(model, (1, 40, 40, 3), print_fn=lambda s: None)
+    heatmap = grad_cam(model, np.asarray(x), "conv_pw_13_relu")  # layers by Keras name
+    assert heatmap.shape == (1, 1, 1) and heatmap.max() == 1.0
 
 
 def test_imagenet_argument_errors():
