@@ -12,7 +12,6 @@ from PIL import Image
 
 from jaxvision.applications import MobileNet, decode_predictions, mobilenet, preprocess_input
 from jaxvision.data.download import data_root
-from jaxvision.interpret import grad_cam
 from jaxvision.models import rebuild_model, summary
 
 # Keras 3.15.1, keras.applications.MobileNet(alpha=0.75) with the TF.js weights assigned by
@@ -79,16 +78,15 @@ def test_odd_and_even_sizes_pad_bottom_right_like_keras(size, conv1, pad):
     assert shapes["conv_pw_13_relu"] == (1, 1, 1, 256)
 
 
-def test_top_layers_and_checkpoint_rebuild():
-    model = MobileNet(alpha=0.25, classes=10, dropout=0.2, seed=3)
+def test_top_layers_summary_and_checkpoint_rebuild():
+    model = nnx.eval_shape(lambda: MobileNet(alpha=0.25, classes=10, dropout=0.2, seed=3))  # shapes only
     assert model.layer_names[-5:] == ("global_average_pooling2d", "dropout", "conv_preds", "reshape_2", "predictions")
-    twin = rebuild_model(model.build_config)
-    x = jax.random.uniform(jax.random.key(0), (1, 40, 40, 3), minval=-1, maxval=1)
-    model.eval(), twin.eval()
-    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(twin(x)))
-    assert "Total params: 221,114" in summary(model, (1, 40, 40, 3), print_fn=lambda s: None)
-    heatmap = grad_cam(model, np.asarray(x), "conv_pw_13_relu")  # layers by Keras name
-    assert heatmap.shape == (1, 1, 1) and heatmap.max() == 1.0
+    assert model.dropout.rate == 0.2
+    twin = nnx.eval_shape(lambda: rebuild_model(model.build_config))  # what load_model does
+    assert jax.tree.map(lambda v: v.shape, nnx.state(twin)) == jax.tree.map(lambda v: v.shape, nnx.state(model))
+    text = summary(model, (1, 40, 40, 3), print_fn=lambda s: None)
+    assert "Total params: 221,114" in text and "Non-trainable params: 5,472" in text
+    assert "conv_pad_12" in text and "(None, 1, 1, 256)" in text
 
 
 def test_imagenet_argument_errors():

@@ -1,4 +1,4 @@
-"""The book models of ch. 8, 9 and 11 against their Keras twins: Keras writes, jaxvision
+"""The book models of ch. 8, 9 and 11 (the plain convnets share mnist_convnet's layers) against their Keras twins: Keras writes, jaxvision
 reads (legacy .h5 by order and .weights.h5); jaxvision writes, Keras's load_weights reads."""
 
 import jax
@@ -10,11 +10,10 @@ from jaxvision.models import build_model
 from jaxvision.weights import keras_layers, load_keras_weights, save_keras_weights
 from jaxvision.weights.model_layers import layer_variables
 from keras_files import randomise, write_legacy_h5
-from keras_twins import keras_dogs_vs_cats_convnet, keras_mini_xception, keras_mnist_convnet, keras_segmenter
+from keras_twins import keras_mini_xception, keras_mnist_convnet, keras_segmenter
 
 BOOK_MODELS = {  # builder kwargs, Keras twin, input shape
     "mnist_convnet": ({}, lambda keras: keras_mnist_convnet(keras), (2, 28, 28, 1)),
-    "dogs_vs_cats_convnet": ({}, lambda keras: keras_dogs_vs_cats_convnet(keras, 80), (2, 80, 80, 3)),
     "mini_xception": ({"augmented": False}, lambda keras: keras_mini_xception(keras, 32), (2, 32, 32, 3)),
     "segmentation_model": ({"img_size": [32, 32]}, lambda keras: keras_segmenter(keras, (32, 32)), (2, 32, 32, 3)),
 }
