@@ -42,7 +42,7 @@ from jaxvision.weights.tfjs import is_tfjs, read_tfjs
 __all__ = ["LoadResult", "keras_layers", "load_keras_weights", "save_keras_weights"]
 
 
-def _by_key(model: nnx.Module, layers: dict[str, FileLayer], source: str, by_name: bool):
+def _by_key(model: nnx.Module, layers: dict[str, FileLayer], by_name: bool):
     """Keras 3 layout: pair by class-and-position key, or by the recorded layer names."""
     if by_name:
         return match_by_name(model, list(layers.values()))
@@ -78,9 +78,9 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
     if is_tfjs(path):
         pairs, missing, unexpected = match_by_name(model, read_tfjs(path))
     elif is_keras_archive(path):
-        pairs, missing, unexpected = _by_key(model, read_keras_archive(path), source, by_name)
+        pairs, missing, unexpected = _by_key(model, read_keras_archive(path), by_name)
     elif is_kerashub_preset(path):
-        pairs, missing, unexpected = _by_key(model, read_kerashub_preset(path), source, by_name)
+        pairs, missing, unexpected = _by_key(model, read_kerashub_preset(path), by_name)
     elif path.is_dir():
         raise ValueError(f"{path} is a directory but neither a TF.js model (model.json) nor a KerasHub preset "
                          "(config.json + model.weights.h5)")
@@ -93,7 +93,7 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
                 else:
                     pairs, missing, unexpected = match_by_order(model, file_layers, source), [], []
             elif is_keras_v3(f):
-                pairs, missing, unexpected = _by_key(model, read_keras_v3(f, path), source, by_name)
+                pairs, missing, unexpected = _by_key(model, read_keras_v3(f, path), by_name)
             else:
                 raise ValueError(f"{path}: an HDF5 file without 'layer_names' or a 'layers' group; not a Keras "
                                  f"weights file (top-level keys: {sorted(f.keys())[:10]})")

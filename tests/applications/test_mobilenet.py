@@ -116,3 +116,18 @@ def test_decode_predictions_checks_its_input():
     preds[1, [3, 5]] = 0.2, 0.7
     out = decode_predictions(preds, top=2)
     assert [(w, s) for w, _, s in out[1]] == [("n01496331", np.float32(0.7)), ("n01491361", np.float32(0.2))]
+
+
+def test_class_index_offline_and_tampered(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXVISION_DATA", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    preds = np.full((1, 1000), 1e-3, np.float32)
+    with pytest.raises(RuntimeError, match=r"(?s)could not download imagenet_class_index\.json.*" + str(tmp_path)):
+        decode_predictions(preds)
+    (tmp_path / "pretrained" / "imagenet_class_index.json").write_text('{"0": ["n0", "x"]}')
+    with pytest.raises(ValueError, match=r"md5 .* is not Keras's c2c37ea517e94d9795004a39431a14cb"):
+        decode_predictions(preds)

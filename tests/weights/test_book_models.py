@@ -1,5 +1,6 @@
-"""The book models of ch. 8, 9 and 11 (the plain convnets share mnist_convnet's layers) against their Keras twins: Keras writes, jaxvision
-reads (legacy .h5 by order and .weights.h5); jaxvision writes, Keras's load_weights reads."""
+"""The book models of ch. 8 (the plain convnets share mnist_convnet's layers), 9 and 11 against
+their Keras twins: Keras writes (legacy .h5, .weights.h5, .keras), jaxvision reads; jaxvision
+writes, Keras's load_weights reads."""
 
 import jax
 import jax.numpy as jnp
