@@ -62,11 +62,16 @@ def runs(tmp_path_factory):
     return {"eight": eight, "one": one, "hosts": hosts}
 
 
-def _assert_close_weights(a: dict, b: dict, prefix: str) -> None:
+def _assert_close_weights(a: dict, b: dict, prefix: str, atol: float = 1e-6) -> None:
     names = [k for k in a if k.startswith(prefix)]
     assert names and names == [k for k in b if k.startswith(prefix)]
     for name in names:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=atol, err_msg=name)
+
+
+# Two epochs of the MNIST convnet: sums split over 8 shards round differently, and Adam
+# carries that into a few of the ~3e5 kernel entries at ~1e-6 (measured 1.6e-6 on 2 of 294,912).
+CH08_ATOL = 1e-5
 
 
 def _assert_close_history(a: dict, b: dict) -> None:
@@ -82,7 +87,7 @@ def test_eight_devices_train_like_one_on_the_same_global_batch(runs):
     _assert_close_weights(one["weights"], eight["weights"], "bn/")
     _assert_close_history(one["result"]["bn_history"], eight["result"]["bn_history"])
     # The ch. 8 script, unchanged: same curves and same final weights.
-    _assert_close_weights(one["weights"], eight["weights"], "ch08/")
+    _assert_close_weights(one["weights"], eight["weights"], "ch08/", atol=CH08_ATOL)
     _assert_close_history(one["result"]["ch08"]["history"], eight["result"]["ch08"]["history"])
     assert len(one["result"]["ch08"]["history"]["loss"]) == 2
 
@@ -125,7 +130,7 @@ def test_two_processes_reach_the_weights_of_one(runs):
     assert [(h["result"]["devices"], h["result"]["local_devices"]) for h in hosts] == [(8, 4), (8, 4)]
     for host in hosts:
         _assert_close_weights(one["weights"], host["weights"], "bn/")
-        _assert_close_weights(one["weights"], host["weights"], "ch08/")
+        _assert_close_weights(one["weights"], host["weights"], "ch08/", atol=CH08_ATOL)
         _assert_close_history(one["result"]["ch08"]["history"], host["result"]["ch08"]["history"])
     for name, value in hosts[0]["weights"].items():  # replicated: both processes hold the same values
         np.testing.assert_array_equal(value, hosts[1]["weights"][name], err_msg=name)
