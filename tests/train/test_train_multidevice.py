@@ -64,13 +64,17 @@ def runs(tmp_path_factory):
     return {"eight": eight, "one": one, "hosts": hosts}
 
 
-def _assert_close_weights(a: dict, b: dict, prefix: str) -> None:
-    # Sums over devices round differently; Adam turns a rounding difference in a near-zero
-    # gradient into up to one step (lr = 1e-3 for the convnet): 1e-5 is 1% of that.
+def _assert_close_weights(a: dict, b: dict, prefix: str, atol: float = 1e-6) -> None:
     names = [k for k in a if k.startswith(prefix)]
     assert names and names == [k for k in b if k.startswith(prefix)]
     for name in names:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=atol, err_msg=name)
+
+
+# Sums split over 8 shards round differently, and Adam turns a rounding difference in a
+# near-zero gradient into up to one step (lr = 1e-3 for the convnet): measured 1.6e-6 on 2 of
+# the 294,912 entries of a kernel after two epochs; 1e-5 is 1% of a step.
+CH08_ATOL = 1e-5
 
 
 def _assert_close_history(a: dict, b: dict) -> None:
@@ -86,7 +90,7 @@ def test_eight_devices_train_like_one_on_the_same_global_batch(runs):
     _assert_close_weights(one["weights"], eight["weights"], "bn/")
     _assert_close_history(one["result"]["bn_history"], eight["result"]["bn_history"])
     # The ch. 8 script, unchanged: same curves and same final weights.
-    _assert_close_weights(one["weights"], eight["weights"], "ch08/")
+    _assert_close_weights(one["weights"], eight["weights"], "ch08/", atol=CH08_ATOL)
     _assert_close_history(one["result"]["ch08"]["history"], eight["result"]["ch08"]["history"])
     assert len(one["result"]["ch08"]["history"]["loss"]) == 2
 
