@@ -26,7 +26,8 @@ class Conv2D(nnx.Module):
       kernel_size: int or (height, width).
       strides: int or pair.
       padding: ``"valid"`` or ``"same"``.
-      dilation_rate: int or pair; Keras forbids strides > 1 together with dilation > 1.
+      dilation_rate: int or pair; Keras forbids strides > 1 together with dilation > 1. Every
+        convolution takes it right after ``padding``; the arguments after it are keyword-only.
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
@@ -41,8 +42,8 @@ class Conv2D(nnx.Module):
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],
                  strides: int | Sequence[int] = 1, padding: str = "valid",
-                 dilation_rate: int | Sequence[int] = 1, activation: str | Callable | None = None,
-                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None):
+                 dilation_rate: int | Sequence[int] = 1, *, activation: str | Callable | None = None,
+                 use_bias: bool = True, rngs: nnx.Rngs, name: str | None = None):
         self.in_channels, self.filters, self.use_bias, self.name = in_channels, filters, use_bias, name
         self.kernel_size = pair("Conv2D", "kernel_size", kernel_size)
         self.strides = pair("Conv2D", "strides", strides)

@@ -60,9 +60,10 @@ class Conv2DTranspose(nnx.Module):
       kernel_size: int or (height, width).
       strides: int or pair; the upsampling factor.
       padding: ``"valid"`` or ``"same"``.
+      dilation_rate: int or pair; Keras forbids strides > 1 together with dilation > 1. The
+        arguments after it are keyword-only.
       output_padding: ``None``, int or pair, each strictly less than the stride: extra rows and
         columns at the bottom/right of the output.
-      dilation_rate: int or pair; Keras forbids strides > 1 together with dilation > 1.
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
@@ -79,8 +80,8 @@ class Conv2DTranspose(nnx.Module):
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],
                  strides: int | Sequence[int] = 1, padding: str = "valid",
-                 output_padding: int | Sequence[int] | None = None, dilation_rate: int | Sequence[int] = 1,
-                 activation: str | Callable | None = None, use_bias: bool = True, *, rngs: nnx.Rngs,
+                 dilation_rate: int | Sequence[int] = 1, *, output_padding: int | Sequence[int] | None = None,
+                 activation: str | Callable | None = None, use_bias: bool = True, rngs: nnx.Rngs,
                  name: str | None = None):
         self.in_channels, self.filters, self.use_bias, self.name = in_channels, filters, use_bias, name
         self.kernel_size = pair("Conv2DTranspose", "kernel_size", kernel_size)

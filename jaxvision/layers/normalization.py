@@ -24,7 +24,7 @@ class BatchNormalization(nnx.Module):
     ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``.
 
     Args:
-      num_features: channels of the input (last axis).
+      in_channels: channels of the input (last axis).
       momentum: weight of the old moving statistics in each update.
       epsilon: added to the variance to avoid dividing by zero.
       center: whether to learn the offset ``beta``.
@@ -45,24 +45,24 @@ class BatchNormalization(nnx.Module):
     (2, 2)
     """
 
-    def __init__(self, num_features: int, momentum: float = 0.99, epsilon: float = 1e-3,
+    def __init__(self, in_channels: int, momentum: float = 0.99, epsilon: float = 1e-3,
                  center: bool = True, scale: bool = True, *, rngs: nnx.Rngs, name: str | None = None):
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}")
-        self.num_features, self.name = num_features, name
+        self.in_channels, self.name = in_channels, name
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = center, scale
         self.use_running_average = False
-        self.gamma = nnx.Param(jnp.ones((num_features,))) if scale else None
-        self.beta = nnx.Param(jnp.zeros((num_features,))) if center else None
-        self.moving_mean = nnx.BatchStat(jnp.zeros((num_features,)))
-        self.moving_variance = nnx.BatchStat(jnp.ones((num_features,)))
+        self.gamma = nnx.Param(jnp.ones((in_channels,))) if scale else None
+        self.beta = nnx.Param(jnp.zeros((in_channels,))) if center else None
+        self.moving_mean = nnx.BatchStat(jnp.zeros((in_channels,)))
+        self.moving_variance = nnx.BatchStat(jnp.ones((in_channels,)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if getattr(x, "ndim", 0) < 2:
             raise ValueError(f"{layer_label(self)}: expected input of rank >= 2 (batch, ..., channels), "
                              f"got shape {getattr(x, 'shape', None)}")
-        check_input(self, x, rank=x.ndim, channels=self.num_features)
+        check_input(self, x, rank=x.ndim, channels=self.in_channels)
         # Like Keras, half-precision inputs are normalised in float32 (their range is too
         # small for the statistics); float32 and float64 keep their precision.
         x = x.astype(jnp.promote_types(x.dtype, jnp.float32))

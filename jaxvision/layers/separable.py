@@ -112,12 +112,12 @@ class DepthwiseConv2D(nnx.Module):
       kernel_size: int or (height, width).
       strides: int or pair.
       padding: ``"valid"`` or ``"same"``.
+      dilation_rate: int or pair. The arguments after it are keyword-only.
       depth_multiplier: output channels per input channel.
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias`` (``in_channels * depth_multiplier`` values).
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
       name: optional layer name used in error messages and summaries.
-      dilation_rate: int or pair (keyword-only).
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
@@ -127,9 +127,9 @@ class DepthwiseConv2D(nnx.Module):
     """
 
     def __init__(self, in_channels: int, kernel_size: int | Sequence[int], strides: int | Sequence[int] = 1,
-                 padding: str = "valid", depth_multiplier: int = 1, activation: str | Callable | None = None,
-                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None,
-                 dilation_rate: int | Sequence[int] = 1):
+                 padding: str = "valid", dilation_rate: int | Sequence[int] = 1, *, depth_multiplier: int = 1,
+                 activation: str | Callable | None = None, use_bias: bool = True, rngs: nnx.Rngs,
+                 name: str | None = None):
         _configure(self, in_channels, kernel_size, strides, padding, depth_multiplier, dilation_rate,
                    activation, use_bias, name)
         shape = (*self.kernel_size, in_channels, depth_multiplier)
@@ -149,8 +149,8 @@ class SeparableConv2D(nnx.Module):
     Args:
       in_channels: channels of the input (last axis).
       filters: output channels of the pointwise convolution.
-      kernel_size, strides, padding, depth_multiplier, dilation_rate: of the depthwise step,
-        as in :class:`DepthwiseConv2D` (``dilation_rate`` is keyword-only).
+      kernel_size, strides, padding, dilation_rate, depth_multiplier: of the depthwise step,
+        as in :class:`DepthwiseConv2D` (the arguments after ``dilation_rate`` are keyword-only).
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias`` (``filters`` values, after the pointwise step only).
       rngs: ``nnx.Rngs`` for the two glorot-uniform kernels.
@@ -164,9 +164,9 @@ class SeparableConv2D(nnx.Module):
     """
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],
-                 strides: int | Sequence[int] = 1, padding: str = "valid", depth_multiplier: int = 1,
-                 activation: str | Callable | None = None, use_bias: bool = True, *, rngs: nnx.Rngs,
-                 name: str | None = None, dilation_rate: int | Sequence[int] = 1):
+                 strides: int | Sequence[int] = 1, padding: str = "valid", dilation_rate: int | Sequence[int] = 1,
+                 *, depth_multiplier: int = 1, activation: str | Callable | None = None, use_bias: bool = True,
+                 rngs: nnx.Rngs, name: str | None = None):
         _configure(self, in_channels, kernel_size, strides, padding, depth_multiplier, dilation_rate,
                    activation, use_bias, name)
         self.filters = filters

@@ -82,7 +82,7 @@ def test_mnist_experiment_runs_on_a_slice(tmp_path):
 @pytest.mark.parametrize("variant", ["book", "improved"])
 def test_segmentation_experiment_runs_one_epoch(variant, pet_layout, tmp_path):
     out = tmp_path / variant
-    metrics = ch11_segmentation.main(["--data-dir", str(pet_layout), "--img-size", "32", "--epochs", "1",
+    metrics = ch11_segmentation.main(["--data-dir", str(pet_layout), "--image-size", "32", "--epochs", "1",
                                       "--batch-size", "2", "--out", str(out), "--variant", variant])
     check_run(out, metrics, "test_foreground_iou")
     assert 0.0 <= metrics["test_mean_iou"] <= 1.0

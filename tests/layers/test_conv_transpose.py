@@ -55,7 +55,7 @@ def test_output_shapes_match_keras(keras):
     for kernel, stride, padding, size in itertools.product((1, 2, 3, 4), (1, 2, 3), ("valid", "same"), (4, 5)):
         for output_padding in (None, *range(stride)):
             def output(x):
-                return Conv2DTranspose(2, 3, kernel, stride, padding, output_padding, rngs=nnx.Rngs(0))(x)
+                return Conv2DTranspose(2, 3, kernel, stride, padding, output_padding=output_padding, rngs=nnx.Rngs(0))(x)
 
             shape = jax.eval_shape(output, jax.ShapeDtypeStruct((1, size, size + 1, 2), jnp.float32)).shape
             reference = keras.layers.Conv2DTranspose(3, kernel, stride, padding, output_padding)
@@ -67,7 +67,8 @@ def test_output_shapes_match_keras(keras):
 @pytest.mark.parametrize("kernel, strides, padding, output_padding, dilation, size", GRID)
 def test_keras_parity(keras, kernel, strides, padding, output_padding, dilation, size):
     rng = np.random.default_rng(0)
-    layer = Conv2DTranspose(3, 4, kernel, strides, padding, output_padding, dilation, "tanh", rngs=fast_rngs())
+    layer = Conv2DTranspose(3, 4, kernel, strides, padding, dilation, output_padding=output_padding,
+                            activation="tanh", rngs=fast_rngs())
     layer.bias[...] = jnp.asarray(rng.normal(size=4), jnp.float32)
     x = rng.normal(size=(2, *size, 3)).astype(np.float32)
     reference = keras.layers.Conv2DTranspose(4, kernel, strides, padding, output_padding,
@@ -97,7 +98,8 @@ def test_is_the_input_gradient_of_a_strided_conv(padding):
 
 @pytest.mark.parametrize("strides, padding, output_padding, dilation", [(2, "same", 1, 1), (1, "valid", None, 2)])
 def test_gradients_wrt_input_and_params(x64, strides, padding, output_padding, dilation):
-    layer = Conv2DTranspose(2, 3, 3, strides, padding, output_padding, dilation, "tanh", rngs=fast_rngs())
+    layer = Conv2DTranspose(2, 3, 3, strides, padding, dilation, output_padding=output_padding, activation="tanh",
+                            rngs=fast_rngs())
     check_layer_grads(layer, (1, 4, 3, 2), seed=2)
 
 
