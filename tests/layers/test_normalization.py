@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
-from jaxvision.layers import BatchNormalization
+from jaxvision.layers import BatchNormalization, set_policy
 
 
 def randomised(in_channels, seed=0, **kwargs):
@@ -157,8 +157,7 @@ def test_gradients_wrt_input_and_params(x64, inference):
     bn = randomised(3, momentum=0.9)
     if inference:
         bn.eval()
-    graphdef, params, rest = nnx.split(bn, nnx.Param, ...)
-    params, rest = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), (params, rest))
+    graphdef, params, rest = nnx.split(set_policy(bn, "float64"), nnx.Param, ...)
 
     def apply(params, x):
         # A fresh copy per call: training mode writes its statistics into the copy only.
