@@ -160,12 +160,19 @@ def test_phase_form_equals_the_dilated_form_values_and_gradients(kernel, strides
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.normal(size=(2, *size, 3)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(*kernel, 4, 3)), jnp.float32)
-    y, vjp = jax.vjp(lambda x, w: conv_transpose_dilated(x, w, strides, pads), x, w)
-    y_fast, vjp_fast = jax.vjp(lambda x, w: conv_transpose_phases(x, w, strides, pads), x, w)
-    assert y_fast.shape == y.shape
+
+    def value_and_vjp(conv, cotangent):
+        y, vjp = jax.vjp(lambda x, w: conv(x, w, strides, pads), x, w)
+        return y, vjp(cotangent)
+
+    value_and_vjp = jax.jit(value_and_vjp, static_argnums=0)
+    shape = jax.eval_shape(lambda: conv_transpose_dilated(x, w, strides, pads)).shape
+    cotangent = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    y, grads = value_and_vjp(conv_transpose_dilated, cotangent)
+    y_fast, grads_fast = value_and_vjp(conv_transpose_phases, cotangent)
+    assert y_fast.shape == y.shape == shape
     np.testing.assert_allclose(y_fast, y, rtol=1e-5, atol=1e-5)
-    cotangent = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
-    for fast, plain in zip(vjp_fast(cotangent), vjp(cotangent)):
+    for fast, plain in zip(grads_fast, grads, strict=True):
         np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-4)
 
 
