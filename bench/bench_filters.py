@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxvision.environment import device_description
 from jaxvision.interpret import visualize_filter_loop, visualize_filters
 from jaxvision.models import build_model
-from jaxvision.train import device_description
 
 
 def timed(fn):

@@ -14,8 +14,7 @@ DEFAULT_IMAGE_SIZE = 180  # the book's dogs-vs-cats size, when the checkpoint fo
 
 
 def parser(doc: str, name: str, checkpoint: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _common.base_parser(doc, name)
     p.add_argument("--checkpoint", type=Path, default=Path(checkpoint),
                    help="a jaxvision.train.ModelCheckpoint directory")
     p.add_argument("--layer", action="append", default=None, help="layer name; repeat for several")
@@ -24,7 +23,6 @@ def parser(doc: str, name: str, checkpoint: str) -> argparse.ArgumentParser:
                    help=f"default: the size the checkpoint was trained at, else {DEFAULT_IMAGE_SIZE}")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="Dogs vs Cats folder for default images (default $JAXVISION_DATA/dogs_vs_cats_small)")
-    p.add_argument("--out", type=Path, default=Path("runs") / name)
     return p
 
 

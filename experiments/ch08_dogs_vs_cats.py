@@ -11,20 +11,19 @@ Other flags: --data-dir DIR (default $JAXVISION_DATA/dogs_vs_cats_small), --test
 finishes in ≤ 20 minutes on a 2-core CPU: 80×80 images (the convnet needs ≥ 78 px; the
 source photos are 128 px), batch 32, 20 / 40 epochs (augmentation needs more epochs to pay off).
 The best-``val_loss`` checkpoint is evaluated on the test split. A killed run resumes from
-``<out>/backup`` when started again with the same flags.
+``<out>/backup`` when started again with the same flags; a finished one (``<out>/metrics.json``)
+is not trained again unless ``--force``. Logs: ``<out>/log.csv`` and TensorBoard's ``<out>/logs``.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
-import optax
 
 import _common
 from jaxvision.data import image_dataset_from_directory
 from jaxvision.models import build_model
-from jaxvision.train import BackupAndRestore, ModelCheckpoint, evaluate, fit, load_model, plot_history
+from jaxvision.train import evaluate, fit, load_model, plot_history
 
 PROFILES = {
     "scratch": {"book": {"epochs": 50, "image_size": 180, "batch_size": 64},
@@ -55,34 +54,34 @@ def load_split(directory: Path, image_size: int, limit: int | None) -> tuple[np.
 
 def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model_kwargs) -> dict:
     """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/."""
+    if (done := _common.finished(args)) is not None:
+        return done
     data_dir = args.data_dir or _common.data_root() / "dogs_vs_cats_small"
     test_dir = args.test_dir or data_dir / "test"
     splits = {split: load_split(d, args.image_size, args.limit)
               for split, d in (("train", data_dir / "train"), ("validation", data_dir / "validation"),
                                ("test", test_dir))}
-    print(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
-          f"{len(splits['train'][0])} training images", flush=True)
+    _common.say(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
+          f"{len(splits['train'][0])} training images")
 
     model = build_model(model_name, seed=args.seed, **model_kwargs)
     checkpoint = args.out / "checkpoint"
     with _common.Timer() as timer:
         history = fit(model, splits["train"], validation_data=splits["validation"], epochs=args.epochs,
                       batch_size=args.batch_size, loss="binary_crossentropy",
-                      optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], seed=args.seed,
-                      callbacks=[ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
-                                 BackupAndRestore(args.out / "backup")])
+                      optimizer="adam", metrics=["accuracy"], seed=args.seed,
+                      callbacks=_common.callbacks(args, monitor="val_loss", save_best_only=True))
     best = load_model(checkpoint)
     test = evaluate(best, splits["test"], loss="binary_crossentropy", metrics=["accuracy"], batch_size=64)
-    print(f"Test accuracy: {test['accuracy']:.4f}")
+    _common.say(f"Test accuracy: {test['accuracy']:.4f}")
     plot_history(history, args.out / "curves.png", metrics=("accuracy",))
     metrics = {"experiment": name, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
                "best_val_loss": min(history.history["val_loss"]), "history": history.history,
                "epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size,
-               "profile": args.profile, "seconds": timer.seconds, "device": _common.device_description(),
+               "profile": args.profile, "seconds": timer.seconds,
                "train_images": len(splits["train"][0]), "test_images": len(splits["test"][0]),
                "model": model_name, "seed": args.seed, "checkpoint": checkpoint}
-    _common.write_metrics(args.out, metrics)
-    return metrics
+    return _common.finish(args, metrics)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -97,4 +96,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

@@ -5,18 +5,18 @@ Run:
 
 Without the full MNIST (``$JAXVISION_DATA/mnist`` or a download), it trains on the small real
 sample shipped in the package and says so on its first line. The final model is saved to
-``<out>/checkpoint``; a killed run resumes from ``<out>/backup`` when started again.
+``<out>/checkpoint``; a killed run resumes from ``<out>/backup`` when started again, and a
+finished one (``<out>/metrics.json``) is not trained again unless ``--force``. Logs:
+``<out>/log.csv`` and TensorBoard's ``<out>/logs``.
 """
 
-import sys
 
 import numpy as np
-import optax
 
 import _common
 from jaxvision.data import load_mnist_or_sample
 from jaxvision.models import build_model
-from jaxvision.train import BackupAndRestore, ModelCheckpoint, evaluate, fit, plot_history
+from jaxvision.train import evaluate, fit, plot_history
 
 NAME = "ch08_mnist_convnet"
 
@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (smoke tests)")
     args = _common.apply_profile(p.parse_args(argv), {"book": {"epochs": 5, "batch_size": 64},
                                                       "quick": {"epochs": 5, "batch_size": 64}})
+    if (done := _common.finished(args)) is not None:
+        return done
     ((x_train, y_train), (x_test, y_test)), source = load_mnist_or_sample(args.data_dir)
-    print(f"data: {source}", flush=True)
+    _common.say(f"data: {source}")
     if args.limit is not None:
         x_train, y_train, x_test, y_test = x_train[:args.limit], y_train[:args.limit], x_test[:args.limit], y_test[:args.limit]
     prepare = lambda x: (x.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)  # noqa: E731
@@ -39,22 +41,20 @@ def main(argv: list[str] | None = None) -> dict:
     with _common.Timer() as timer:
         history = fit(model, (x_train, y_train.astype(np.int32)), epochs=args.epochs,
                       batch_size=args.batch_size, loss="sparse_categorical_crossentropy",
-                      optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], seed=args.seed,
+                      optimizer="adam", metrics=["accuracy"], seed=args.seed,
                       # The book holds out no validation set: keep the last epoch's model, and
                       # resume a killed run from its backup.
-                      callbacks=[ModelCheckpoint(args.out / "checkpoint", monitor="loss", save_best_only=False),
-                                 BackupAndRestore(args.out / "backup")])
+                      callbacks=_common.callbacks(args, monitor="loss", save_best_only=False))
     test = evaluate(model, (x_test, y_test.astype(np.int32)), loss="sparse_categorical_crossentropy",
                     metrics=["accuracy"], batch_size=256)
-    print(f"Test accuracy: {test['accuracy']:.4f}")
+    _common.say(f"Test accuracy: {test['accuracy']:.4f}")
     plot_history(history, args.out / "curves.png", metrics=("accuracy",))
     metrics = {"experiment": NAME, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
                "history": history.history, "epochs": args.epochs, "batch_size": args.batch_size,
-               "seconds": timer.seconds, "device": _common.device_description(), "data": source,
+               "seconds": timer.seconds, "data": source,
                "train_images": len(x_train), "profile": args.profile, "seed": args.seed}
-    _common.write_metrics(args.out, metrics)
-    return metrics
+    return _common.finish(args, metrics)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

@@ -9,7 +9,6 @@ Run:
 14 epochs that fit in 20 minutes left it underfit: 0.648 test accuracy).
 """
 
-import sys
 
 import _common
 from ch08_dogs_vs_cats import add_flags, train_and_test
@@ -25,4 +24,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

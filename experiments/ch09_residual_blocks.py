@@ -6,7 +6,6 @@ Run:
         [--batch-size N] [--data-dir DIR] [--test-dir DIR] [--out runs/ch09_residual_blocks] [--seed 0]
 """
 
-import sys
 
 import _common
 from ch08_dogs_vs_cats import add_flags, train_and_test
@@ -25,4 +24,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

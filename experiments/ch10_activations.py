@@ -10,7 +10,6 @@ was trained at. Writes ``input.png``, one ``activations/<layer>.png`` grid per l
 channels a row, each channel standardised as in listing 10.6) and ``metrics.json``.
 """
 
-import sys
 
 import numpy as np
 from PIL import Image
@@ -40,11 +39,9 @@ def main(argv: list[str] | None = None) -> dict:
     for name, info in layers.items():
         print(f"{name:>24} {str(tuple(info['shape'])):>20} blank channels: {info['blank_channels']}")
     metrics = {"experiment": "ch10_activations", "checkpoint": str(args.checkpoint), "image": str(image_path),
-               "image_size": size, "layers": layers, "seconds": timer.seconds,
-               "device": _common.device_description()}
-    _common.write_metrics(args.out, metrics)
-    return metrics
+               "image_size": size, "layers": layers, "seconds": timer.seconds}
+    return _common.write_metrics(args, metrics)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

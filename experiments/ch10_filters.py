@@ -15,7 +15,6 @@ and its seconds (compilation included; ``bench/bench_filters.py`` measures throu
 """
 
 import math
-import sys
 
 import numpy as np
 
@@ -71,10 +70,9 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['mean_activation_start']:.4g} → {r['mean_activation_end']:.4g}", flush=True)
     metrics = {"experiment": "ch10_filters", "checkpoint": str(args.checkpoint), "image_size": size,
                "steps": args.steps, "step_size": args.step_size, "layers": results,
-               "seconds": sum(r["seconds"] for r in results.values()), "device": _common.device_description()}
-    _common.write_metrics(args.out, metrics)
-    return metrics
+               "seconds": sum(r["seconds"] for r in results.values())}
+    return _common.write_metrics(args, metrics)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

@@ -4,7 +4,8 @@ Run:
     python experiments/ch10_gradcam.py [--checkpoint runs/ch09_mini_xception/checkpoint]
         [--layer NAME] [--image FILE ...] [--per-class 3] [--image-size N] [--out runs/ch10_gradcam]
 
-Defaults: the model's last (N, H, W, C) layer (listing 10.19's "last conv layer"); the first
+Defaults: the model's last (N, H, W, C) layer with more than one position (listing 10.19's
+"last conv layer"; Grad-CAM on a 1 × 1 map is uniform, so such a --layer gets a warning); the first
 ``--per-class`` cats and dogs of $JAXVISION_DATA/dogs_vs_cats_small/test/ in sorted order;
 the image size the checkpoint was trained at. The explained class is each image's predicted
 class (for the binary sigmoid models: the signed logit, see ``jaxvision.interpret.gradcam``).
@@ -13,7 +14,6 @@ its probability), ``<image>_overlay.png`` (the bare overlay at image size) and
 ``metrics.json``.
 """
 
-import sys
 
 import numpy as np
 from PIL import Image
@@ -21,7 +21,7 @@ from PIL import Image
 import _ch10
 import _common
 from jaxvision.data.image_io import load_rgb
-from jaxvision.interpret import grad_cam, overlay_heatmap, save_titled_image
+from jaxvision.interpret import default_layer, grad_cam, overlay_heatmap, save_titled_image
 from jaxvision.train import predict
 
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     paths = args.image or [f for label in class_names for f in _ch10.test_images(args, label, args.per_class)]
     images = np.stack([_ch10.load_image(path, size) for path in paths])
     shapes = model.layer_shapes(images.shape)
-    layer = args.layer[0] if args.layer else [name for name, shape in shapes.items() if len(shape) == 4][-1]
+    layer = args.layer[0] if args.layer else default_layer(model, images.shape)
 
     outputs = predict(model, images)
     if outputs.shape[-1] == 1:  # a sigmoid: P(class 1)
@@ -67,10 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{path.name}: {name} ({prob:.2f}), heatmap peak at {tuple(int(i) for i in peak)}")
     metrics = {"experiment": "ch10_gradcam", "checkpoint": str(args.checkpoint), "layer": layer,
                "layer_shape": list(shapes[layer]), "image_size": size, "images": results,
-               "seconds": timer.seconds, "device": _common.device_description()}
-    _common.write_metrics(args.out, metrics)
-    return metrics
+               "seconds": timer.seconds}
+    return _common.write_metrics(args, metrics)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _common.run(main)

@@ -15,6 +15,7 @@ is dropped with a warning after a quick decode check of every file (``on_error="
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ import grain
 import numpy as np
 
 from jaxvision.data.image_io import INTERPOLATIONS, check_decodable, load_rgb, resize
+from jaxvision.data.process_share import this_process_share
+from jaxvision.data.seeding import epoch_seed
 
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 LABEL_MODES = ("int", "categorical", "binary", None)
@@ -163,25 +166,29 @@ class ImageFolderDataset:
 
     def as_arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
         """All images (in ``file_paths`` order, no ``batch_transform``) and labels at once."""
-        batches = list(self._pipeline(0, shuffle=False, transform=None))
+        batches = list(self._pipeline(0, shuffle=False, transform=None, every_process_all=True))
         if self.label_mode is None:
             return np.concatenate(batches), None
         return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
-    def _pipeline(self, epoch: int, *, shuffle: bool, transform: Callable | None) -> grain.IterDataset:
+    def _pipeline(self, epoch: int, *, shuffle: bool, transform: Callable | None,
+                  every_process_all: bool = False) -> grain.IterDataset:
         ds = grain.MapDataset.source(self._records)
         if shuffle:
             ds = ds.shuffle(seed=epoch_seed(self.seed, epoch, 0))
+        # With several processes, each loads its part of every global batch (unless all is asked for).
+        ds, batch_size = (ds, self.batch_size) if every_process_all else this_process_share(ds, self.batch_size)
         ds = ds.map(partial(_load_example, image_size=self.image_size, interpolation=self._interpolation))
         collate = partial(_collate, label_mode=self.label_mode, num_classes=len(self.class_names or ()))
-        ds = ds.batch(self.batch_size, batch_fn=collate)
+        ds = ds.batch(batch_size, batch_fn=collate)
         if transform is not None:
             ds = ds.random_map(transform, seed=epoch_seed(self.seed, epoch, 1))
         options = grain.ReadOptions(num_threads=_READ_THREADS, prefetch_buffer_size=2 * _READ_THREADS)
         it = ds.to_iter_dataset(options)
         if self.num_workers > 0:
             _absl_flags_parsed()
-            it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.num_workers))
+            it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.num_workers),
+                                worker_init_fn=_host_only_worker)
         return it
 
 
@@ -202,9 +209,12 @@ def _collate(examples, *, label_mode: str | None, num_classes: int):
     return images, np.eye(num_classes, dtype=np.float32)[ids]
 
 
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """A 32-bit seed that depends only on (seed, epoch, stream)."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+def _host_only_worker(worker_index: int, worker_count: int) -> None:
+    """Workers decode (and run ``batch_transform``, jax included) on the host CPU: an
+    accelerator backend in each worker would take device memory from the training process."""
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    if "jax" in sys.modules:  # imported but no backend yet: the config still applies
+        sys.modules["jax"].config.update("jax_platforms", "cpu")
 
 
 def _absl_flags_parsed() -> None:

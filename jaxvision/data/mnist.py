@@ -13,6 +13,7 @@ Rebuild the sample with ``python -m jaxvision.data.make_mnist_sample [DATA_DIR]`
 
 import gzip
 import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -138,13 +139,16 @@ def _find(folder: Path, name: str) -> Path | None:
 def _read_idx(path: Path, magic: int, digests: tuple[str, ...], *, verify: bool) -> np.ndarray:
     """Parse one IDX file (big-endian header: magic, then one uint32 per dimension)."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError) as e:  # BadGzipFile is an OSError; a cut-off stream an EOFError
-        raise ValueError(f"{path}: not a readable gzip file ({e}); delete it and download it again") from e
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({type(e).__name__}: {e})") from e
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        # BadGzipFile (an OSError): bad header or CRC; EOFError: cut off; zlib.error: corrupt data.
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"{path}: not a readable gzip file ({type(e).__name__}: {e}); "
+                             "delete it and download it again") from e
     ndim = magic - 2048
     header = 4 + 4 * ndim
     if len(raw) < header:

@@ -68,7 +68,8 @@ def oxford_pet_pairs(
         return [pair for pair in pairs if pair[0].stem in wanted]
     if not 0 < num_val_samples < len(pairs):
         raise ValueError(
-            f"num_val_samples={num_val_samples} must be between 1 and {len(pairs) - 1} (the pair count - 1)"
+            f"num_val_samples={num_val_samples} must be between 1 and {len(pairs) - 1} (the pair count - 1) "
+            f"for the {len(pairs)} pairs in {root}"
         )
     return pairs[-num_val_samples:] if split == "test" else pairs[:-num_val_samples]
 
@@ -140,6 +141,10 @@ def load_oxford_pet(
 
 
 def _read_stems(list_file: Path) -> set[str]:
-    lines = (line.split("#", 1)[0].split() for line in list_file.read_text().splitlines())
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read split list {list_file}: {type(e).__name__}: {e}") from e
+    lines = (line.split("#", 1)[0].split() for line in text.splitlines())
     return {fields[0] for fields in lines if fields}
 

@@ -4,7 +4,7 @@ Everything in :mod:`jaxvision.interpret` reaches layers by name through ``Model.
 tap)``: a tap records (or perturbs) the named output, so there are no hooks and no second
 model. The helpers here are shared by the filter and Grad-CAM modules: an eval-mode
 split of the model (jit-friendly, the caller's model is left untouched), layer-name checks,
-and a forward that stops after the last layer it needs.
+and (through :class:`~jaxvision.models.base.Recorder`) a forward that stops after the last layer it needs.
 """
 
 import re
@@ -16,15 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvision.models.base import Model
-
-
-class _Reached(Exception):
-    """Raised by the tap once every wanted layer is recorded, to skip the rest of the trace."""
-
-
-class _Missing(ValueError):
-    """The forward pass ended without tapping some wanted names (``args[0]``: their list)."""
+from jaxvision.models.base import Model, Recorder, UnknownLayerNames
 
 
 def eval_split(model: Model) -> tuple[nnx.GraphDef, nnx.State]:
@@ -51,11 +43,10 @@ def check_layers(model: Model, names: Sequence[str], images: jax.ShapeDtypeStruc
     """
     graphdef, state = nnx.split(model)
     try:
-        found = jax.eval_shape(lambda s, x: forward_until(nnx.merge(graphdef, s), x, names),
+        found = jax.eval_shape(lambda s, x: Recorder(names, stop=True).run(nnx.merge(graphdef, s), x),
                                state, jax.ShapeDtypeStruct(images.shape, images.dtype))
-    except _Missing as missing:
-        raise ValueError(f"{type(model).__name__}: unknown layer name(s) {missing.args[0]}; "
-                         f"available: {list(model.layer_shapes(images.shape))}") from None
+    except UnknownLayerNames as error:
+        raise model.unknown_layers(error, images.shape) from None
     shapes = {name: tuple(found[name].shape) for name in names}
     flat = [name for name, shape in shapes.items() if spatial and len(shape) != 4]
     if flat:
@@ -63,30 +54,6 @@ def check_layers(model: Model, names: Sequence[str], images: jax.ShapeDtypeStruc
         raise ValueError(f"{type(model).__name__}: layer(s) {flat} have no (N, H, W, C) output "
                          f"(shapes {[shapes[n] for n in flat]}); spatial layers: {spatial_names}")
     return shapes
-
-
-def forward_until(model: Model, x: jax.Array, names: Sequence[str]) -> dict[str, jax.Array]:
-    """The outputs of the named layers, running the forward pass only as far as the last one.
-
-    The tap raises once all names are seen; under ``jax.jit``/``jax.grad`` this only ends the
-    Python trace early, so the layers after it are never traced or computed.
-    """
-    wanted, found = set(names), {}
-
-    def record(name: str, value: jax.Array) -> jax.Array:
-        if name in wanted:
-            found[name] = value
-            if len(found) == len(wanted):
-                raise _Reached
-        return value
-
-    if not wanted:
-        return found
-    try:
-        model.forward(x, record)
-    except _Reached:
-        return found
-    raise _Missing([name for name in names if name not in found])
 
 
 def conv_and_pool_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
@@ -103,7 +70,7 @@ def conv_and_pool_layers(model: Model, input_shape: tuple[int, ...]) -> list[str
 @partial(jax.jit, static_argnames=("graphdef", "names"))
 def _activations(graphdef: nnx.GraphDef, state: nnx.State, images: jax.Array,
                  names: tuple[str, ...]) -> dict[str, jax.Array]:
-    return forward_until(nnx.merge(graphdef, state), images, names)
+    return Recorder(names, stop=True).run(nnx.merge(graphdef, state), images)
 
 
 def activations(model: Model, images, layer_names: Iterable[str] | None = None) -> dict[str, np.ndarray]:

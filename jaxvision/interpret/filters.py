@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvision.interpret.activations import check_layers, eval_split, forward_until
-from jaxvision.models.base import Model
+from jaxvision.interpret.activations import check_layers, eval_split
+from jaxvision.models.base import Model, Recorder
 
 _EPS = 1e-12  # keeps a zero gradient (dead filter) from dividing by zero
 
@@ -32,7 +32,7 @@ def _filter_loss(graphdef: nnx.GraphDef, state: nnx.State, layer_name: str, imag
                  filter_index: jax.Array, input_scale: jax.Array) -> jax.Array:
     """Mean activation of one filter over the layer's output without its 2-pixel border."""
     model = nnx.merge(graphdef, state)
-    act = forward_until(model, (image * input_scale)[None], (layer_name,))[layer_name]
+    act = Recorder((layer_name,), stop=True).run(model, (image * input_scale)[None])[layer_name]
     # A one-hot contraction, not act[..., filter_index]: under vmap the index is batched and
     # would become a gather whose gradient is a scatter, which is slow on CPU.
     selected = act[:, 2:-2, 2:-2, :] @ jax.nn.one_hot(filter_index, act.shape[-1], dtype=act.dtype)

@@ -18,6 +18,7 @@ Class scores, per image:
   single output is already a logit is passed with ``from_logits=True``.
 """
 
+import warnings
 from functools import partial
 
 import jax
@@ -76,18 +77,49 @@ def _score_gradient(graphdef, state, images, class_index, layer_name, from_logit
     return activation, grads
 
 
+def default_layer(model: Model, input_shape: tuple[int, ...]) -> str:
+    """The last layer whose output is an (N, h, w, C) map with more than one position — the
+    book's "last convolutional layer". On a 1 × 1 map the heatmap is uniform by construction.
+
+    >>> from flax import nnx
+    >>> from jaxvision.layers import Conv2D, MaxPooling2D
+    >>> from jaxvision.models import Sequential
+    >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), MaxPooling2D(2), MaxPooling2D(2)])
+    >>> model.layer_shapes((1, 6, 6, 3))["max_pooling2d_1"], default_layer(model, (1, 6, 6, 3))
+    ((1, 1, 1, 4), 'max_pooling2d')
+    """
+    spatial = _multi_position_layers(model, input_shape)
+    if not spatial:
+        raise ValueError(f"{type(model).__name__}: no layer has an (N, h, w, C) output with more than one "
+                         f"position for inputs of shape {tuple(input_shape)}; layer shapes: "
+                         f"{model.layer_shapes(tuple(input_shape))}")
+    return spatial[-1]
+
+
+def _multi_position_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
+    shapes = model.layer_shapes(tuple(input_shape))
+    return [name for name, shape in shapes.items() if len(shape) == 4 and shape[1] * shape[2] > 1]
+
+
 def _prepare(model, images, layer_name, class_index):
     images = as_images(images)
-    check_layers(model, [layer_name], images, spatial=True)
+    if layer_name is None:
+        layer_name = default_layer(model, images.shape)
+    shape = check_layers(model, [layer_name], images, spatial=True)[layer_name]
+    if shape[1] * shape[2] == 1:
+        spatial = _multi_position_layers(model, images.shape)
+        hint = f"the default layer is {spatial[-1]!r}" if spatial else "no layer of this model has more positions"
+        warnings.warn(f"Grad-CAM on layer {layer_name!r}, whose output is 1 × 1 ({shape}), is uniform by "
+                      f"construction; {hint}", stacklevel=3)
     index = np.full(images.shape[0], -1) if class_index is None else np.broadcast_to(class_index, images.shape[:1])
-    return images, jnp.asarray(index, dtype=jnp.int32)
+    return images, jnp.asarray(index, dtype=jnp.int32), layer_name
 
 
-def class_score_gradient(model: Model, images, layer_name: str, class_index: int | None = None,
+def class_score_gradient(model: Model, images, layer_name: str | None = None, class_index: int | None = None,
                          *, from_logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The named layer's activation and the gradient of the class score with respect to it,
     both (N, h, w, C). Arguments as :func:`grad_cam`."""
-    images, index = _prepare(model, images, layer_name, class_index)
+    images, index, layer_name = _prepare(model, images, layer_name, class_index)
     activation, grads = _score_gradient(*eval_split(model), images, index, layer_name, from_logits)
     return np.asarray(activation), np.asarray(grads)
 
@@ -100,14 +132,15 @@ def _heatmap(activation: jax.Array, grads: jax.Array) -> jax.Array:
     return jnp.where(peak > 0, cam / jnp.where(peak > 0, peak, 1), 0)
 
 
-def grad_cam(model: Model, images, layer_name: str, class_index: int | None = None,
+def grad_cam(model: Model, images, layer_name: str | None = None, class_index: int | None = None,
              *, from_logits: bool = False) -> np.ndarray:
     """Grad-CAM heatmaps (N, h, w) in [0, 1] at the resolution of ``layer_name``.
 
     Args:
       model: any :class:`~jaxvision.models.base.Model`; run in eval mode.
       images: (N, H, W, C) batch in the model's input format.
-      layer_name: a tapped layer with an (N, h, w, C) output, usually the last conv block.
+      layer_name: a tapped layer with an (N, h, w, C) output; default :func:`default_layer`,
+        the last one with more than one spatial position (a 1 × 1 choice gets a warning).
       class_index: class to explain (int or one per image); default each image's top class.
       from_logits: a single-output model returns logits rather than sigmoid probabilities.
 
@@ -123,6 +156,6 @@ def grad_cam(model: Model, images, layer_name: str, class_index: int | None = No
     >>> heatmaps.shape, bool(heatmaps.min() >= 0), bool(heatmaps.max() <= 1)
     ((2, 6, 6), True, True)
     """
-    images, index = _prepare(model, images, layer_name, class_index)
+    images, index, layer_name = _prepare(model, images, layer_name, class_index)
     activation, grads = _score_gradient(*eval_split(model), images, index, layer_name, from_logits)
     return np.asarray(_heatmap(activation, grads))

@@ -245,6 +245,8 @@ class AugmentBatch:
     per-element generator, which seeds the key, so a seeded pipeline is reproducible. An
     element is an image batch, or a pair ``(images, targets)``: targets are masks moved with
     the images when ``masks=True``, else labels passed through. ``apply`` takes a key directly.
+    For arrays already on the accelerator, pass ``augment=aug.apply_pair`` to
+    ``jaxvision.train.fit`` instead: the same augmentation then runs inside the train step.
 
     >>> import numpy as np
     >>> from flax import nnx
@@ -261,6 +263,12 @@ class AugmentBatch:
     def apply(self, images: np.ndarray, key: jax.Array, masks: np.ndarray | None = None):
         """Augment one batch (and its masks) with ``key``; returns numpy arrays."""
         return jax.tree.map(np.asarray, self._augment(images, key, masks))
+
+    def apply_pair(self, images: jax.Array, targets: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Augment ``(images, targets)`` with ``key``, in jax (traceable: it runs inside ``jax.jit``)."""
+        if self.masks:
+            return augment(self.layers, images, key, targets)
+        return augment(self.layers, images, key), targets
 
     def __call__(self, element, rng: np.random.Generator):
         key = jax.random.key(int(rng.integers(2**31)))

@@ -1,7 +1,10 @@
-"""The book's models, built from :mod:`jaxvision.layers`."""
+"""The book's models, built from :mod:`jaxvision.layers`; importing this package registers
+them with :func:`build_model`."""
 
+from jaxvision.models import convnets, segmentation, xception  # noqa: F401  (register the book's models)
 from jaxvision.models.base import Model, Sequential
 from jaxvision.models.registry import build_model, rebuild_model, register
+from jaxvision.models.rngs import model_rngs
 from jaxvision.models.summary import summary
 
-__all__ = ["Model", "Sequential", "build_model", "rebuild_model", "register", "summary"]
+__all__ = ["Model", "Sequential", "build_model", "model_rngs", "rebuild_model", "register", "summary"]

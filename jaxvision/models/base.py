@@ -30,6 +30,55 @@ def keras_name(layer: object) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+class _Complete(Exception):
+    """Raised by a stopping :class:`Recorder` once it holds every wanted name."""
+
+
+class UnknownLayerNames(ValueError):
+    """A forward pass ended without tapping some wanted names (``missing``)."""
+
+    def __init__(self, missing: list[str]):
+        super().__init__(f"unknown layer name(s) {missing}")
+        self.missing = missing
+
+
+class Recorder:
+    """The tap that keeps named outputs: every one (``names=None``) or only ``names``.
+
+    With ``stop=True`` the forward pass ends once every wanted name is recorded; under
+    ``jax.jit``/``jax.grad`` this only ends the Python trace early, so the layers after it are
+    never traced or computed.
+    """
+
+    def __init__(self, names: Iterable[str] | None = None, *, stop: bool = False):
+        self.wanted = None if names is None else tuple(names)
+        self.stop = stop
+        self.found: dict[str, jax.Array] = {}
+        self.output: jax.Array | None = None
+
+    def __call__(self, name: str, value: jax.Array) -> jax.Array:
+        if self.wanted is None or name in self.wanted:
+            self.found[name] = value
+            if self.stop and len(self.found) == len(self.wanted or ()):
+                raise _Complete
+        return value
+
+    def run(self, model: "Model", x: jax.Array) -> dict[str, jax.Array]:
+        """Run ``model.forward(x, self)``; the recorded outputs, in forward order (the model's
+        output is kept in ``output`` unless the pass stopped early).
+        :class:`UnknownLayerNames` if a wanted name never came."""
+        if self.wanted is not None and not self.wanted:
+            return self.found
+        try:
+            self.output = model.forward(x, self)
+        except _Complete:
+            pass
+        missing = [name for name in self.wanted or () if name not in self.found]
+        if missing:
+            raise UnknownLayerNames(missing)
+        return self.found
+
+
 class Model(nnx.Module):
     """Base class: subclasses implement :meth:`forward`."""
 
@@ -41,35 +90,27 @@ class Model(nnx.Module):
 
     def intermediates(self, x: jax.Array, names: Iterable[str] | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
         """The output and the named activations (all of them when ``names`` is None)."""
-        wanted = None if names is None else set(names)
-        found: dict[str, jax.Array] = {}
+        recorder = Recorder(names)
+        try:
+            found = recorder.run(self, x)
+        except UnknownLayerNames as error:
+            raise self.unknown_layers(error, x.shape) from None
+        return recorder.output, found
 
-        def record(name: str, value: jax.Array) -> jax.Array:
-            if wanted is None or name in wanted:
-                found[name] = value
-            return value
-
-        out = self.forward(x, record)
-        if wanted is not None and wanted - set(found):
-            missing = sorted(wanted - set(found))
-            raise ValueError(f"{type(self).__name__}: unknown layer name(s) {missing}; "
-                             f"available: {list(self.layer_shapes(x.shape))}")
-        return out, found
+    def unknown_layers(self, error: UnknownLayerNames, input_shape: tuple[int, ...]) -> ValueError:
+        """``error`` with the model's name and the available layer names."""
+        return ValueError(f"{type(self).__name__}: {error}; available: {list(self.layer_shapes(input_shape))}")
 
     def layer_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """Every tapped name with its output shape, in forward order (traced, nothing computed)."""
-        shapes: dict[str, tuple[int, ...]] = {}
         graphdef, state = nnx.split(self)
+        recorder = Recorder()
 
-        def record(name: str, value: jax.Array) -> jax.Array:
-            shapes[name] = tuple(value.shape)
-            return value
+        def trace(state: nnx.State, x: jax.Array) -> None:
+            recorder.run(nnx.merge(graphdef, state), x)
 
-        def run(state, x):
-            return nnx.merge(graphdef, state).forward(x, record)
-
-        jax.eval_shape(run, state, jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))
-        return shapes
+        jax.eval_shape(trace, state, jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))
+        return {name: tuple(value.shape) for name, value in recorder.found.items()}
 
 
 class Sequential(Model):

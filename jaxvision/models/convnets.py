@@ -1,22 +1,10 @@
 """The plain convnets of DLwP ch. 8 and the residual convnet of ch. 9."""
 
-from flax import nnx
-
-from jaxvision.layers import (Conv2D, Dense, Dropout, GlobalAveragePooling2D, MaxPooling2D,
-                              RandomFlip, RandomRotation, RandomZoom, Rescaling, ResidualBlock)
+from jaxvision.layers import Conv2D, Dense, Dropout, GlobalAveragePooling2D, MaxPooling2D, Rescaling, ResidualBlock
+from jaxvision.models.augmentation import data_augmentation
 from jaxvision.models.base import Sequential
 from jaxvision.models.registry import register
-
-
-def model_rngs(seed: int) -> nnx.Rngs:
-    """One seed for every stream a book model uses: weights, dropout and augmentation."""
-    return nnx.Rngs(params=seed, dropout=seed + 1, augment=seed + 2)
-
-
-def data_augmentation(rngs: nnx.Rngs) -> Sequential:
-    """Listing 8.18: horizontal flip, rotation ±0.1 turn, zoom ±20%."""
-    return Sequential([RandomFlip("horizontal", rngs=rngs), RandomRotation(0.1, rngs=rngs),
-                       RandomZoom(0.2, rngs=rngs)])
+from jaxvision.models.rngs import model_rngs
 
 
 @register

@@ -6,9 +6,10 @@ from flax import nnx
 
 from jaxvision.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout,
                               GlobalAveragePooling2D, MaxPooling2D, Rescaling, SeparableConv2D)
+from jaxvision.models.augmentation import data_augmentation
 from jaxvision.models.base import Model, Tap
-from jaxvision.models.convnets import data_augmentation, model_rngs
 from jaxvision.models.registry import register
+from jaxvision.models.rngs import model_rngs
 
 BLOCK_SIZES = (32, 64, 128, 256, 512)
 
@@ -49,6 +50,8 @@ class MiniXception(Model):
         self.global_average_pooling2d = GlobalAveragePooling2D()
         self.dropout = Dropout(dropout, rngs=rngs)
         self.dense = Dense(channels, 1, activation="sigmoid", rngs=rngs)
+        # Keras's layer order (weight files pair layers by it); attribute order is lost on nnx.merge.
+        self.layer_names = tuple(k for k, v in vars(self).items() if isinstance(v, nnx.Module))
 
     def forward(self, x: jax.Array, tap: Tap) -> jax.Array:
         if self.augmented:

@@ -3,20 +3,20 @@
 A callback overrides any of the hooks below; ``trainer`` (a
 :class:`jaxvision.train.trainer.Trainer`) gives the model, the epoch, the history, the
 weights (``get_weights``/``set_weights``) and ``stop_training``. State returned by
-``get_state`` (JSON values) is stored in checkpoints, so a resumed run also resumes its
-callbacks (e.g. the best ``val_loss`` seen so far).
+``get_state`` (JSON values) and ``get_arrays`` (arrays) is stored in checkpoints, so a
+resumed run also resumes its callbacks (e.g. the best ``val_loss`` and the weights of that
+epoch).
 """
 
 import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jaxvision.train import checkpoint
-
-if TYPE_CHECKING:
-    from jaxvision.train.trainer import Trainer
+from jaxvision.train.sharding import is_main_process, sync
+from jaxvision.train.trainer import Trainer
 
 _HIGHER_IS_BETTER = ("acc", "iou", "auc", "precision", "recall", "f1")
 
@@ -24,18 +24,23 @@ _HIGHER_IS_BETTER = ("acc", "iou", "auc", "precision", "recall", "f1")
 class Callback:
     """Base class: every hook does nothing."""
 
-    def on_train_begin(self, trainer: "Trainer") -> None: ...
+    def on_train_begin(self, trainer: Trainer) -> None: ...
 
-    def on_epoch_begin(self, epoch: int, trainer: "Trainer") -> None: ...
+    def on_epoch_begin(self, epoch: int, trainer: Trainer) -> None: ...
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None: ...
 
-    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None: ...
+    def on_train_end(self, logs: dict[str, float], trainer: Trainer) -> None: ...
 
     def get_state(self) -> dict[str, Any]:
         return {}
 
     def set_state(self, state: dict[str, Any]) -> None: ...
+
+    def get_arrays(self) -> dict[str, Any]:
+        return {}
+
+    def set_arrays(self, arrays: dict[str, Any]) -> None: ...
 
 
 def monitor_mode(monitor: str, mode: str) -> str:
@@ -80,16 +85,17 @@ class _Monitor(Callback):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the full training state to the directory ``path`` at the end of an epoch — only
-    when ``monitor`` improved if ``save_best_only`` (the default). ``load_model(path)`` or
-    ``restore(path, model)`` read it back, and ``fit(..., resume_from=path)`` continues from it."""
+    """Save the full training state to the directory ``filepath`` at the end of every epoch,
+    or with ``save_best_only`` only when ``monitor`` improved (Keras's arguments and defaults).
+    ``load_model(filepath)`` or ``restore(filepath, model)`` read it back, and
+    ``fit(..., resume_from=filepath)`` continues from it."""
 
-    def __init__(self, path: str | os.PathLike, monitor: str = "val_loss", save_best_only: bool = True,
-                 mode: str = "auto", verbose: int = 0):
+    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, mode: str = "auto"):
         super().__init__(monitor, mode, 0.0)
-        self.path, self.save_best_only, self.verbose = Path(path), save_best_only, verbose
+        self.filepath, self.save_best_only, self.verbose = Path(filepath), save_best_only, verbose
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
         if self.save_best_only:
             current = self.current(logs)
             if current is not None:  # like Keras, a missing monitor warns and saves anyway
@@ -98,9 +104,9 @@ class ModelCheckpoint(_Monitor):
                 if self.verbose:
                     best = "None" if self.best is None else f"{self.best:.5f}"
                     trainer.progress.message(f"Epoch {epoch + 1}: {self.monitor} improved from {best} to "
-                                             f"{current:.5f}, saving to {self.path}")
+                                             f"{current:.5f}, saving to {self.filepath}")
                 self.best = current
-        checkpoint.save(self.path, trainer)
+        checkpoint.save(self.filepath, trainer.checkpoint_state())
 
     def get_state(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -114,19 +120,18 @@ class EarlyStopping(_Monitor):
     epochs; with ``restore_best_weights`` the model ends with the weights of the best epoch.
     Keras semantics, including ``baseline``."""
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 restore_best_weights: bool = False, mode: str = "auto", baseline: float | None = None,
-                 verbose: int = 0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False):
         super().__init__(monitor, mode, min_delta)
         self.patience, self.restore_best_weights = patience, restore_best_weights
         self.baseline, self.verbose = baseline, verbose
         self.on_train_begin(None)
 
-    def on_train_begin(self, trainer: "Trainer | None") -> None:
+    def on_train_begin(self, trainer: Trainer | None) -> None:
         self.wait, self.stopped_epoch, self.best, self.best_epoch = 0, 0, None, 0
         self.best_weights = None
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
         current = self.current(logs)
         if current is None:
             return
@@ -144,7 +149,7 @@ class EarlyStopping(_Monitor):
             self.stopped_epoch = epoch
             trainer.stop_training = True
 
-    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None:
+    def on_train_end(self, logs: dict[str, float], trainer: Trainer) -> None:
         if self.stopped_epoch > 0 and self.verbose:
             trainer.progress.message(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -154,10 +159,17 @@ class EarlyStopping(_Monitor):
             trainer.set_weights(self.best_weights)
 
     def get_state(self) -> dict[str, Any]:
-        return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch}
+        return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch, "stopped_epoch": self.stopped_epoch}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
+        self.stopped_epoch = state["stopped_epoch"]
+
+    def get_arrays(self) -> dict[str, Any]:
+        return {} if self.best_weights is None else {"best_weights": self.best_weights}
+
+    def set_arrays(self, arrays: dict[str, Any]) -> None:
+        self.best_weights = arrays.get("best_weights")
 
 
 class BackupAndRestore(Callback):
@@ -169,9 +181,10 @@ class BackupAndRestore(Callback):
     def __init__(self, backup_dir: str | os.PathLike, delete_checkpoint: bool = True):
         self.backup_dir, self.delete_checkpoint = Path(backup_dir), delete_checkpoint
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: "Trainer") -> None:
-        checkpoint.save(self.backup_dir, trainer)
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+        checkpoint.save(self.backup_dir, trainer.checkpoint_state())
 
-    def on_train_end(self, logs: dict[str, float], trainer: "Trainer") -> None:
-        if self.delete_checkpoint and self.backup_dir.exists():
+    def on_train_end(self, logs: dict[str, float], trainer: Trainer) -> None:
+        sync("backup_and_restore.end")  # every process is done with the backup
+        if self.delete_checkpoint and is_main_process() and self.backup_dir.exists():
             shutil.rmtree(self.backup_dir)

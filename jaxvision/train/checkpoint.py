@@ -8,26 +8,58 @@ one finished checkpoint, ``<path>/<n>/``, with two items:
 * ``meta`` (JSON): epochs and steps completed, seed, the model's ``build_config``, the
   history and the callbacks' state, i.e. everything needed to resume bit-identically.
 
+Checkpoints are written and read collectively (every process calls ``save``/``load``;
+orbax writes each array once) and do not depend on the topology: arrays are restored onto
+the target mesh's shardings (replicated), so a checkpoint written on one device loads
+bit-identically onto eight, and back.
+
+What is saved and loaded is a :class:`TrainingState` of plain values: the trainer hands one
+to :func:`save` and takes one back from :func:`load`; this module knows nothing of the trainer.
+
 Writes are atomic: orbax writes ``<n+1>.orbax-checkpoint-tmp-*`` and renames it when
 complete, and only then deletes ``<n>``; readers only see finished checkpoints, so a crash
 mid-write leaves the previous checkpoint loadable.
 """
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxvision.models.registry import rebuild_model
+from jaxvision.train.sharding import Placement, placement
 from jaxvision.train.steps import FILTERS
 
-if TYPE_CHECKING:
-    from jaxvision.train.trainer import Trainer
-
 FORMAT = "jaxvision.train/1"
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """The contents of one checkpoint.
+
+    ``params`` and ``state`` (non-trainable, e.g. BatchNorm statistics) map module paths
+    (``"conv2d/kernel"``) to arrays; ``opt_state`` holds the optimizer state's leaves in tree
+    order; ``callbacks`` pairs each callback's class name with its JSON state and
+    ``callback_arrays`` holds their arrays (e.g. ``EarlyStopping``'s best weights) by callback
+    position; ``stop_training`` records that a callback ended the run.
+    """
+
+    params: dict[str, jax.Array]
+    state: dict[str, jax.Array]
+    opt_state: list[jax.Array]
+    epoch: int
+    step: int
+    seed: int
+    build_config: str | None = None
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    history_epochs: list[int] = dataclasses.field(default_factory=list)
+    callbacks: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    callback_arrays: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    stop_training: bool = False
 
 
 def _manager(path: str | os.PathLike, *, create: bool) -> ocp.CheckpointManager:
@@ -43,8 +75,9 @@ def flat_arrays(state: nnx.State) -> dict[str, jax.Array]:
     return {"/".join(map(str, path)): var.get_value() for path, var in nnx.to_flat_state(state)}
 
 
-def with_arrays(state: nnx.State, arrays: dict[str, jax.Array], *, what: str, path: str | os.PathLike) -> nnx.State:
-    """``state`` with its values taken from ``arrays``; a clear error if names or shapes differ."""
+def with_arrays(state: nnx.State, arrays: dict[str, jax.Array], *, what: str, source: str) -> nnx.State:
+    """``state`` with its values taken from ``arrays``; a clear error naming ``source`` (e.g.
+    ``"checkpoint runs/x/backup"``) if names or shapes differ."""
     expected = {name: (tuple(a.shape), str(a.dtype)) for name, a in flat_arrays(state).items()}
     found = {name: (tuple(a.shape), str(a.dtype)) for name, a in arrays.items()}
     problems = []
@@ -55,7 +88,7 @@ def with_arrays(state: nnx.State, arrays: dict[str, jax.Array], *, what: str, pa
     problems += [f"{name}: model has shape/dtype {expected[name]}, checkpoint {found[name]}"
                  for name in sorted(expected.keys() & found.keys()) if expected[name] != found[name]]
     if problems:
-        raise ValueError(f"checkpoint {path} does not match the model's {what}: " + "; ".join(problems))
+        raise ValueError(f"{source} does not match the model's {what}: " + "; ".join(problems))
     return nnx.from_flat_state([(p, var.replace(arrays["/".join(map(str, p))])) for p, var in nnx.to_flat_state(state)])
 
 
@@ -67,79 +100,69 @@ def has_checkpoint(path: str | os.PathLike) -> bool:
         return manager.latest_step() is not None
 
 
-def save(path: str | os.PathLike, trainer: "Trainer") -> None:
-    """Write the full training state of ``trainer`` as the newest checkpoint in ``path``."""
-    carry = trainer.carry
-    arrays = {"params": flat_arrays(carry.params), "state": flat_arrays(carry.state),
-              "opt_state": {str(i): leaf for i, leaf in enumerate(jax.tree.leaves(carry.opt_state))}}
-    meta = {"format": FORMAT, "epoch": trainer.epoch, "step": trainer.step, "seed": trainer.seed,
-            "build_config": getattr(trainer.model, "build_config", None),
-            "history": trainer.history.history, "history_epochs": trainer.history.epoch,
-            "callbacks": [[type(c).__name__, c.get_state()] for c in trainer.callbacks]}
+def save(path: str | os.PathLike, training: TrainingState) -> None:
+    """Write ``training`` as the newest checkpoint in ``path``."""
+    arrays = {"params": training.params, "state": training.state,
+              "opt_state": {str(i): leaf for i, leaf in enumerate(training.opt_state)}}
+    if training.callback_arrays:
+        arrays["callbacks"] = training.callback_arrays
+    meta = {"format": FORMAT, "epoch": training.epoch, "step": training.step, "seed": training.seed,
+            "build_config": training.build_config, "history": training.history,
+            "history_epochs": training.history_epochs, "callbacks": [list(c) for c in training.callbacks],
+            "stop_training": training.stop_training}
     with _manager(path, create=True) as manager:
         manager.save((manager.latest_step() or 0) + 1,
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
 
 
-def read(path: str | os.PathLike) -> tuple[dict, dict]:
-    """``(arrays, meta)`` of the newest finished checkpoint in ``path``, arrays on the default device."""
+def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingState:
+    """The newest finished checkpoint in ``path``, arrays replicated over ``where``'s mesh
+    (default: every device)."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {path}")
     with _manager(path, create=False) as manager:
         step = manager.latest_step()
         if step is None:
             raise FileNotFoundError(f"{path} holds no finished checkpoint")
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        target = (where or placement(None)).replicated
+        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target),
                                 manager.item_metadata(step)["arrays"].tree)
         restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract),
                                                                    meta=ocp.args.JsonRestore()))
-    if restored["meta"].get("format") != FORMAT:
-        raise ValueError(f"{path} is not a jaxvision.train checkpoint (format {restored['meta'].get('format')!r})")
-    return restored["arrays"], restored["meta"]
+    arrays, meta = restored["arrays"], restored["meta"]
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a jaxvision.train checkpoint (format {meta.get('format')!r})")
+    return TrainingState(params=arrays["params"], state=arrays["state"],
+                         opt_state=[arrays["opt_state"][str(i)] for i in range(len(arrays["opt_state"]))],
+                         epoch=meta["epoch"], step=meta["step"], seed=meta["seed"],
+                         build_config=meta["build_config"], history=meta["history"],
+                         history_epochs=meta["history_epochs"], callbacks=[tuple(c) for c in meta["callbacks"]],
+                         callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"])
 
 
-def restore(path: str | os.PathLike, model: nnx.Module) -> nnx.Module:
+def restore(path: str | os.PathLike, model: nnx.Module, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
     """Load the weights (parameters and BatchNorm statistics) of the checkpoint in ``path``
-    into ``model``, which must have the same structure; returns ``model``."""
-    arrays, _ = read(path)
-    _, params, _, state = nnx.split(model, *FILTERS)
-    nnx.update(model, with_arrays(params, arrays["params"], what="parameters", path=path),
-               with_arrays(state, arrays["state"], what="non-trainable state", path=path))
-    return model
+    into ``model``, which must have the same structure; returns ``model``. The arrays are
+    replicated over ``mesh`` (default: every device), whatever topology wrote them."""
+    return _load_weights(model, load(path, placement(mesh)), path)
 
 
-def load_model(path: str | os.PathLike) -> nnx.Module:
-    """Rebuild the model saved in ``path`` from its ``build_config`` and load its weights;
-    returned in eval mode, ready for ``evaluate``/``predict``."""
-    _, meta = read(path)
-    if not meta.get("build_config"):
+def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
+    """Rebuild the model saved in ``path`` from its ``build_config`` and load its weights
+    (replicated over ``mesh``); returned in eval mode, ready for ``evaluate``/``predict``."""
+    training = load(path, placement(mesh))
+    if not training.build_config:
         raise ValueError(f"checkpoint {path} has no build_config (its model was not made by "
                          "jaxvision.models.build_model), so it cannot be rebuilt; create the model "
                          "yourself and call jaxvision.train.restore(path, model)")
-    model = restore(path, rebuild_model(meta["build_config"]))
+    model = _load_weights(rebuild_model(training.build_config), training, path)
     model.eval()
     return model
 
 
-def resume(path: str | os.PathLike, trainer: "Trainer") -> None:
-    """Continue ``trainer`` from the checkpoint in ``path``: weights, optimizer state,
-    epoch/step/seed, history and callback state."""
-    from jaxvision.train.trainer import History  # trainer imports steps; avoid a cycle at import time
-
-    arrays, meta = read(path)
-    carry = trainer.carry
-    leaves, treedef = jax.tree.flatten(carry.opt_state)
-    saved = [arrays["opt_state"][str(i)] for i in range(len(arrays["opt_state"]))]
-    if [(a.shape, a.dtype) for a in saved] != [(a.shape, a.dtype) for a in leaves]:
-        raise ValueError(f"checkpoint {path} holds the state of a different optimizer "
-                         f"({len(saved)} arrays; this optimizer has {len(leaves)}); resume with the same optimizer")
-    trainer.carry = carry._replace(
-        params=with_arrays(carry.params, arrays["params"], what="parameters", path=path),
-        state=with_arrays(carry.state, arrays["state"], what="non-trainable state", path=path),
-        opt_state=jax.tree.unflatten(treedef, saved))
-    trainer.set_position(epoch=meta["epoch"], step=meta["step"], seed=meta["seed"])
-    trainer.history = History(meta["history"], meta["history_epochs"])
-    for callback, (name, state) in zip(trainer.callbacks, meta["callbacks"]):
-        if type(callback).__name__ == name:
-            callback.set_state(state)
+def _load_weights(model: nnx.Module, training: TrainingState, path: str | os.PathLike) -> nnx.Module:
+    _, params, _, state = nnx.split(model, *FILTERS)
+    source = f"checkpoint {path}"
+    nnx.update(model, with_arrays(params, training.params, what="parameters", source=source),
+               with_arrays(state, training.state, what="non-trainable state", source=source))
+    return model

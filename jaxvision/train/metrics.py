@@ -1,8 +1,9 @@
 """Metrics as pure functions over an explicit state, so they accumulate inside ``jax.jit``.
 
 Every metric has a ``name`` (its key in ``History.history`` and in ``evaluate``'s result)
-and three functions: ``init() -> state``, ``update(state, y_true, y_pred) -> state`` and
-``result(state) -> scalar``. The training loop keeps the states on the device for a whole
+and three functions: ``init() -> state``, ``update(state, y_true, y_pred, sample_weight=None)
+-> state`` and ``result(state) -> scalar``. ``sample_weight`` (one weight per example, as in
+Keras) is how evaluation masks the padding of a partial last batch. The training loop keeps the states on the device for a whole
 epoch and reads the results once, as Keras's stateful metrics do.
 """
 
@@ -12,8 +13,11 @@ from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxvision.train.losses import EPSILON, same_rank
+
+_LOW_BITS = 24  # IoU counts: the low word stays below 2²⁴, so it converts to float32 exactly
 
 
 class Metric(Protocol):
@@ -21,7 +25,7 @@ class Metric(Protocol):
 
     def init(self) -> Any: ...
 
-    def update(self, state: Any, y_true: jax.Array, y_pred: jax.Array) -> Any: ...
+    def update(self, state: Any, y_true: jax.Array, y_pred: jax.Array, sample_weight: jax.Array | None = None) -> Any: ...
 
     def result(self, state: Any) -> jax.Array: ...
 
@@ -73,11 +77,13 @@ class MeanMetric:
     def init(self) -> tuple[jax.Array, jax.Array]:
         return jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
 
-    def update(self, state: tuple[jax.Array, jax.Array], y_true: jax.Array, y_pred: jax.Array):
+    def update(self, state: tuple[jax.Array, jax.Array], y_true: jax.Array, y_pred: jax.Array,
+               sample_weight: jax.Array | None = None):
         values = self.fn(y_true, y_pred)
         per_example = values.mean(axis=tuple(range(1, values.ndim)))
+        weight = jnp.ones_like(per_example) if sample_weight is None else jnp.asarray(sample_weight, per_example.dtype)
         total, count = state
-        return total + per_example.sum(), count + per_example.shape[0]
+        return total + jnp.sum(per_example * weight), count + jnp.sum(weight)
 
     def result(self, state: tuple[jax.Array, jax.Array]) -> jax.Array:
         total, count = state
@@ -88,7 +94,8 @@ class MeanMetric:
 class IoU:
     """Intersection over union of ``target_class_ids``, exactly ``keras.metrics.IoU``.
 
-    A confusion matrix is accumulated over all pixels seen; per class
+    A confusion matrix is accumulated over all pixels seen (exactly, beyond 2³¹ per cell:
+    see :meth:`confusion_matrix`); per class
     ``IoU = TP / (TP + FP + FN)``; the result is the mean over the target classes whose
     denominator is non-zero. Labels and predictions outside ``[0, num_classes)`` and labels
     equal to ``ignore_class`` are skipped. ``sparse_y_pred=False`` takes the arg-max of
@@ -115,33 +122,50 @@ class IoU:
                              f"[0, {self.num_classes})")
         object.__setattr__(self, "target_class_ids", ids)  # a tuple keeps the metric hashable
 
-    def init(self) -> jax.Array:
-        return jnp.zeros((self.num_classes, self.num_classes), jnp.int32)
+    def init(self) -> tuple[jax.Array, jax.Array]:
+        shape = (self.num_classes, self.num_classes)
+        # (high, low) words of each count: high·2²⁴ + low. Two arrays: the carry is donated.
+        return jnp.zeros(shape, jnp.int32), jnp.zeros(shape, jnp.int32)
 
-    def update(self, state: jax.Array, y_true: jax.Array, y_pred: jax.Array) -> jax.Array:
+    @staticmethod
+    def confusion_matrix(state: tuple[jax.Array, jax.Array]) -> np.ndarray:
+        """The exact counts (int64, rows: labels, columns: predictions) held by ``state``."""
+        high, low = (np.asarray(a, np.int64) for a in state)
+        return (high << _LOW_BITS) + low
+
+    def update(self, state: tuple[jax.Array, jax.Array], y_true: jax.Array, y_pred: jax.Array,
+               sample_weight: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """``sample_weight``: per example (0 drops it); IoU counts are integers, so weights must be 0 or 1."""
         if not self.sparse_y_true:
             y_true = jnp.argmax(y_true, axis=-1)
         if not self.sparse_y_pred:
             y_pred = jnp.argmax(y_pred, axis=-1)
-        y_true = jnp.asarray(y_true).astype(jnp.int32).reshape(-1)
-        y_pred = jnp.asarray(y_pred).astype(jnp.int32).reshape(-1)
+        y_true, y_pred = jnp.asarray(y_true).astype(jnp.int32), jnp.asarray(y_pred).astype(jnp.int32)
+        keep = jnp.ones(y_true.shape, bool) if sample_weight is None else jnp.broadcast_to(
+            jnp.reshape(jnp.asarray(sample_weight) > 0, (-1,) + (1,) * (y_true.ndim - 1)), y_true.shape)
+        y_true, y_pred, keep = y_true.reshape(-1), y_pred.reshape(-1), keep.reshape(-1)
         if y_true.shape != y_pred.shape:
             raise ValueError(f"{type(self).__name__} {self.name!r}: {y_true.size} labels but {y_pred.size} "
                              "predictions; with softmax outputs pass sparse_y_pred=False")
         n = self.num_classes
-        valid = (y_true >= 0) & (y_true < n) & (y_pred >= 0) & (y_pred < n)
+        valid = keep & (y_true >= 0) & (y_true < n) & (y_pred >= 0) & (y_pred < n)
         if self.ignore_class is not None:
             valid &= y_true != self.ignore_class
         cell = jnp.where(valid, y_true * n + y_pred, 0)  # row: label, column: prediction
         counts = jnp.bincount(cell, weights=valid.astype(jnp.int32), length=n * n)
-        return state + counts.reshape(n, n).astype(jnp.int32)
+        # One int32 would wrap after 2³¹ pixels in a cell (an epoch of 200 px masks can get
+        # there); carrying into a high word keeps counts exact up to 2⁵⁵ without int64.
+        high, low = state
+        low = low + counts.reshape(n, n).astype(jnp.int32)
+        return high + (low >> _LOW_BITS), low & ((1 << _LOW_BITS) - 1)
 
-    def result(self, state: jax.Array) -> jax.Array:
-        true_positives = jnp.diag(state)
-        denominator = state.sum(axis=0) + state.sum(axis=1) - true_positives
+    def result(self, state: tuple[jax.Array, jax.Array]) -> jax.Array:
+        high, low = state
+        matrix = high.astype(jnp.float32) * float(1 << _LOW_BITS) + low.astype(jnp.float32)
+        true_positives = jnp.diag(matrix)
+        denominator = matrix.sum(axis=0) + matrix.sum(axis=1) - true_positives
         ids = jnp.array(self.target_class_ids)
-        tp = true_positives[ids].astype(jnp.float32)
-        denominator = denominator[ids].astype(jnp.float32)
+        tp, denominator = true_positives[ids], denominator[ids]
         present = denominator > 1e-9  # classes never seen nor predicted do not count
         iou = jnp.where(present, tp / (denominator + EPSILON), 0.0)
         return iou.sum() / (present.sum().astype(jnp.float32) + EPSILON)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxvision.train.trainer import History
+from jaxvision.train.history import History
+from jaxvision.train.sharding import is_main_process
 
 
 def history_figures(history: History | dict[str, list[float]],
@@ -40,13 +41,14 @@ def history_figures(history: History | dict[str, list[float]],
 def plot_history(history: History | dict[str, list[float]], path: str | os.PathLike,
                  metrics: Sequence[str] = ("accuracy",)) -> list[Path]:
     """Save the curves of each metric and of the loss as ``<path stem>_<name>.png`` next to
-    ``path``; returns the written paths (metrics first, loss last)."""
+    ``path``; returns the paths (metrics first, loss last). Only process 0 writes them."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for name, figure in history_figures(history, metrics).items():
         target = path.with_name(f"{path.stem}_{name}.png")
-        figure.savefig(target, dpi=100)
+        if is_main_process():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(target, dpi=100)
         written.append(target)
     return written
 
@@ -54,7 +56,7 @@ def plot_history(history: History | dict[str, list[float]], path: str | os.PathL
 def save_mask_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
                    path: str | os.PathLike) -> Path:
     """One row per example: the image, its true mask and the predicted mask (the arg-max of
-    ``predictions`` when they carry a class axis, as softmax outputs do)."""
+    ``predictions`` when they carry a class axis, as softmax outputs do). Only process 0 writes it."""
     images, masks, predictions = np.asarray(images), np.asarray(masks), np.asarray(predictions)
     masks = masks[..., 0] if masks.ndim == 4 else masks
     if predictions.ndim == 4 and predictions.shape[-1] > 1:
@@ -74,6 +76,7 @@ def save_mask_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarra
             axes.set_title(title)
             axes.axis("off")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
+    if is_main_process():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=80)
     return path

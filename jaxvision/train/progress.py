@@ -6,13 +6,10 @@
 it is the only host-device synchronisation inside an epoch.
 """
 
-import os
-import platform
 import sys
 import time
 from typing import TextIO
 
-import jax
 
 MIN_INTERVAL_S = 0.1
 BAR_WIDTH = 24
@@ -76,12 +73,3 @@ class Progress:
             self._drawn = 0
         self.stream.write(text + "\n")
         self.stream.flush()
-
-
-def device_description() -> str:
-    """What ran the work, for metrics and benchmark records: ``cpu (2 cores, x86_64)`` or
-    ``gpu (NVIDIA H100 80GB HBM3)``."""
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
-    return f"{device.platform} ({device.device_kind})"

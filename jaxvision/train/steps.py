@@ -13,6 +13,12 @@ Randomness is explicit: step ``s`` reseeds every RNG stream of the model from
 The loss and metric sums stay on the device for a whole epoch. A non-finite loss is
 recorded (first bad step and its value) and freezes the carry at the last good step, so
 the loop can check for it only when it syncs anyway and still hand back good weights.
+
+Every step is SPMD over the :class:`~jaxvision.train.sharding.Placement`'s mesh: the carry
+comes out replicated, batches are split over the ``"data"`` axis. Evaluation batches are
+padded to a fixed size and carry a mask, so every example counts exactly once. An optional
+``augment(x, y, key) -> (x, y)`` (e.g. :meth:`jaxvision.layers.AugmentBatch.apply_pair`)
+runs inside the train step, on the devices, with a key fixed by (seed, step).
 """
 
 import functools
@@ -26,6 +32,7 @@ import optax
 from flax import nnx
 
 from jaxvision.train.metrics import Metric
+from jaxvision.train.sharding import Placement
 
 FILTERS = (nnx.Param, nnx.RngState, ...)  # → params, rngs, state
 
@@ -40,13 +47,6 @@ class Carry(NamedTuple):
     step: jax.Array  # global step, int32
     bad_step: jax.Array  # first global step with a non-finite loss, -1 while none
     bad_loss: jax.Array
-
-
-def on_device(tree):
-    """Commit arrays to the default device. Committed and uncommitted arguments compile
-    separately, and step outputs and restored checkpoints are committed, so everything the
-    steps see is committed from the start."""
-    return jax.device_put(tree, jax.devices()[0])
 
 
 def split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State, nnx.State, nnx.State]:
@@ -79,11 +79,24 @@ def update_sums(sums: tuple, metrics: Sequence[Metric], loss: jax.Array, y: jax.
             *(m.update(s, y, y_pred) for m, s in zip(metrics, states, strict=True)))
 
 
+def masked_sums(sums: tuple, metrics: Sequence[Metric], loss: Callable, y: jax.Array, y_pred: jax.Array,
+                mask: jax.Array) -> tuple:
+    """:func:`update_sums` counting only the examples where ``mask`` is true."""
+    (total, count), *states = sums
+    weight = mask.astype(jnp.float32)
+    per_example = jax.vmap(lambda t, p: loss(t[None], p[None]))(y, y_pred)
+    return ((total + jnp.sum(per_example * weight), count + jnp.sum(weight)),
+            *(m.update(s, y, y_pred, sample_weight=weight) for m, s in zip(metrics, states, strict=True)))
+
+
 def results(sums: tuple, metrics: Sequence[Metric]) -> dict[str, jax.Array]:
     (total, count), *states = sums
     out = {"loss": total / jnp.maximum(count, 1.0)}
     out.update({m.name: m.result(s) for m, s in zip(metrics, states, strict=True)})
     return out
+
+
+AUGMENT_STREAM = zlib.crc32(b"fit.augment") & 0x7FFFFFFF
 
 
 def _reseed(model: nnx.Module, tags: tuple[str, ...], key: jax.Array) -> None:
@@ -92,19 +105,24 @@ def _reseed(model: nnx.Module, tags: tuple[str, ...], key: jax.Array) -> None:
 
 
 class Steps:
-    """The compiled steps for one (model structure, loss, metrics, optimizer)."""
+    """The compiled steps for one (model structure, loss, metrics, optimizer, mesh, augment)."""
 
     def __init__(self, train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: Callable,
                  metrics: tuple[Metric, ...], optimizer: optax.GradientTransformation | None,
-                 tags: tuple[str, ...]):
-        self.metrics = metrics
+                 tags: tuple[str, ...], placement: Placement, augment: Callable | None = None):
+        self.metrics, self.placement = metrics, placement
+        constrain = jax.lax.with_sharding_constraint
 
         def train_batch(carry: Carry, rngs: nnx.State, key: jax.Array, x: jax.Array, y: jax.Array) -> Carry:
+            step_key = jax.random.fold_in(key, carry.step)
+            if augment is not None:
+                x, y = augment(x, y, jax.random.fold_in(step_key, AUGMENT_STREAM))
+
             def loss_fn(params):
                 # copy=True: fresh Variables owned by this trace, which reseeding and
                 # BatchNorm may mutate (the inputs' Variables belong to the outer trace).
                 model = nnx.merge(train_graphdef, params, rngs, carry.state, copy=True)
-                _reseed(model, tags, jax.random.fold_in(key, carry.step))
+                _reseed(model, tags, step_key)
                 y_pred = model(x)
                 return loss(y, y_pred), (y_pred, nnx.split(model, *FILTERS)[3])
 
@@ -120,28 +138,33 @@ class Steps:
                          jnp.where(newly_bad, carry.step, carry.bad_step),
                          jnp.where(newly_bad, value.astype(jnp.float32), carry.bad_loss))
 
-        def eval_batch(params, state, rngs, sums, x, y):
+        def eval_batch(params, state, rngs, sums, x, y, mask):
             y_pred = nnx.merge(eval_graphdef, params, rngs, state)(x)
-            return update_sums(sums, metrics, loss(y, y_pred), y, y_pred)
+            return masked_sums(sums, metrics, loss, y, y_pred, mask)
 
         def predict_batch(params, state, rngs, x):
             return nnx.merge(eval_graphdef, params, rngs, state)(x)
 
-        # Batches gathered on the device from arrays uploaded once: the step gets the
-        # batch's first position; `size` is static (a partial last batch compiles again).
+        # Batches gathered on the devices from arrays uploaded once (split over the mesh by
+        # rows): the step gets the batch's first position; `size` is static (a partial last
+        # training batch compiles again; evaluation pads it to `size` and masks the rest).
         def train_gather(carry, rngs, key, x_all, y_all, order, start, size):
             index = jax.lax.dynamic_slice_in_dim(order, start, size)
-            return train_batch(carry, rngs, key, x_all[index], y_all[index])
+            x, y = (constrain(a[index], placement.layout(size)) for a in (x_all, y_all))
+            return train_batch(carry, rngs, key, x, y)
 
-        def eval_gather(params, state, rngs, sums, x_all, y_all, start, size):
-            x, y = (jax.lax.dynamic_slice_in_dim(a, start, size) for a in (x_all, y_all))
-            return eval_batch(params, state, rngs, sums, x, y)
+        def eval_gather(params, state, rngs, sums, x_all, y_all, start, count, size):
+            positions = start + jnp.arange(size)
+            index = jnp.minimum(positions, count - 1)
+            x, y, mask = (constrain(a, placement.batched) for a in (x_all[index], y_all[index], positions < count))
+            return eval_batch(params, state, rngs, sums, x, y, mask)
 
-        self.train_batch = jax.jit(train_batch, donate_argnums=0)
-        self.train_gather = jax.jit(train_gather, donate_argnums=0, static_argnames="size")
-        self.eval_batch = jax.jit(eval_batch, donate_argnums=3)
-        self.eval_gather = jax.jit(eval_gather, donate_argnums=3, static_argnames="size")
-        self.predict_batch = jax.jit(predict_batch)
+        replicated = placement.replicated
+        self.train_batch = jax.jit(train_batch, donate_argnums=0, out_shardings=replicated)
+        self.train_gather = jax.jit(train_gather, donate_argnums=0, static_argnames="size", out_shardings=replicated)
+        self.eval_batch = jax.jit(eval_batch, donate_argnums=3, out_shardings=replicated)
+        self.eval_gather = jax.jit(eval_gather, donate_argnums=3, static_argnames="size", out_shardings=replicated)
+        self.predict_batch = jax.jit(predict_batch, out_shardings=placement.batched)
 
 
 @functools.lru_cache(maxsize=8)
@@ -151,10 +174,10 @@ def _cached_steps(*key) -> Steps:
 
 def get_steps(train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: Callable,
               metrics: tuple[Metric, ...], optimizer: optax.GradientTransformation | None,
-              tags: tuple[str, ...]) -> Steps:
+              tags: tuple[str, ...], placement: Placement, augment: Callable | None = None) -> Steps:
     """Steps for these arguments, reused (with their compilations) while they are alive in
     a small cache, so repeated ``evaluate``/``predict`` calls do not recompile."""
-    key = (train_graphdef, eval_graphdef, loss, metrics, optimizer, tags)
+    key = (train_graphdef, eval_graphdef, loss, metrics, optimizer, tags, placement, augment)
     try:
         hash(key)
     except TypeError:  # e.g. a user metric that is not hashable

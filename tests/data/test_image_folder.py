@@ -245,3 +245,17 @@ def test_shared_dogs_vs_cats(keras):
     x, y = next(iter(val))
     assert x.shape == (16, 180, 180, 3) and y.shape == (16, 1) and 0 <= x.min() < x.max() <= 255
     np.testing.assert_array_equal(y[:, 0], ["/dog/" in p for p in val.file_paths[:16]])
+
+
+def test_workers_never_start_an_accelerator_backend(mixed_tree, monkeypatch):
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)  # spawned workers inherit the environment
+
+    def report_platforms(batch, rng):  # runs in the worker: labels become "jax is CPU-only here"
+        import jax
+
+        return batch[0], np.full(len(batch[1]), jax.config.jax_platforms == "cpu", np.int32)
+
+    ds = image_dataset_from_directory(mixed_tree, image_size=(4, 5), seed=0, batch_size=19, num_workers=1,
+                                      batch_transform=report_platforms)
+    (_, cpu_only), = list(ds)
+    assert cpu_only.tolist() == [1] * 19

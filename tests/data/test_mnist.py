@@ -6,6 +6,7 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -63,6 +64,32 @@ def test_truncated_gzip_stream_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz: not a readable gzip file"):
         load_mnist(tmp_path, download=False, verify=False)
+
+
+def test_corrupt_gzip_data_is_named(tmp_path):
+    """Found by fuzzing: a damaged deflate stream raised a raw zlib.error."""
+    _write_set(tmp_path)
+    path = tmp_path / f"{NAMES[0]}.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03c`\xe0\x00f\x80\x00\x19\x10\x06\x00a\x1f9\xd3\x10\x00\x00\x00")
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz: not a readable gzip file \(error: Error -3 "
+                                         r"while decompressing data: invalid distance too far back\)"):
+        load_mnist(tmp_path, download=False, verify=False)
+
+
+def test_unreadable_raw_file_is_named_as_unreadable(tmp_path):
+    """A raw IDX file that cannot be read is not reported as a bad gzip file."""
+    _write_set(tmp_path, gz=False)
+    path = tmp_path / NAMES[1]
+    real_read = Path.read_bytes
+
+    def guarded(self):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read(self)
+
+    with mock.patch.object(Path, "read_bytes", guarded):
+        with pytest.raises(ValueError, match=rf"{path}: cannot read it \(PermissionError: .*Permission denied"):
+            load_mnist(tmp_path, download=False, verify=False)
 
 
 def test_wrong_magic_and_count_mismatch(tmp_path):

@@ -118,6 +118,14 @@ def test_mask_values_outside_trimap_are_named(pet_tree):
         load_oxford_pet(pet_tree, split=None)
 
 
+def test_undecodable_list_file_is_named(pet_tree):
+    """Found by fuzzing: a list file that is not UTF-8 gave a bare UnicodeDecodeError."""
+    list_file = pet_tree / "annotations" / "trainval.txt"
+    list_file.write_bytes(b"pet_1\n\x80\n")
+    with pytest.raises(ValueError, match=rf"cannot read split list {list_file}: UnicodeDecodeError: .*0x80"):
+        oxford_pet_pairs(pet_tree, "trainval")
+
+
 HORSE = Path(os.environ.get("JAXVISION_DATA", "/nonexistent")) / "weizmann_horse"
 
 

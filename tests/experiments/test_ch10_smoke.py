@@ -105,3 +105,15 @@ def test_gradcam(scripts, setup):
         assert r["heatmap_shape"] == [9, 9]
         assert png_size(r["overlay"]) == (40, 30)  # the original 40×30 photo, as the book overlays
         assert png_size(r["png"]) == (40, 30 + 30)
+
+
+def test_gradcam_default_layer_skips_a_one_by_one_map(scripts, setup):
+    """At 8 px the last conv's map is 1 × 1 (conv 6 → pool 3 → conv 1), where Grad-CAM is
+    uniform: the default is the pooling layer before it, and choosing the 1 × 1 layer warns."""
+    flags = ["--checkpoint", setup["checkpoint"], "--data-dir", setup["data"], "--per-class", "1",
+             "--image-size", "8"]
+    metrics = scripts["gradcam"].main([*flags, "--out", str(setup["out"] / "gradcam_8px")])
+    assert metrics["layer"] == "max_pooling2d" and metrics["layer_shape"] == [2, 3, 3, 4]
+    with pytest.warns(UserWarning, match=r"Grad-CAM on layer 'conv2d_1', whose output is 1 × 1 .* uniform"):
+        metrics = scripts["gradcam"].main([*flags, "--layer", "conv2d_1", "--out", str(setup["out"] / "gradcam_1x1")])
+    assert [r["heatmap_shape"] for r in metrics["images"]] == [[1, 1], [1, 1]]

@@ -55,14 +55,17 @@ def check_run(out, metrics, key):
     assert 0.0 <= saved[key] <= 1.0
     assert len(saved["history"]["loss"]) == saved["epochs"] == 1
     assert (out / "curves_loss.png").stat().st_size > 0
-    assert (out / "checkpoint").is_dir()
+    assert (out / "checkpoint").is_dir() and not (out / "backup").exists()
+    assert {"jax", "flax", "optax", "grain", "orbax-checkpoint", "jaxvision"} <= set(saved["versions"])
+    assert saved["command"].startswith("python experiments/") and saved["device"]
+    assert (out / "log.csv").is_file() and (out / "logs" / "validation").is_dir() == ("val_loss" in saved["history"])
 
 
 @pytest.mark.parametrize("script, flags", [
     (ch08_dogs_vs_cats, ["--variant", "scratch", "--image-size", "80"]),
     (ch08_dogs_vs_cats, ["--variant", "augmented", "--image-size", "80"]),
     (ch09_mini_xception, ["--image-size", "48"]),
-    (ch09_residual_blocks, ["--dtype", "mixed_bfloat16", "--image-size", "32"]),
+    (ch09_residual_blocks, ["--policy", "mixed_bfloat16", "--image-size", "32"]),
 ])
 def test_dogs_vs_cats_experiments_run_one_epoch(script, flags, dogs_vs_cats, tmp_path):
     out = tmp_path / "run"
@@ -70,8 +73,8 @@ def test_dogs_vs_cats_experiments_run_one_epoch(script, flags, dogs_vs_cats, tmp
                            "--out", str(out), "--profile", "quick"])
     check_run(out, metrics, "test_accuracy")
     assert metrics["test_images"] == 8 and metrics["image_size"] == int(flags[-1])
-    policy = "mixed_bfloat16" if "--dtype" in flags else "float32"
-    assert json.loads((out / "metrics.json").read_text())["dtype_policy"] == policy
+    policy = "mixed_bfloat16" if "--policy" in flags else "float32"
+    assert json.loads((out / "metrics.json").read_text())["policy"] == policy
 
 
 def test_mnist_experiment_runs_on_a_slice(tmp_path):

@@ -156,3 +156,23 @@ def test_overlay_puts_the_hot_spot_where_the_heatmap_is(tmp_path):
     path = save_titled_image(out, tmp_path / "cam.png", "cat 0.93")
     with Image.open(path) as png:
         assert png.size == (60, 40 + 30)
+
+
+def test_default_layer_is_the_last_with_more_than_one_position():
+    """conv 4×4 → 2×2, pool → 1×1: a 1×1 map has one position, so its heatmap is 1 (or 0)
+    whatever the image; the default is the 2×2 conv, and an explicit 1×1 choice warns."""
+    model = Sequential([Conv2D(3, 4, 3, activation="relu", rngs=nnx.Rngs(0)), MaxPooling2D(2), Flatten(),
+                        Dense(4, 2, activation="softmax", rngs=nnx.Rngs(1))])
+    images = np.random.default_rng(5).uniform(0, 1, (3, 4, 4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(grad_cam(model, images), grad_cam(model, images, "conv2d"))
+    assert grad_cam(model, images).shape == (3, 2, 2)
+    with pytest.warns(UserWarning, match=r"'max_pooling2d', whose output is 1 × 1 \(\(3, 1, 1, 4\)\), is uniform "
+                                         r"by construction; the default layer is 'conv2d'"):
+        uniform = grad_cam(model, images, "max_pooling2d")
+    assert uniform.shape == (3, 1, 1) and set(np.unique(uniform)) <= {0.0, 1.0}
+    only_flat = Sequential([Flatten(), Dense(48, 2, rngs=nnx.Rngs(0))])
+    with pytest.raises(ValueError, match=r"Sequential: no layer has an \(N, h, w, C\) output with more than one"):
+        grad_cam(only_flat, images)
+    one_position = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Flatten(), Dense(4, 2, rngs=nnx.Rngs(1))])
+    with pytest.warns(UserWarning, match=r"'conv2d', whose .* no layer of this model has more positions"):
+        assert grad_cam(one_position, images[:, :3, :3], "conv2d").shape == (3, 1, 1)

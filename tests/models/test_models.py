@@ -116,3 +116,15 @@ def test_segmenter_matches_keras(keras):
         b.set_weights(layer_weights(a))
     x = np.asarray(jax.random.uniform(jax.random.key(3), (2, 48, 40, 3)) * 255)
     np.testing.assert_allclose(np.asarray(model(jnp.asarray(x))), np.asarray(twin(x)), rtol=1e-4, atol=1e-6)
+
+
+def test_the_rng_streams_of_nearby_seeds_share_no_key():
+    from jaxvision.models import model_rngs
+    from jaxvision.models.rngs import STREAMS
+
+    keys = {(seed, name): tuple(np.asarray(jax.random.key_data(model_rngs(seed)[name].key[...])).tolist())
+            for seed in range(4) for name in STREAMS}
+    assert len(set(keys.values())) == len(keys) == 12
+    # and the streams are the ones the models use: the same seed builds the same weights
+    a, b = build_model("mnist_convnet", seed=1), build_model("mnist_convnet", seed=1)
+    np.testing.assert_array_equal(np.asarray(a.conv2d.kernel[...]), np.asarray(b.conv2d.kernel[...]))

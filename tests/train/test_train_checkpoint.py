@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from jaxvision.models import build_model, register
-from jaxvision.train import (BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint, fit, load_model, predict,
-                             restore)
+from jaxvision.train import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, ModelCheckpoint, TensorBoard, fit,
+                             load_model, predict, restore)
 from jaxvision.train import checkpoint
 from train_helpers import assert_same_weights, blobs, dropout_bn_net, train_kwargs, weights
 
@@ -31,9 +31,9 @@ def four_epochs():
 def test_round_trip_restores_identical_outputs(tmp_path):
     model = dropout_bn_net()
     fit(model, DATA, **train_kwargs(epochs=2, callbacks=[ModelCheckpoint(tmp_path / "ckpt", save_best_only=False)]))
-    arrays, meta = checkpoint.read(tmp_path / "ckpt")
-    assert (meta["epoch"], meta["step"], meta["seed"]) == (2, 8, 0)
-    assert sorted(arrays["state"]) == ["batch_normalization/moving_mean", "batch_normalization/moving_variance"]
+    saved = checkpoint.load(tmp_path / "ckpt")
+    assert (saved.epoch, saved.step, saved.seed) == (2, 8, 0)
+    assert sorted(saved.state) == ["batch_normalization/moving_mean", "batch_normalization/moving_variance"]
     other = restore(tmp_path / "ckpt", dropout_bn_net(seed=7))
     assert_same_weights(model, other)
     np.testing.assert_array_equal(predict(model, DATA[0]), predict(other, DATA[0]))
@@ -86,7 +86,7 @@ def test_backup_and_restore_resumes_after_a_crash(tmp_path, four_epochs):
     with pytest.raises(KeyboardInterrupt):
         fit(model, DATA, **train_kwargs(epochs=4, validation_data=VALIDATION, callbacks=[backup, Crash()]))
     # The crash came before the epoch-2 backup (backups run after other callbacks): epoch 1's remains.
-    assert checkpoint.read(tmp_path / "backup")[1]["epoch"] == 1
+    assert checkpoint.load(tmp_path / "backup").epoch == 1
     restarted = dropout_bn_net(seed=4)
     history = fit(restarted, DATA, **train_kwargs(epochs=4, validation_data=VALIDATION, callbacks=[backup]))
     assert_same_weights(reference, restarted)
@@ -110,7 +110,7 @@ def test_a_crash_mid_write_leaves_the_last_checkpoint_loadable(tmp_path, monkeyp
         fit(model, DATA, **train_kwargs(epochs=1, callbacks=[ModelCheckpoint(path, save_best_only=False)]))
     leftovers = sorted(p.name for p in path.iterdir())
     assert leftovers[0] == "1" and "orbax-checkpoint-tmp" in leftovers[1]  # the new one never became visible
-    assert checkpoint.read(path)[1]["epoch"] == 1
+    assert checkpoint.load(path).epoch == 1
     again = weights(restore(path, dropout_bn_net(seed=3)))
     for name in first:
         np.testing.assert_array_equal(first[name], again[name])
@@ -121,11 +121,11 @@ def test_a_crash_mid_write_leaves_the_last_checkpoint_loadable(tmp_path, monkeyp
 
 def test_model_checkpoint_keeps_the_best_epoch(tmp_path):
     history = fit(dropout_bn_net(), DATA, **train_kwargs(epochs=4, validation_data=VALIDATION,
-                                                         callbacks=[ModelCheckpoint(tmp_path / "best")]))
+                                                         callbacks=[ModelCheckpoint(tmp_path / "best", save_best_only=True)]))
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
-    _, meta = checkpoint.read(tmp_path / "best")
-    assert meta["epoch"] == best_epoch
-    assert meta["callbacks"] == [["ModelCheckpoint", {"best": min(history.history["val_loss"])}]]
+    saved = checkpoint.load(tmp_path / "best")
+    assert saved.epoch == best_epoch
+    assert saved.callbacks == [("ModelCheckpoint", {"best": min(history.history["val_loss"])})]
 
 
 class FakeTrainer:
@@ -164,3 +164,62 @@ def test_early_stopping_matches_keras(keras, patience, min_delta, mode, values):
     assert (ours.best, ours.wait, ours.stopped_epoch) == (theirs.best, theirs.wait, theirs.stopped_epoch)
     ours.on_train_end({}, trainer)
     assert trainer.weights == theirs.best_epoch == ours.best_epoch  # restored the best epoch's weights
+
+
+def test_early_stopping_keeps_its_best_weights_and_epoch_across_a_resume(tmp_path):
+    # mode="max" on the loss makes the first epoch the best one, long before the crash.
+    def callbacks():
+        return [EarlyStopping("loss", patience=10, mode="max", restore_best_weights=True),
+                BackupAndRestore(tmp_path / "backup")]
+
+    reference = dropout_bn_net()
+    stopper = callbacks()[0]
+    fit(reference, DATA, **train_kwargs(epochs=4, callbacks=[stopper]))
+    assert stopper.best_epoch == 0
+    with pytest.raises(KeyboardInterrupt):
+        fit(dropout_bn_net(), DATA, **train_kwargs(epochs=4, callbacks=[*callbacks(), Crash()]))
+    resumed, restarted = dropout_bn_net(seed=4), callbacks()
+    fit(resumed, DATA, **train_kwargs(epochs=4, callbacks=restarted))
+    assert restarted[0].best_epoch == 0 and restarted[0].best == stopper.best
+    assert_same_weights(reference, resumed)  # the first epoch's weights, saved before the crash
+
+
+def test_a_run_that_stopped_early_is_not_trained_again_from_its_backup(tmp_path):
+    def callbacks():
+        return [EarlyStopping("loss", patience=0, mode="max"), BackupAndRestore(tmp_path / "b", delete_checkpoint=False)]
+
+    model = dropout_bn_net()
+    history = fit(model, DATA, **train_kwargs(epochs=6, callbacks=callbacks()))
+    assert history.epoch == [0, 1]  # stopped after the second epoch
+    again = dropout_bn_net(seed=5)
+    history = fit(again, DATA, **train_kwargs(epochs=6, callbacks=callbacks()))
+    assert history.epoch == [0, 1]
+    assert_same_weights(model, again)
+
+
+@pytest.mark.parametrize("ours, name", [(ModelCheckpoint, "ModelCheckpoint"), (EarlyStopping, "EarlyStopping"),
+                                        (BackupAndRestore, "BackupAndRestore"), (CSVLogger, "CSVLogger"),
+                                        (TensorBoard, "TensorBoard")])
+def test_callback_arguments_are_keras_names_order_and_defaults(keras, ours, name):
+    import inspect
+
+    theirs = inspect.signature(getattr(keras.callbacks, name)).parameters
+    mine = inspect.signature(ours).parameters
+    assert set(mine) <= set(theirs), f"not Keras names: {set(mine) - set(theirs)}"
+    assert list(mine) == [p for p in theirs if p in mine]  # the same order
+    assert {p: mine[p].default for p in mine} == {p: theirs[p].default for p in mine}
+
+
+def test_fit_leaves_the_model_in_its_mode_and_built_models_infer_like_keras():
+    x = DATA[0][:16]
+    model = build_model("train_test_tiny_net", seed=0)  # eval mode: a plain call is inference
+    fit(model, DATA, **train_kwargs(epochs=1))
+    statistics = weights(model)["batch_normalization/moving_mean"]
+    first, second = np.asarray(model(x)), np.asarray(model(x))
+    np.testing.assert_array_equal(first, second)  # no dropout
+    np.testing.assert_array_equal(weights(model)["batch_normalization/moving_mean"], statistics)  # no BN update
+    np.testing.assert_allclose(first, predict(model, x), rtol=1e-6)
+    training = dropout_bn_net()
+    training.train()
+    fit(training, DATA, **train_kwargs(epochs=1))
+    assert not training.dropout.deterministic and not training.batch_normalization.use_running_average

@@ -162,3 +162,59 @@ def test_bad_arguments_are_clear_errors():
         fit(dropout_bn_net(), iter([(x, y)]), **train_kwargs())
     with pytest.raises(ValueError, match="repeated: \\['accuracy'\\]"):
         fit(dropout_bn_net(), (x, y), **train_kwargs(metrics=["accuracy", "accuracy"]))
+
+
+def test_augment_runs_inside_the_train_step_with_keys_fixed_by_seed_and_step():
+    import jax
+
+    from jaxvision.layers import AugmentBatch, RandomFlip
+    from jaxvision.train.sources import epoch_order
+    from jaxvision.train.steps import AUGMENT_STREAM
+
+    x, y = blobs()
+    flip = AugmentBatch([RandomFlip("horizontal", rngs=nnx.Rngs(augment=0))])
+    swap = lambda xb, yb, key: (flip.apply_pair(xb[:, None, :, None], yb, key)[0][:, 0, :, 0], yb)  # noqa: E731
+    capture = Capture()
+    on_device = dropout_bn_net()
+    fit(on_device, (x, y), **train_kwargs(epochs=2, augment=swap, callbacks=[capture]))
+    assert capture.trainer.steps.train_batch._cache_size() == 0  # gathered and augmented on the device
+    # The same batches augmented on the host with the step's key, fed as an iterable.
+    batches, step = [], 0
+    for epoch in range(2):
+        order = epoch_order(len(x), seed=0, epoch=epoch)
+        for start in range(0, len(x), 32):
+            index = order[start:start + 32]
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), step), AUGMENT_STREAM)
+            batches.append(jax.tree.map(np.asarray, swap(x[index], y[index], key)))
+            step += 1
+    assert not np.array_equal(batches[0][0], x[epoch_order(len(x), 0, 0)[:32]])  # some rows were flipped
+    on_host = dropout_bn_net()
+    fit(on_host, _Epochs(batches, per_epoch=4), **train_kwargs(epochs=2))
+    a, b = weights(on_device), weights(on_host)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+class _Epochs:
+    """Pre-made batches, ``per_epoch`` of them per epoch."""
+
+    def __init__(self, batches, per_epoch):
+        self.batches, self.per_epoch, self.epoch = batches, per_epoch, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(self.batches[self.epoch * self.per_epoch:(self.epoch + 1) * self.per_epoch])
+
+
+def test_an_explicit_mesh_trains_like_the_default_and_needs_a_data_axis():
+    import jax
+
+    x, y = blobs()
+    default, explicit = dropout_bn_net(), dropout_bn_net()
+    fit(default, (x, y), **train_kwargs(epochs=1))
+    fit(explicit, (x, y), **train_kwargs(epochs=1, mesh=jax.make_mesh((1,), ("data",))))
+    assert_same_weights(default, explicit)
+    with pytest.raises(ValueError, match=r"needs an axis named 'data'.*\('batch',\)"):
+        fit(dropout_bn_net(), (x, y), **train_kwargs(mesh=jax.make_mesh((1,), ("batch",))))

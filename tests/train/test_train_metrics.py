@@ -5,8 +5,11 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
-from jaxvision.train import IoU, MeanIoU, MeanMetric
+from jaxvision.layers import Conv2D
+from jaxvision.models import Sequential
+from jaxvision.train import IoU, MeanIoU, MeanMetric, evaluate, fit
 from jaxvision.train.metrics import get_metric
 
 RNG = np.random.default_rng(1)
@@ -39,7 +42,7 @@ def test_iou_against_a_hand_computed_confusion_matrix():
     #    [1, 1, 2]]      class 2: TP 2, FP 1, FN 2 → 2/5
     metric = IoU(3, (0,))
     state = metric.update(metric.init(), y_true, y_pred)
-    np.testing.assert_array_equal(state, [[2, 1, 0], [0, 1, 1], [1, 1, 2]])
+    np.testing.assert_array_equal(metric.confusion_matrix(state), [[2, 1, 0], [0, 1, 1], [1, 1, 2]])
     assert run(IoU(3, (0,)), [(y_true, y_pred)]) == pytest.approx(0.5, rel=1e-6)
     assert run(IoU(3, (1, 2)), [(y_true, y_pred)]) == pytest.approx((0.25 + 0.4) / 2, rel=1e-6)
     assert run(MeanIoU(3), [(y_true, y_pred)]) == pytest.approx((0.5 + 0.25 + 0.4) / 3, rel=1e-6)
@@ -109,3 +112,52 @@ def test_custom_metric_function_is_averaged_per_example():
     assert run(metric, [(y_true[:1], y_pred[:1]), (y_true[1:], y_pred[1:])]) == pytest.approx((0.5 + 0 + 1.5) / 3)
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
         get_metric("auc")
+
+
+def test_sample_weight_zero_drops_examples_like_slicing_them_off():
+    # How evaluation masks the padding of a partial last batch.
+    rng = np.random.default_rng(0)
+    labels, scores = rng.integers(0, 3, size=(6, 4, 4)), rng.random((6, 4, 4, 3)).astype(np.float32)
+    keep = np.array([1, 1, 0, 1, 0, 0], np.float32)
+    real = keep.astype(bool)
+    for metric in (get_metric("accuracy"), MeanIoU(3, sparse_y_pred=False),
+                   IoU(3, (0,), sparse_y_pred=False)):
+        masked = metric.result(metric.update(metric.init(), labels, scores, sample_weight=keep))
+        sliced = metric.result(metric.update(metric.init(), labels[real], scores[real]))
+        assert float(masked) == pytest.approx(float(sliced), rel=1e-6)
+        everything = metric.result(metric.update(metric.init(), labels, scores))
+        assert float(masked) != pytest.approx(float(everything), rel=1e-3)
+
+
+def test_iou_counts_do_not_overflow_past_two_to_the_31():
+    """An epoch of 200 px masks can put 2³¹ pixels in one cell; int32 counts wrapped to negative.
+    Start from counts just below 2³¹ (allocating them would take minutes) and cross it."""
+    near = np.array([[2**31 - 3, 2**30], [2**24 - 1, 2**31 - 1]], np.int64)
+    metric = MeanIoU(2)
+    state = tuple(jax.numpy.asarray(a, jax.numpy.int32) for a in (near >> 24, near & (2**24 - 1)))
+    np.testing.assert_array_equal(metric.confusion_matrix(state), near)
+    update = jax.jit(metric.update)
+    batch = (np.array([0, 0, 0, 0, 0, 1, 1, 1], np.int32), np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int32))
+    for _ in range(3):
+        state = update(state, *batch)
+    counts = near + 3 * np.array([[5, 0], [1, 2]])
+    np.testing.assert_array_equal(metric.confusion_matrix(state), counts)
+    assert counts.max() > 2**31
+    tp = np.diag(counts).astype(np.float64)
+    expected = np.mean(tp / (counts.sum(axis=0) + counts.sum(axis=1) - tp))
+    assert float(metric.result(state)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_iou_trains_and_evaluates_through_fit():
+    """The two count words are separate buffers: fit donates its carry."""
+    model = Sequential([Conv2D(3, 3, 1, activation="softmax", rngs=nnx.Rngs(0))])
+    x = RNG.uniform(0, 1, (4, 5, 5, 3)).astype(np.float32)
+    y = RNG.integers(0, 3, (4, 5, 5)).astype(np.int32)
+    metrics = [MeanIoU(3, sparse_y_pred=False)]
+    history = fit(model, (x, y), epochs=1, loss="sparse_categorical_crossentropy", optimizer="sgd",
+                  metrics=metrics, batch_size=4, verbose=0)
+    scores = evaluate(model, (x, y), loss="sparse_categorical_crossentropy", metrics=metrics)
+    predicted = np.asarray(model(x)).argmax(-1)
+    expected = np.mean([np.sum((y == c) & (predicted == c)) / np.sum((y == c) | (predicted == c)) for c in range(3)])
+    assert scores["mean_iou"] == pytest.approx(expected, rel=1e-6)
+    assert 0 < history.history["mean_iou"][0] < 1

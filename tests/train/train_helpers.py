@@ -5,14 +5,14 @@ structures: ``fit`` then reuses its compiled steps across tests.
 """
 
 import numpy as np
-import optax
 from flax import nnx
 
 from jaxvision.layers import BatchNormalization, Dense, Dropout
 from jaxvision.models import Sequential
+from jaxvision.optimizers import Adam
 from jaxvision.train.checkpoint import flat_arrays
 
-OPTIMIZER = optax.adam(0.05)
+OPTIMIZER = Adam(0.05)  # Keras's Adam, so resume tests also round-trip its state
 
 
 def dropout_bn_net(seed: int = 0) -> Sequential:

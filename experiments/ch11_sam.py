@@ -1,0 +1,196 @@
+"""DLwP ch. 11.3: Segment Anything with point and box prompts, in pure JAX.
+
+Loads a pretrained SAM (the vit_b / vit_l / vit_h type is read off the tensors), embeds each
+image once and decodes the prompts. Two modes:
+
+* ``--image PATH`` segments one photo with the given ``--point x,y`` (repeatable; ``--label``
+  1 foreground / 0 background per point, default 1) and/or ``--box x0,y0,x1,y1``; with no
+  prompt, the image centre is a foreground point.
+* Without ``--image``: the horse test split (``$JAXVISION_DATA/weizmann_horse``, or
+  ``--data-dir`` in the Oxford-IIIT Pet layout). Each photo gets one foreground point at its
+  ground-truth mask's centroid (the nearest horse pixel when the centroid is off the horse),
+  and the foreground IoU against the trimap is reported for the best-scored of the three
+  candidate masks and for the single-mask output (boundary-band pixels are left out).
+
+Run:
+    python experiments/ch11_sam.py --checkpoint sam_vit_b_01ec64.pth [--profile quick|book]
+        [--image PATH [--point 400,300 [--label 1]] [--box 100,50,600,450]]
+        [--data-dir DIR] [--out runs/ch11_sam]
+
+``quick`` scores the first 8 test horses (a few minutes for vit_b on a 2-core CPU), ``book``
+all 49. Figures: ``prompt_mask.png`` (the chosen mask over the photo with the prompt drawn)
+and ``candidates.png`` (the three candidate masks with their predicted IoU); ``metrics.json``
+holds the predicted IoUs, the checkpoint's sha256 and the horse-set scores.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+import _common
+from jaxvision.data import oxford_pet_pairs
+from jaxvision.models.segment_anything import SamPredictor, load_sam
+from jaxvision.models.segment_anything.checkpoint import DOWNLOAD_HINT
+from jaxvision.models.segment_anything.plots import show_box, show_mask, show_points
+
+NAME = "ch11_sam"
+PROFILES = {"book": {"limit": 49}, "quick": {"limit": 8}}
+
+
+def numbers(text: str, count: int, flag: str) -> list[float]:
+    values = text.split(",")
+    if len(values) != count:
+        raise SystemExit(f"{NAME}: {flag} expects {count} comma-separated numbers, got {text!r}")
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise SystemExit(f"{NAME}: {flag} expects numbers, got {text!r}") from None
+
+
+def load_uint8(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except Exception as e:
+        raise SystemExit(f"{NAME}: cannot read image {path}: {type(e).__name__}: {e}") from None
+
+
+def centroid_point(mask: np.ndarray) -> np.ndarray:
+    """The mask's centroid as x, y; the nearest mask pixel when the centroid is outside it."""
+    ys, xs = np.nonzero(mask)
+    cx, cy = xs.mean(), ys.mean()
+    if not mask[int(round(cy)), int(round(cx))]:
+        nearest = np.argmin((xs - cx) ** 2 + (ys - cy) ** 2)
+        cx, cy = xs[nearest], ys[nearest]
+    return np.array([[float(cx), float(cy)]])
+
+
+def foreground_iou(pred: np.ndarray, trimap_classes: np.ndarray) -> float:
+    """IoU of a boolean mask with the horse (class 0), ignoring the boundary band (class 2)."""
+    valid = trimap_classes != 2
+    truth = trimap_classes == 0
+    inter = np.sum(pred & truth & valid)
+    union = np.sum((pred | truth) & valid)
+    return float(inter / union)
+
+
+def save_figures(out: Path, image: np.ndarray, masks: np.ndarray, iou: np.ndarray, points, labels, box) -> None:
+    best = int(np.argmax(iou))
+    fig = Figure(figsize=(6, 6 * image.shape[0] / image.shape[1]))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(image)
+    show_mask(masks[best], ax)
+    if points is not None:
+        show_points(points, labels, ax)
+    if box is not None:
+        show_box(box, ax)
+    ax.axis("off")
+    FigureCanvasAgg(fig).print_png(out / "prompt_mask.png")
+
+    fig = Figure(figsize=(4 * len(masks), 4 * image.shape[0] / image.shape[1] + 0.4))
+    for i, (mask, score) in enumerate(zip(masks, iou)):
+        ax = fig.add_subplot(1, len(masks), i + 1)
+        ax.imshow(image)
+        show_mask(mask, ax)
+        if points is not None:
+            show_points(points, labels, ax, marker_size=200)
+        if box is not None:
+            show_box(box, ax)
+        ax.set_title(f"mask {i + 1}: predicted IoU {score:.3f}")
+        ax.axis("off")
+    fig.tight_layout()
+    FigureCanvasAgg(fig).print_png(out / "candidates.png")
+
+
+def segment_image(args, predictor: SamPredictor) -> dict:
+    image = load_uint8(args.image)
+    h, w = image.shape[:2]
+    points = labels = box = None
+    if args.point:
+        points = np.array([numbers(p, 2, "--point") for p in args.point])
+        labels = np.array(args.label if args.label else [1] * len(points))
+        if len(labels) != len(points):
+            raise SystemExit(f"{NAME}: {len(points)} --point but {len(labels)} --label")
+    if args.box:
+        box = np.array(numbers(args.box, 4, "--box"))
+    if points is None and box is None:
+        points, labels = np.array([[w / 2, h / 2]]), np.array([1])
+    predictor.set_image(image)
+    masks, iou, _ = predictor.predict(points, labels, box, multimask_output=True)
+    print(f"{NAME}: {args.image} ({w}x{h}); predicted IoU of the 3 candidates: "
+          + ", ".join(f"{v:.3f}" for v in iou), flush=True)
+    save_figures(args.out, image, masks, iou, points, labels, box)
+    return {"image": str(args.image), "points": None if points is None else points.tolist(),
+            "labels": None if labels is None else labels.tolist(), "box": None if box is None else box.tolist(),
+            "predicted_iou": iou.tolist(), "mask_pixels": masks.reshape(len(masks), -1).sum(1).tolist()}
+
+
+def score_horses(args, predictor: SamPredictor) -> dict:
+    data_dir = args.data_dir or _common.data_root() / "weizmann_horse"
+    pairs = oxford_pet_pairs(data_dir, split="test")[:args.limit]
+    best_ious, single_ious, rows = [], [], []
+    for i, (image_path, trimap_path) in enumerate(pairs):
+        image = load_uint8(image_path)
+        with Image.open(trimap_path) as t:
+            classes = np.asarray(t).astype(np.int64) - 1  # 0 horse, 1 background, 2 band
+        point = centroid_point(classes == 0)
+        predictor.set_image(image)
+        masks, iou, _ = predictor.predict(point, np.array([1]), multimask_output=True)
+        single, _, _ = predictor.predict(point, np.array([1]), multimask_output=False)
+        best = int(np.argmax(iou))
+        best_ious.append(foreground_iou(masks[best], classes))
+        single_ious.append(foreground_iou(single[0], classes))
+        rows.append({"stem": image_path.stem, "point": point[0].tolist(), "predicted_iou": iou.tolist(),
+                     "foreground_iou_best": best_ious[-1], "foreground_iou_single": single_ious[-1]})
+        print(f"{image_path.stem}: point {point[0].round(1).tolist()}, predicted IoU "
+              + ", ".join(f"{v:.3f}" for v in iou) + f"; foreground IoU {best_ious[-1]:.3f} (best of 3), "
+              f"{single_ious[-1]:.3f} (single)", flush=True)
+        if i == 0:
+            save_figures(args.out, image, masks, iou, point, np.array([1]), None)
+    summary = {"images": len(pairs), "data_dir": str(data_dir), "split": "test",
+               "mean_foreground_iou_best_of_3": float(np.mean(best_ious)),
+               "mean_foreground_iou_single_mask": float(np.mean(single_ious)), "per_image": rows}
+    print(f"{NAME}: one-point prompt at the mask centroid on {len(pairs)} test horses: mean foreground IoU "
+          f"{summary['mean_foreground_iou_best_of_3']:.4f} (best of 3), "
+          f"{summary['mean_foreground_iou_single_mask']:.4f} (single mask)", flush=True)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = _common.parser(__doc__, NAME)
+    p.add_argument("--checkpoint", type=Path, default=None, help="SAM weights: official .pth, HF .safetensors "
+                   "or a KerasHub preset directory")
+    p.add_argument("--profile", choices=("book", "quick"), default="book")
+    p.add_argument("--image", type=Path, default=None, help="segment this photo instead of scoring the horse set")
+    p.add_argument("--point", action="append", default=[], help="x,y in image pixels (repeatable)")
+    p.add_argument("--label", action="append", type=int, default=[], help="1 foreground / 0 background, per --point")
+    p.add_argument("--box", default=None, help="x0,y0,x1,y1 in image pixels")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N test horses")
+    args = _common.apply_profile(p.parse_args(argv), PROFILES)
+    if args.checkpoint is None:
+        raise SystemExit(f"{NAME}: no --checkpoint given; no SAM weights ship with jaxvision. Pass {DOWNLOAD_HINT}.")
+    try:
+        with _common.Timer() as load_time:
+            sam, info = load_sam(args.checkpoint)
+    except (OSError, ValueError, ImportError) as e:
+        raise SystemExit(f"{NAME}: {e}") from None
+    print(f"{NAME}: {info.variant} from {info.path} ({info.format}), sha256 {info.sha256}"
+          + (f", official {info.release}" if info.release else ""), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    predictor = SamPredictor(sam)
+    with _common.Timer() as run_time:
+        result = segment_image(args, predictor) if args.image else score_horses(args, predictor)
+    metrics = {"experiment": NAME, "profile": args.profile, "checkpoint": info.path, "format": info.format,
+               "variant": info.variant, "sha256": info.sha256, "md5": info.md5, "release": info.release,
+               "device": _common.device_description(), "load_seconds": load_time.seconds,
+               "run_seconds": run_time.seconds, **result}
+    _common.write_metrics(args.out, metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,73 @@
+"""Smoke test of experiments/ch11_sam.py with the tiny random checkpoint of the parity tests:
+the missing-checkpoint message, one photo with point + box prompts, and the horse-set score."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+TINY = Path(__file__).resolve().parents[1] / "models" / "segment_anything" / "sam_tiny.pth"
+
+
+@pytest.fixture(scope="module")
+def ch11_sam():
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        import ch11_sam
+
+        yield ch11_sam
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+
+
+def test_without_checkpoint_names_the_files(ch11_sam):
+    with pytest.raises(SystemExit) as exit_info:
+        ch11_sam.main([])
+    message = str(exit_info.value)
+    assert "\n" not in message
+    for expected in ("sam_vit_b_01ec64.pth", "sam_vit_l_0b3195.pth", "sam_vit_h_4b8939.pth", "MD5 prefixes",
+                     "dl.fbaipublicfiles.com/segment_anything", "facebook/sam-vit", "model.weights.h5"):
+        assert expected in message
+
+
+def test_photo_with_point_and_box(ch11_sam, tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (45, 70, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    out = tmp_path / "run"
+    metrics = ch11_sam.main(["--checkpoint", str(TINY), "--image", str(tmp_path / "photo.png"), "--point", "30,20",
+                             "--point", "5,5", "--label", "1", "--label", "0", "--box", "10,8,60,40",
+                             "--out", str(out)])
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["variant"] == "tiny" and saved["sha256"].startswith("ea9f441a") and saved["release"] is None
+    assert saved["points"] == [[30.0, 20.0], [5.0, 5.0]] and saved["labels"] == [1, 0]
+    assert saved["box"] == [10.0, 8.0, 60.0, 40.0] and len(saved["predicted_iou"]) == 3
+    assert saved == json.loads(json.dumps(metrics))
+    for figure in ("prompt_mask.png", "candidates.png"):
+        with Image.open(out / figure) as img:
+            assert img.format == "PNG" and img.width > 300
+
+
+def test_horse_set_scores_a_centroid_point(ch11_sam, tmp_path):
+    metrics = ch11_sam.main(["--checkpoint", str(TINY), "--limit", "1", "--out", str(tmp_path)])
+    (row,) = metrics["per_image"]
+    assert metrics["images"] == 1 and metrics["split"] == "test"
+    assert 0.0 <= row["foreground_iou_best"] <= 1.0 and 0.0 <= row["foreground_iou_single"] <= 1.0
+    assert metrics["mean_foreground_iou_best_of_3"] == row["foreground_iou_best"]
+    with Image.open(Path(metrics["data_dir"]) / "annotations" / "trimaps" / f"{row['stem']}.png") as t:
+        classes = np.asarray(t).astype(int) - 1
+    x, y = row["point"]
+    assert classes[int(y), int(x)] == 0  # the prompt sits on the horse
+
+
+def test_centroid_point_and_foreground_iou(ch11_sam):
+    ring = np.zeros((9, 9), bool)
+    ring[1:8, 1:8] = True
+    ring[3:6, 3:6] = False  # centroid (4, 4) is a hole: the nearest mask pixel is used instead
+    (x, y), = ch11_sam.centroid_point(ring)
+    assert ring[int(y), int(x)] and abs(x - 4) + abs(y - 4) == 2
+    classes = np.array([[0, 0, 1, 2]])
+    assert ch11_sam.foreground_iou(np.array([[True, False, True, True]]), classes) == pytest.approx(1 / 3)
