@@ -20,10 +20,11 @@ import numpy as np
 
 from jaxvision.data import data_root  # noqa: F401  (re-exported for the scripts)
 from jaxvision.environment import device_description, library_versions
+from jaxvision.layers import global_policy, set_global_policy
 from jaxvision.train import BackupAndRestore, Callback, CSVLogger, ModelCheckpoint, TensorBoard
 from jaxvision.train.sharding import is_main_process
 
-POLICIES = ("float32", "mixed_bfloat16")
+POLICIES = ("float32", "mixed_bfloat16", "bfloat16")
 USER_ERRORS = (OSError, ValueError)  # missing or unreadable files, undecodable data, bad values
 
 
@@ -62,7 +63,8 @@ def parser(doc: str, name: str) -> ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--policy", choices=POLICIES, default="float32",
-                   help="compute dtype policy (mixed_bfloat16 is meant for GPU/TPU book runs)")
+                   help="dtype policy of the models (mixed_bfloat16: bfloat16 arithmetic, float32 weights; "
+                        "meant for GPU/TPU book runs)")
     p.add_argument("--distributed", action="store_true",
                    help="one of several processes/hosts: jax.distributed.initialize() from the cluster's environment")
     p.add_argument("--force", action="store_true",
@@ -129,15 +131,8 @@ def apply_profile(args: argparse.Namespace, profiles: dict[str, dict]) -> argpar
     for key, value in profiles[args.profile].items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
-    set_policy(args.policy)
+    set_global_policy(args.policy)  # every model this run builds or loads takes it
     return args
-
-
-def set_policy(name: str) -> None:
-    """Where the run's compute dtype policy is set (issue 11 item 4 provides the policies;
-    until then only ``float32`` exists)."""
-    if name != "float32":
-        raise UsageError(f"--policy {name}: this jaxvision has no mixed-precision policy yet; use --policy float32")
 
 
 def _jsonable(value):
@@ -157,7 +152,8 @@ def say(*args, **kwargs) -> None:
 def write_metrics(args: argparse.Namespace, metrics: dict) -> dict:
     """``metrics`` with the exact command, the device and the library versions, written to
     ``<args.out>/metrics.json`` atomically (a killed run never leaves half a file) by process 0."""
-    metrics = {**metrics, "command": args.command, "device": device_description(), "versions": library_versions()}
+    metrics = {**metrics, "command": args.command, "device": device_description(), "versions": library_versions(),
+               "policy": global_policy().name}
     if is_main_process():
         args.out.mkdir(parents=True, exist_ok=True)
         path, tmp = args.out / "metrics.json", args.out / "metrics.json.tmp"

@@ -7,7 +7,7 @@ reports foreground IoU and mean IoU on the test split.
 
 Run:
     python experiments/ch11_segmentation.py [--profile book|quick] [--data-dir DIR]
-        [--img-size 200] [--epochs 50] [--batch-size 64] [--out runs/ch11_segmentation] [--seed 0]
+        [--image-size 200] [--epochs 50] [--batch-size 64] [--out runs/ch11_segmentation] [--seed 0]
         [--variant book|improved]
 
 ``book`` is the book's protocol (200×200, batch 64, 50 epochs) for a GPU; ``quick`` finishes
@@ -38,8 +38,8 @@ from jaxvision.models import build_model
 from jaxvision.train import IoU, MeanIoU, evaluate, fit, load_model, plot_history, predict, save_mask_grid
 
 NAME = "ch11_segmentation"
-PROFILES = {"book": {"epochs": 50, "img_size": 200, "batch_size": 64},
-            "quick": {"epochs": 12, "img_size": 64, "batch_size": 16}}
+PROFILES = {"book": {"epochs": 50, "image_size": 200, "batch_size": 64},
+            "quick": {"epochs": 12, "image_size": 64, "batch_size": 16}}
 
 
 def iou_metrics() -> list:
@@ -49,7 +49,7 @@ def iou_metrics() -> list:
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__, NAME)
-    p.add_argument("--img-size", type=int, default=None)
+    p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--profile", choices=("book", "quick"), default="book")
     p.add_argument("--variant", choices=("book", "improved"), default="book",
                    help="improved: BatchNormalization + residual connections + joint image/mask augmentation")
@@ -61,16 +61,16 @@ def main(argv: list[str] | None = None) -> dict:
     if (done := _common.finished(args)) is not None:
         return done
     data_dir = args.data_dir or _common.data_root() / "weizmann_horse"
-    size = (args.img_size, args.img_size)
-    x_trainval, y_trainval = load_oxford_pet(data_dir, img_size=size, split="trainval")[:2]
-    x_test, y_test = load_oxford_pet(data_dir, img_size=size, split="test")[:2]
+    size = (args.image_size, args.image_size)
+    x_trainval, y_trainval = load_oxford_pet(data_dir, image_size=size, split="trainval")[:2]
+    x_test, y_test = load_oxford_pet(data_dir, image_size=size, split="test")[:2]
     if args.limit is not None:
         x_trainval, y_trainval, x_test, y_test = (a[:args.limit] for a in (x_trainval, y_trainval, x_test, y_test))
     num_val = max(1, round(0.15 * len(x_trainval)))
     train = (x_trainval[:-num_val], y_trainval[:-num_val].astype(np.int32))
     val = (x_trainval[-num_val:], y_trainval[-num_val:].astype(np.int32))
     test = (x_test, y_test.astype(np.int32))
-    _common.say(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.img_size}×{args.img_size}, "
+    _common.say(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
           f"{len(train[0])} train / {len(val[0])} val / {len(test[0])} test images")
 
     augment = None
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         augment = AugmentBatch([RandomFlip("horizontal", rngs=rngs), RandomRotation(0.1, rngs=rngs),
                                 RandomZoom(0.2, rngs=rngs)], masks=True).apply_pair
     builder = "segmentation_model" if args.variant == "book" else "residual_segmentation_model"
-    model = build_model(builder, img_size=list(size), num_classes=3, seed=args.seed)
+    model = build_model(builder, image_size=list(size), num_classes=3, seed=args.seed)
     checkpoint = args.out / "checkpoint"
     with _common.Timer() as timer:
         history = fit(model, train, validation_data=val, augment=augment, epochs=args.epochs, batch_size=args.batch_size,
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     save_mask_grid(x_test[shown], y_test[shown], predict(best, x_test[shown], batch_size=8), args.out / "predictions.png")
     metrics = {"experiment": name, "model": builder, "test_foreground_iou": scores["foreground_iou"], "test_mean_iou": scores["mean_iou"],
                "test_loss": scores["loss"], "best_val_loss": min(history.history["val_loss"]),
-               "history": history.history, "epochs": args.epochs, "image_size": args.img_size,
+               "history": history.history, "epochs": args.epochs, "image_size": args.image_size,
                "batch_size": args.batch_size, "variant": args.variant, "profile": args.profile,
                "seconds": timer.seconds, "train_images": len(train[0]),
                "test_images": len(test[0]), "seed": args.seed, "checkpoint": checkpoint}

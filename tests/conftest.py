@@ -26,6 +26,16 @@ def keras():
     return keras_module
 
 
+@pytest.fixture(autouse=True)
+def _restore_dtype_policy():
+    """Experiments set the global dtype policy (``--dtype``); no test leaks it into the next."""
+    from jaxvision.layers import global_policy, set_global_policy
+
+    previous = global_policy()
+    yield
+    set_global_policy(previous)
+
+
 @pytest.fixture
 def x64():
     """float64 for finite-difference gradient checks, restored afterwards for other tests."""

@@ -49,9 +49,9 @@ def keras_mini_xception(keras, image_size: int = 64, augmentation=None):
     return keras.Model(inputs, outputs)
 
 
-def keras_segmenter(keras, img_size):
+def keras_segmenter(keras, image_size):
     layers = keras.layers
-    inputs = keras.Input(shape=img_size + (3,))
+    inputs = keras.Input(shape=image_size + (3,))
     x = layers.Rescaling(1.0 / 255)(inputs)
     for filters in (64, 128, 256):
         x = layers.Conv2D(filters, 3, strides=2, activation="relu", padding="same")(x)

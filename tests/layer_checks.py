@@ -9,6 +9,8 @@ import numpy as np
 from flax import nnx
 from jax.test_util import check_grads
 
+from jaxvision.layers import set_policy
+
 
 def fast_rngs() -> nnx.Rngs:
     """RBG keys: each new kernel shape compiles its initialiser ~3x faster than with threefry."""
@@ -25,9 +27,10 @@ def expected_spatial(size, kernel, strides, padding, dilation) -> tuple[int, ...
 
 def check_layer_grads(layer: nnx.Module, input_shape: tuple[int, ...], seed: int) -> None:
     """Finite differences wrt the input and every parameter, in float64 (needs the ``x64``
-    fixture), at params + 0.1 so a zero-initialised bias is non-zero."""
-    graphdef, params = nnx.split(layer, nnx.Param)
-    params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.1, params)
+    fixture; the layer is switched to the float64 policy), at params + 0.1 so a zero-initialised
+    bias is non-zero."""
+    graphdef, params = nnx.split(set_policy(layer, "float64"), nnx.Param)
+    params = jax.tree.map(lambda v: v + 0.1, params)
     x = jnp.asarray(np.random.default_rng(seed).normal(size=input_shape))
 
     @jax.jit

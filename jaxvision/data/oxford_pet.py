@@ -75,7 +75,7 @@ def oxford_pet_pairs(
 
 
 def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike,
-              img_size: tuple[int, int] = (200, 200)) -> tuple[np.ndarray, np.ndarray]:
+              image_size: tuple[int, int] = (200, 200)) -> tuple[np.ndarray, np.ndarray]:
     """One photo as float32 ``(H, W, 3)`` in [0, 255] and its trimap as uint8 classes 0-2.
 
     Raises:
@@ -99,12 +99,12 @@ def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike,
     bad = np.setdiff1d(np.unique(mask), (1, 2, 3))
     if bad.size:
         raise ValueError(f"trimap {mask_path} has values {bad.tolist()[:5]} outside {{1, 2, 3}}")
-    return resize(image, img_size, "bilinear"), (resize(mask, img_size, "nearest") - 1).astype(np.uint8)
+    return resize(image, image_size, "bilinear"), (resize(mask, image_size, "nearest") - 1).astype(np.uint8)
 
 
 def load_oxford_pet(
     data_dir: str | os.PathLike,
-    img_size: tuple[int, int] = (200, 200),
+    image_size: tuple[int, int] = (200, 200),
     split: str | None = "trainval",
     *,
     num_val_samples: int = 1000,
@@ -129,11 +129,11 @@ def load_oxford_pet(
     [1, 0, 0]
     """
     pairs = oxford_pet_pairs(data_dir, split, num_val_samples=num_val_samples, seed=seed)
-    images = np.empty((len(pairs), *img_size, 3), np.float32)
-    masks = np.empty((len(pairs), *img_size), np.uint8)
+    images = np.empty((len(pairs), *image_size, 3), np.float32)
+    masks = np.empty((len(pairs), *image_size), np.uint8)
 
     def fill(i: int) -> None:
-        images[i], masks[i] = load_pair(*pairs[i], img_size)
+        images[i], masks[i] = load_pair(*pairs[i], image_size)
 
     with ThreadPoolExecutor(max(1, num_threads)) as pool:
         list(pool.map(fill, range(len(pairs))))  # list() re-raises the first error

@@ -5,6 +5,7 @@ from jaxvision.layers.conv import Conv2D
 from jaxvision.layers.conv_transpose import Conv2DTranspose
 from jaxvision.layers.core import Activation, Dense, Dropout, Flatten, Rescaling, get_activation
 from jaxvision.layers.normalization import BatchNormalization
+from jaxvision.layers.precision import Policy, get_policy, global_policy, policy_scope, set_global_policy, set_policy
 from jaxvision.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from jaxvision.layers.reshaping import Reshape, ZeroPadding2D
 from jaxvision.layers.residual import ResidualBlock
@@ -15,4 +16,5 @@ __all__ += ["AveragePooling2D", "BatchNormalization", "GlobalAveragePooling2D", 
             "MaxPooling2D", "ResidualBlock"]
 __all__ += ["AugmentBatch", "RandomFlip", "RandomRotation", "RandomZoom", "augment"]
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
+__all__ += ["Policy", "get_policy", "global_policy", "policy_scope", "set_global_policy", "set_policy"]
 __all__ += ["Reshape", "ZeroPadding2D"]

@@ -10,6 +10,10 @@ Segmentation masks, (N, H, W) or (N, H, W, 1) of any dtype, move with their imag
 same parameters. As in Keras, masks are resampled nearest-neighbour (no new labels appear)
 with the image's ``fill_mode``; with ``"constant"`` the filled mask pixels get ``fill_value``
 cast to the mask dtype, so keep it a valid label (the default 0 is usually "background").
+
+The layers take no dtype policy: images keep their dtype, and the resampling arithmetic
+(coordinates, interpolation weights, blends) is float32 whatever the policy, so a mixed-precision
+model augments its float32 input batches in float32.
 """
 
 import functools

@@ -12,6 +12,7 @@ from flax import nnx
 
 from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
 from jaxvision.layers.core import get_activation
+from jaxvision.layers.precision import PolicyLike, layer_dtypes
 
 # NHWC inputs, HWIO kernels: Keras's channels-last layout, so weights copy over unchanged.
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -26,11 +27,15 @@ class Conv2D(nnx.Module):
       kernel_size: int or (height, width).
       strides: int or pair.
       padding: ``"valid"`` or ``"same"``.
-      dilation_rate: int or pair; Keras forbids strides > 1 together with dilation > 1.
+      dilation_rate: int or pair; Keras forbids strides > 1 together with dilation > 1. Every
+        convolution takes it right after ``padding``; the arguments after it are keyword-only.
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
       name: optional layer name used in error messages and summaries.
+      dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
+        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+      param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
@@ -41,8 +46,9 @@ class Conv2D(nnx.Module):
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],
                  strides: int | Sequence[int] = 1, padding: str = "valid",
-                 dilation_rate: int | Sequence[int] = 1, activation: str | Callable | None = None,
-                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None):
+                 dilation_rate: int | Sequence[int] = 1, *, activation: str | Callable | None = None,
+                 use_bias: bool = True, rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None,
+                 param_dtype: PolicyLike | None = None):
         self.in_channels, self.filters, self.use_bias, self.name = in_channels, filters, use_bias, name
         self.kernel_size = pair("Conv2D", "kernel_size", kernel_size)
         self.strides = pair("Conv2D", "strides", strides)
@@ -52,17 +58,19 @@ class Conv2D(nnx.Module):
             raise ValueError("Conv2D: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras)")
         self.activation = activation
         self._fn = get_activation(activation)
+        self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
         shape = (*self.kernel_size, in_channels, filters)
-        self.kernel = nnx.Param(jax.nn.initializers.glorot_uniform()(rngs.params(), shape))
-        self.bias = nnx.Param(jnp.zeros((filters,))) if use_bias else None
+        kernel = jax.nn.initializers.glorot_uniform()(rngs.params(), shape)
+        self.kernel = nnx.Param(kernel.astype(self.param_dtype))
+        self.bias = nnx.Param(jnp.zeros((filters,), self.param_dtype)) if use_bias else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_input(self, x, rank=4, channels=self.in_channels)
         if self.padding == "valid":
             check_fits(self, x, self.kernel_size, self.dilation_rate)
         y = jax.lax.conv_general_dilated(
-            x, self.kernel[...], window_strides=self.strides, padding=self.padding.upper(),
-            rhs_dilation=self.dilation_rate, dimension_numbers=DIMENSION_NUMBERS)
+            x.astype(self.dtype), self.kernel[...].astype(self.dtype), window_strides=self.strides,
+            padding=self.padding.upper(), rhs_dilation=self.dilation_rate, dimension_numbers=DIMENSION_NUMBERS)
         if self.bias is not None:
-            y = y + self.bias[...]
+            y = y + self.bias[...].astype(self.dtype)
         return self._fn(y)

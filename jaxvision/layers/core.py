@@ -11,12 +11,23 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.layers._validate import check_input
+from jaxvision.layers.precision import PolicyLike, at_least_float32, autocast, layer_dtypes
+
+
+def _float32_sigmoid(x: jax.Array) -> jax.Array:
+    return jax.nn.sigmoid(x.astype(at_least_float32(x.dtype)))
+
+
+def _float32_softmax(x: jax.Array) -> jax.Array:
+    return jax.nn.softmax(x.astype(at_least_float32(x.dtype)), axis=-1)
+
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "linear": lambda x: x,
     "relu": jax.nn.relu,
-    "sigmoid": jax.nn.sigmoid,
-    "softmax": lambda x: jax.nn.softmax(x, axis=-1),
+    # Probabilities in at least float32 under every policy: bfloat16 rounds 0.999 to 1.0.
+    "sigmoid": _float32_sigmoid,
+    "softmax": _float32_softmax,
     "tanh": jnp.tanh,
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),  # Keras's default is the exact form
     "swish": jax.nn.silu,
@@ -42,18 +53,25 @@ def get_activation(activation: str | Callable | None) -> Callable[[jax.Array], j
 class Activation(nnx.Module):
     """Apply a named activation, like ``keras.layers.Activation``.
 
+    Args:
+      activation: Keras activation name or callable.
+      name: optional layer name used in error messages and summaries.
+      dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
+        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+
     >>> import jax.numpy as jnp
     >>> Activation("relu")(jnp.array([-1.0, 2.0]))
     Array([0., 2.], dtype=float32)
     """
 
-    def __init__(self, activation: str | Callable, *, name: str | None = None):
+    def __init__(self, activation: str | Callable, *, name: str | None = None, dtype: PolicyLike | None = None):
         self.activation = activation
         self.name = name
         self._fn = get_activation(activation)
+        self.dtype = layer_dtypes(dtype, None)[0]
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self._fn(x)
+        return self._fn(autocast(jnp.asarray(x), self.dtype))
 
 
 class Dense(nnx.Module):
@@ -65,6 +83,10 @@ class Dense(nnx.Module):
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
+      name: optional layer name used in error messages and summaries.
+      dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
+        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+      param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
@@ -74,19 +96,22 @@ class Dense(nnx.Module):
     """
 
     def __init__(self, in_features: int, units: int, activation: str | Callable | None = None,
-                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None):
+                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None,
+                 dtype: PolicyLike | None = None, param_dtype: PolicyLike | None = None):
         self.in_features, self.units, self.use_bias, self.name = in_features, units, use_bias, name
         self.activation = activation
         self._fn = get_activation(activation)
-        self.kernel = nnx.Param(jax.nn.initializers.glorot_uniform()(rngs.params(), (in_features, units)))
-        self.bias = nnx.Param(jnp.zeros((units,))) if use_bias else None
+        self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
+        kernel = jax.nn.initializers.glorot_uniform()(rngs.params(), (in_features, units))
+        self.kernel = nnx.Param(kernel.astype(self.param_dtype))
+        self.bias = nnx.Param(jnp.zeros((units,), self.param_dtype)) if use_bias else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         # Like Keras, Dense maps the last axis of an input of any rank >= 2.
         check_input(self, x, rank=max(getattr(x, "ndim", 2), 2), channels=self.in_features)
-        y = x @ self.kernel[...]
+        y = x.astype(self.dtype) @ self.kernel[...].astype(self.dtype)
         if self.bias is not None:
-            y = y + self.bias[...]
+            y = y + self.bias[...].astype(self.dtype)
         return self._fn(y)
 
 
@@ -97,6 +122,13 @@ class Dropout(nnx.Module):
     Randomness comes from the ``dropout`` stream of ``rngs``; the training step reseeds it
     with an explicit per-step key.
 
+    Args:
+      rate: fraction of the inputs to zero, in [0, 1).
+      rngs: ``nnx.Rngs``; the ``dropout`` stream draws the masks.
+      name: optional layer name used in error messages and summaries.
+      dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
+        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+
     >>> from flax import nnx
     >>> import jax.numpy as jnp
     >>> drop = Dropout(0.5, rngs=nnx.Rngs(0))
@@ -106,14 +138,16 @@ class Dropout(nnx.Module):
     Array([1., 1., 1.], dtype=float32)
     """
 
-    def __init__(self, rate: float, *, rngs: nnx.Rngs, name: str | None = None):
+    def __init__(self, rate: float, *, rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
         self.rate, self.name = rate, name
+        self.dtype = layer_dtypes(dtype, None)[0]
         self.deterministic = False
         self.rngs = rngs.dropout
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        x = autocast(jnp.asarray(x), self.dtype)
         if self.deterministic or self.rate == 0.0:
             return x
         keep = jax.random.bernoulli(self.rngs(), 1.0 - self.rate, x.shape)
@@ -123,18 +157,26 @@ class Dropout(nnx.Module):
 class Rescaling(nnx.Module):
     """``x * scale + offset``, e.g. ``Rescaling(1 / 255)`` for [0, 255] images.
 
+    Args:
+      scale: the factor.
+      offset: added after scaling.
+      name: optional layer name used in error messages and summaries.
+      dtype: compute dtype (policy name or dtype; ``None`` is the global policy). Inputs of any
+        numeric dtype, uint8 images included, are cast to it, as in Keras.
+
     >>> import jax.numpy as jnp
     >>> Rescaling(1 / 127.5, offset=-1.0)(jnp.array([0.0, 255.0]))
     Array([-1.,  1.], dtype=float32)
     """
 
-    def __init__(self, scale: float, offset: float = 0.0, *, name: str | None = None):
+    def __init__(self, scale: float, offset: float = 0.0, *, name: str | None = None,
+                 dtype: PolicyLike | None = None):
         self.scale, self.offset, self.name = scale, offset, name
+        self.dtype = layer_dtypes(dtype, None)[0]
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            x = x.astype(jnp.float32)  # Keras's Rescaling casts uint8 images itself
-        return x * self.scale + self.offset
+        x = jnp.asarray(x).astype(self.dtype)
+        return x * jnp.asarray(self.scale, self.dtype) + jnp.asarray(self.offset, self.dtype)
 
 
 class Flatten(nnx.Module):
@@ -145,9 +187,11 @@ class Flatten(nnx.Module):
     (2, 36)
     """
 
-    def __init__(self, *, name: str | None = None):
+    def __init__(self, *, name: str | None = None, dtype: PolicyLike | None = None):
         self.name = name
+        self.dtype = layer_dtypes(dtype, None)[0]
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        x = autocast(jnp.asarray(x), self.dtype)
         # Not reshape(batch, -1): -1 cannot be resolved when the batch is empty.
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.layers._validate import check_input, layer_label
+from jaxvision.layers.precision import PolicyLike, at_least_float32, layer_dtypes
 
 
 class BatchNormalization(nnx.Module):
@@ -24,13 +25,16 @@ class BatchNormalization(nnx.Module):
     ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``.
 
     Args:
-      num_features: channels of the input (last axis).
+      in_channels: channels of the input (last axis).
       momentum: weight of the old moving statistics in each update.
       epsilon: added to the variance to avoid dividing by zero.
       center: whether to learn the offset ``beta``.
       scale: whether to learn the factor ``gamma``.
       rngs: accepted for a uniform layer signature; the initial values are constants.
       name: optional layer name used in error messages and summaries.
+      dtype: compute dtype (policy name or dtype; ``None`` is the global policy): inputs are cast
+        to it and so is the output, but the statistics are computed and kept in float32.
+      param_dtype: dtype of ``gamma`` and ``beta``; ``None`` is the policy's.
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
@@ -45,27 +49,30 @@ class BatchNormalization(nnx.Module):
     (2, 2)
     """
 
-    def __init__(self, num_features: int, momentum: float = 0.99, epsilon: float = 1e-3,
-                 center: bool = True, scale: bool = True, *, rngs: nnx.Rngs, name: str | None = None):
+    def __init__(self, in_channels: int, momentum: float = 0.99, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, *, rngs: nnx.Rngs, name: str | None = None,
+                 dtype: PolicyLike | None = None, param_dtype: PolicyLike | None = None):
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}")
-        self.num_features, self.name = num_features, name
+        self.in_channels, self.name = in_channels, name
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = center, scale
         self.use_running_average = False
-        self.gamma = nnx.Param(jnp.ones((num_features,))) if scale else None
-        self.beta = nnx.Param(jnp.zeros((num_features,))) if center else None
-        self.moving_mean = nnx.BatchStat(jnp.zeros((num_features,)))
-        self.moving_variance = nnx.BatchStat(jnp.ones((num_features,)))
+        self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
+        stat_dtype = at_least_float32(self.param_dtype)
+        self.gamma = nnx.Param(jnp.ones((in_channels,), self.param_dtype)) if scale else None
+        self.beta = nnx.Param(jnp.zeros((in_channels,), self.param_dtype)) if center else None
+        self.moving_mean = nnx.BatchStat(jnp.zeros((in_channels,), stat_dtype))
+        self.moving_variance = nnx.BatchStat(jnp.ones((in_channels,), stat_dtype))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if getattr(x, "ndim", 0) < 2:
             raise ValueError(f"{layer_label(self)}: expected input of rank >= 2 (batch, ..., channels), "
                              f"got shape {getattr(x, 'shape', None)}")
-        check_input(self, x, rank=x.ndim, channels=self.num_features)
+        check_input(self, x, rank=x.ndim, channels=self.in_channels)
         # Like Keras, half-precision inputs are normalised in float32 (their range is too
-        # small for the statistics); float32 and float64 keep their precision.
-        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        # small for the statistics) and the result is cast back to the compute dtype.
+        x = x.astype(self.dtype).astype(at_least_float32(self.dtype))
         if self.use_running_average:
             mean = self.moving_mean[...].astype(x.dtype)
             variance = self.moving_variance[...].astype(x.dtype)
@@ -84,4 +91,4 @@ class BatchNormalization(nnx.Module):
         shift = -mean * inv
         if self.beta is not None:
             shift = shift + self.beta[...].astype(x.dtype)
-        return x * inv + shift
+        return (x * inv + shift).astype(self.dtype)

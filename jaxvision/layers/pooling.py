@@ -17,23 +17,26 @@ import numpy as np
 from flax import nnx
 
 from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
+from jaxvision.layers.precision import PolicyLike, layer_dtypes
 
 
 class _Pooling2D(nnx.Module):
     """Shared arguments and checks of the windowed poolings."""
 
     def __init__(self, pool_size: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
-                 padding: str = "valid", *, name: str | None = None):
+                 padding: str = "valid", *, name: str | None = None, dtype: PolicyLike | None = None):
         kind = type(self).__name__
         self.pool_size = pair(kind, "pool_size", pool_size)
         self.strides = self.pool_size if strides is None else pair(kind, "strides", strides)
         self.padding = check_padding(kind, padding)
         self.name = name
+        self.dtype = layer_dtypes(dtype, None)[0]
 
     def _reduce(self, x: jax.Array, init: float, op: Callable) -> jax.Array:
         check_input(self, x, rank=4)
         if self.padding == "valid":
             check_fits(self, x, self.pool_size, what="pool_size")
+        x = x.astype(self.dtype)
         # A concrete NumPy init lets jax recognise max/add and use its differentiable
         # reduce_window_max/sum; a traced init (jnp under jit) is not differentiable.
         return jax.lax.reduce_window(x, np.array(init, x.dtype), op, (1, *self.pool_size, 1),
@@ -48,6 +51,8 @@ class MaxPooling2D(_Pooling2D):
       strides: int or pair; ``None`` (the default) means ``pool_size``.
       padding: ``"valid"`` or ``"same"``; "same" pads with -inf, so padding never wins.
       name: optional layer name used in error messages and summaries.
+      dtype: compute dtype (policy name or dtype; ``None`` is the global policy); floating
+        inputs are cast to it.
 
     >>> import jax.numpy as jnp
     >>> MaxPooling2D(2)(jnp.ones((2, 26, 26, 32))).shape
@@ -68,6 +73,8 @@ class AveragePooling2D(_Pooling2D):
       strides: int or pair; ``None`` (the default) means ``pool_size``.
       padding: ``"valid"`` or ``"same"``; "same" averages over the unpadded pixels only.
       name: optional layer name used in error messages and summaries.
+      dtype: compute dtype (policy name or dtype; ``None`` is the global policy); floating
+        inputs are cast to it.
 
     >>> import jax.numpy as jnp
     >>> AveragePooling2D(2, padding="same")(jnp.arange(3.0).reshape(1, 1, 3, 1))[0, 0, :, 0]
@@ -80,13 +87,14 @@ class AveragePooling2D(_Pooling2D):
             return sums / (self.pool_size[0] * self.pool_size[1])
         # Count the real pixels of each window by pooling ones padded the same way; a
         # (1, H, W, 1) array is enough since the count depends on position only.
-        ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+        ones = jnp.ones((1, *x.shape[1:3], 1), self.dtype)
         return sums / self._reduce(ones, 0.0, jax.lax.add)
 
 
 class _GlobalPooling2D(nnx.Module):
-    def __init__(self, keepdims: bool = False, *, name: str | None = None):
+    def __init__(self, keepdims: bool = False, *, name: str | None = None, dtype: PolicyLike | None = None):
         self.keepdims, self.name = keepdims, name
+        self.dtype = layer_dtypes(dtype, None)[0]
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
@@ -95,6 +103,8 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     Args:
       keepdims: keep the spatial axes with size 1, giving ``(batch, 1, 1, channels)``.
       name: optional layer name used in error messages and summaries.
+      dtype: compute dtype (policy name or dtype; ``None`` is the global policy); floating
+        inputs are cast to it.
 
     >>> import jax.numpy as jnp
     >>> GlobalAveragePooling2D()(jnp.ones((2, 8, 8, 128))).shape
@@ -105,7 +115,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_input(self, x, rank=4)
-        return jnp.mean(x, axis=(1, 2), keepdims=self.keepdims)
+        return jnp.mean(x.astype(self.dtype), axis=(1, 2), keepdims=self.keepdims)
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
@@ -114,6 +124,8 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
     Args:
       keepdims: keep the spatial axes with size 1, giving ``(batch, 1, 1, channels)``.
       name: optional layer name used in error messages and summaries.
+      dtype: compute dtype (policy name or dtype; ``None`` is the global policy); floating
+        inputs are cast to it.
 
     >>> import jax.numpy as jnp
     >>> GlobalMaxPooling2D()(jnp.arange(8.0).reshape(1, 2, 2, 2))
@@ -122,4 +134,4 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_input(self, x, rank=4)
-        return jnp.max(x, axis=(1, 2), keepdims=self.keepdims)
+        return jnp.max(x.astype(self.dtype), axis=(1, 2), keepdims=self.keepdims)

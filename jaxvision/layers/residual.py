@@ -13,6 +13,7 @@ from flax import nnx
 from jaxvision.layers._validate import check_input
 from jaxvision.layers.conv import Conv2D
 from jaxvision.layers.pooling import MaxPooling2D
+from jaxvision.layers.precision import PolicyLike, layer_dtypes
 
 
 class ResidualBlock(nnx.Module):
@@ -28,6 +29,7 @@ class ResidualBlock(nnx.Module):
       pooling: halve height and width (rounding up) with max pooling.
       rngs: ``nnx.Rngs`` for the glorot-uniform kernels.
       name: optional layer name used in error messages and summaries.
+      dtype, param_dtype: of every sub-layer, as in :class:`~jaxvision.layers.Conv2D`.
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
@@ -41,20 +43,24 @@ class ResidualBlock(nnx.Module):
     """
 
     def __init__(self, in_channels: int, filters: int, pooling: bool = False, *,
-                 rngs: nnx.Rngs, name: str | None = None):
+                 rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None,
+                 param_dtype: PolicyLike | None = None):
         self.in_channels, self.filters, self.pooling, self.name = in_channels, filters, pooling, name
-        self.conv1 = Conv2D(in_channels, filters, 3, padding="same", activation="relu", rngs=rngs)
-        self.conv2 = Conv2D(filters, filters, 3, padding="same", activation="relu", rngs=rngs)
-        self.pool = MaxPooling2D(2, padding="same") if pooling else None
+        self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
+        dtypes = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        self.conv1 = Conv2D(in_channels, filters, 3, padding="same", activation="relu", rngs=rngs, **dtypes)
+        self.conv2 = Conv2D(filters, filters, 3, padding="same", activation="relu", rngs=rngs, **dtypes)
+        self.pool = MaxPooling2D(2, padding="same", dtype=self.dtype) if pooling else None
         if pooling:
-            self.shortcut = Conv2D(in_channels, filters, 1, strides=2, rngs=rngs)
+            self.shortcut = Conv2D(in_channels, filters, 1, strides=2, rngs=rngs, **dtypes)
         elif filters != in_channels:
-            self.shortcut = Conv2D(in_channels, filters, 1, rngs=rngs)
+            self.shortcut = Conv2D(in_channels, filters, 1, rngs=rngs, **dtypes)
         else:
             self.shortcut = None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         check_input(self, x, rank=4, channels=self.in_channels)
+        x = x.astype(self.dtype)
         y = self.conv2(self.conv1(x))
         if self.pool is not None:
             y = self.pool(y)

@@ -21,6 +21,7 @@ from flax import nnx
 from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
 from jaxvision.layers.conv import DIMENSION_NUMBERS
 from jaxvision.layers.core import get_activation
+from jaxvision.layers.precision import PolicyLike, layer_dtypes
 
 # The shifted sum is unrolled, one slice per tap: measured faster on CPU up to 11x11 (see
 # bench/bench_depthwise.py); beyond that compile time grows, so huge kernels keep the grouped conv.
@@ -78,7 +79,7 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int] = (
 
 
 def _configure(layer: nnx.Module, in_channels: int, kernel_size, strides, padding, depth_multiplier,
-               dilation_rate, activation, use_bias: bool, name: str | None) -> None:
+               dilation_rate, activation, use_bias: bool, name: str | None, dtype, param_dtype) -> None:
     """Validate and store the hyperparameters both layers share."""
     kind = type(layer).__name__
     if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
@@ -91,6 +92,7 @@ def _configure(layer: nnx.Module, in_channels: int, kernel_size, strides, paddin
     layer.padding = check_padding(kind, padding)
     layer.activation = activation
     layer._fn = get_activation(activation)
+    layer.dtype, layer.param_dtype = layer_dtypes(dtype, param_dtype)
 
 
 def _checked_depthwise(layer: nnx.Module, x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -98,7 +100,8 @@ def _checked_depthwise(layer: nnx.Module, x: jax.Array, kernel: jax.Array) -> ja
     check_input(layer, x, rank=4, channels=layer.in_channels)
     if layer.padding == "valid":
         check_fits(layer, x, layer.kernel_size, layer.dilation_rate)
-    return depthwise_conv(x, kernel, layer.strides, layer.padding, layer.dilation_rate)
+    return depthwise_conv(x.astype(layer.dtype), kernel.astype(layer.dtype), layer.strides, layer.padding,
+                          layer.dilation_rate)
 
 
 class DepthwiseConv2D(nnx.Module):
@@ -112,12 +115,15 @@ class DepthwiseConv2D(nnx.Module):
       kernel_size: int or (height, width).
       strides: int or pair.
       padding: ``"valid"`` or ``"same"``.
+      dilation_rate: int or pair. The arguments after it are keyword-only.
       depth_multiplier: output channels per input channel.
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias`` (``in_channels * depth_multiplier`` values).
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
       name: optional layer name used in error messages and summaries.
-      dilation_rate: int or pair (keyword-only).
+      dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
+        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+      param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
@@ -127,19 +133,20 @@ class DepthwiseConv2D(nnx.Module):
     """
 
     def __init__(self, in_channels: int, kernel_size: int | Sequence[int], strides: int | Sequence[int] = 1,
-                 padding: str = "valid", depth_multiplier: int = 1, activation: str | Callable | None = None,
-                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None,
-                 dilation_rate: int | Sequence[int] = 1):
+                 padding: str = "valid", dilation_rate: int | Sequence[int] = 1, *, depth_multiplier: int = 1,
+                 activation: str | Callable | None = None, use_bias: bool = True, rngs: nnx.Rngs,
+                 name: str | None = None, dtype: PolicyLike | None = None, param_dtype: PolicyLike | None = None):
         _configure(self, in_channels, kernel_size, strides, padding, depth_multiplier, dilation_rate,
-                   activation, use_bias, name)
+                   activation, use_bias, name, dtype, param_dtype)
         shape = (*self.kernel_size, in_channels, depth_multiplier)
-        self.kernel = nnx.Param(jax.nn.initializers.glorot_uniform()(rngs.params(), shape))
-        self.bias = nnx.Param(jnp.zeros((in_channels * depth_multiplier,))) if use_bias else None
+        kernel = jax.nn.initializers.glorot_uniform()(rngs.params(), shape)
+        self.kernel = nnx.Param(kernel.astype(self.param_dtype))
+        self.bias = nnx.Param(jnp.zeros((in_channels * depth_multiplier,), self.param_dtype)) if use_bias else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = _checked_depthwise(self, x, self.kernel[...])
         if self.bias is not None:
-            y = y + self.bias[...]
+            y = y + self.bias[...].astype(self.dtype)
         return self._fn(y)
 
 
@@ -149,12 +156,15 @@ class SeparableConv2D(nnx.Module):
     Args:
       in_channels: channels of the input (last axis).
       filters: output channels of the pointwise convolution.
-      kernel_size, strides, padding, depth_multiplier, dilation_rate: of the depthwise step,
-        as in :class:`DepthwiseConv2D` (``dilation_rate`` is keyword-only).
+      kernel_size, strides, padding, dilation_rate, depth_multiplier: of the depthwise step,
+        as in :class:`DepthwiseConv2D` (the arguments after ``dilation_rate`` are keyword-only).
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias`` (``filters`` values, after the pointwise step only).
       rngs: ``nnx.Rngs`` for the two glorot-uniform kernels.
       name: optional layer name used in error messages and summaries.
+      dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
+        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+      param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
     >>> from flax import nnx
     >>> import jax.numpy as jnp
@@ -164,22 +174,24 @@ class SeparableConv2D(nnx.Module):
     """
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],
-                 strides: int | Sequence[int] = 1, padding: str = "valid", depth_multiplier: int = 1,
-                 activation: str | Callable | None = None, use_bias: bool = True, *, rngs: nnx.Rngs,
-                 name: str | None = None, dilation_rate: int | Sequence[int] = 1):
+                 strides: int | Sequence[int] = 1, padding: str = "valid", dilation_rate: int | Sequence[int] = 1,
+                 *, depth_multiplier: int = 1, activation: str | Callable | None = None, use_bias: bool = True,
+                 rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None,
+                 param_dtype: PolicyLike | None = None):
         _configure(self, in_channels, kernel_size, strides, padding, depth_multiplier, dilation_rate,
-                   activation, use_bias, name)
+                   activation, use_bias, name, dtype, param_dtype)
         self.filters = filters
         glorot = jax.nn.initializers.glorot_uniform()
         shape = (*self.kernel_size, in_channels, depth_multiplier)
-        self.depthwise_kernel = nnx.Param(glorot(rngs.params(), shape))
-        self.pointwise_kernel = nnx.Param(glorot(rngs.params(), (1, 1, in_channels * depth_multiplier, filters)))
-        self.bias = nnx.Param(jnp.zeros((filters,))) if use_bias else None
+        self.depthwise_kernel = nnx.Param(glorot(rngs.params(), shape).astype(self.param_dtype))
+        pointwise = glorot(rngs.params(), (1, 1, in_channels * depth_multiplier, filters))
+        self.pointwise_kernel = nnx.Param(pointwise.astype(self.param_dtype))
+        self.bias = nnx.Param(jnp.zeros((filters,), self.param_dtype)) if use_bias else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = _checked_depthwise(self, x, self.depthwise_kernel[...])
         # A 1x1 convolution is a matmul over the channel axis.
-        y = y @ self.pointwise_kernel[0, 0]
+        y = y @ self.pointwise_kernel[0, 0].astype(self.dtype)
         if self.bias is not None:
-            y = y + self.bias[...]
+            y = y + self.bias[...].astype(self.dtype)
         return self._fn(y)

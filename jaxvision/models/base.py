@@ -22,8 +22,12 @@ def identity_tap(name: str, value: jax.Array) -> jax.Array:
 
 
 def keras_name(layer: object) -> str:
-    """Keras's default layer-name stem: ``Conv2D`` → ``conv2d``, ``MaxPooling2D`` → ``max_pooling2d``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])|(?<=[a-z])(?=[A-Z])", "_", type(layer).__name__).lower()
+    """Keras's default layer-name stem for a layer or layer class, by Keras's own rule
+    (``keras.src.utils.naming.to_snake_case``): ``Conv2D`` → ``conv2d``, ``MaxPooling2D`` →
+    ``max_pooling2d``, ``Conv2DTranspose`` → ``conv2d_transpose``."""
+    name = (layer if isinstance(layer, type) else type(layer)).__name__
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class _Complete(Exception):

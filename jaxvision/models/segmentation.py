@@ -15,18 +15,18 @@ from jaxvision.models.rngs import model_rngs
 DOWNSAMPLING = 8  # three stride-2 "same" convs, undone by three stride-2 transposed convs
 
 
-def check_img_size(builder: str, img_size: Sequence[int]) -> None:
-    if any(s % DOWNSAMPLING for s in img_size):
-        fix = tuple(DOWNSAMPLING * max(1, round(s / DOWNSAMPLING)) for s in img_size)
+def check_image_size(builder: str, image_size: Sequence[int]) -> None:
+    if any(s % DOWNSAMPLING for s in image_size):
+        fix = tuple(DOWNSAMPLING * max(1, round(s / DOWNSAMPLING)) for s in image_size)
         raise ValueError(
-            f"{builder}: img_size {tuple(img_size)} must be divisible by {DOWNSAMPLING} in both "
+            f"{builder}: image_size {tuple(image_size)} must be divisible by {DOWNSAMPLING} in both "
             f"dimensions (the encoder downsamples by {DOWNSAMPLING} and the decoder upsamples by "
             f"{DOWNSAMPLING}); use e.g. {fix}")
 
 
 @register
-def segmentation_model(img_size: Sequence[int] = (200, 200), num_classes: int = 3, seed: int = 0) -> Sequential:
-    """The book's ``get_model(img_size, num_classes)``.
+def segmentation_model(image_size: Sequence[int] = (200, 200), num_classes: int = 3, seed: int = 0) -> Sequential:
+    """The book's ``get_model(image_size, num_classes)``.
 
     The encoder rounds odd sizes up at each stride-2 step and the decoder doubles exactly,
     so only sizes divisible by 8 come back at their own size; others are refused.
@@ -35,7 +35,7 @@ def segmentation_model(img_size: Sequence[int] = (200, 200), num_classes: int = 
     >>> segmentation_model((64, 48))(jnp.zeros((1, 64, 48, 3))).shape
     (1, 64, 48, 3)
     """
-    check_img_size("segmentation_model", img_size)
+    check_image_size("segmentation_model", image_size)
     rngs = model_rngs(seed)
     layers = [Rescaling(1 / 255)]
     channels = 3
@@ -100,7 +100,7 @@ class ResidualSegmenter(Model):
 
 
 @register
-def residual_segmentation_model(img_size: Sequence[int] = (200, 200), num_classes: int = 3,
+def residual_segmentation_model(image_size: Sequence[int] = (200, 200), num_classes: int = 3,
                                 seed: int = 0) -> ResidualSegmenter:
     """The second, clearly labelled variant: :class:`ResidualSegmenter`.
 
@@ -108,5 +108,5 @@ def residual_segmentation_model(img_size: Sequence[int] = (200, 200), num_classe
     >>> residual_segmentation_model((32, 40))(jnp.zeros((1, 32, 40, 3))).shape
     (1, 32, 40, 3)
     """
-    check_img_size("residual_segmentation_model", img_size)
+    check_image_size("residual_segmentation_model", image_size)
     return ResidualSegmenter(num_classes, rngs=model_rngs(seed))

@@ -4,12 +4,17 @@ Probabilities are clipped to ``[EPSILON, 1 - EPSILON]`` before the log, exactly 
 ``keras/src/backend/jax/nn.py`` does, so a confident wrong prediction costs
 ``-log(1e-7) ≈ 16.1`` rather than infinity. The per-example losses are averaged over every
 remaining axis ("sum_over_batch_size"), so the same functions score per-pixel segmentation.
+
+Predictions are cast to (at least) float32 first, as Keras's losses cast to their float32
+dtype: in bfloat16, ``1 - 1e-7`` rounds to 1, so the clip would let ``log(0)`` through.
 """
 
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from jaxvision.layers.precision import at_least_float32
 
 EPSILON = 1e-7  # keras.backend.epsilon()
 
@@ -23,6 +28,11 @@ def same_rank(y_true: jax.Array, y_pred: jax.Array) -> tuple[jax.Array, jax.Arra
     if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
         return (y_true, y_pred[..., None]) if y_pred.ndim == 1 else (y_true[..., 0], y_pred)
     return y_true, y_pred
+
+
+def _predictions(y_pred: jax.Array) -> jax.Array:
+    y_pred = jnp.asarray(y_pred)
+    return y_pred.astype(at_least_float32(y_pred.dtype))
 
 
 def _log_probabilities(y_pred: jax.Array, from_logits: bool) -> jax.Array:
@@ -42,7 +52,7 @@ def sparse_categorical_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_l
     >>> round(float(sparse_categorical_crossentropy(jnp.array([0, 1]), jnp.array([[0.5, 0.5], [0.0, 1.0]]))), 4)
     0.3466
     """
-    y_true, y_pred = jnp.asarray(y_true), jnp.asarray(y_pred)
+    y_true, y_pred = jnp.asarray(y_true), _predictions(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
     if y_true.shape != y_pred.shape[:-1]:
@@ -59,7 +69,7 @@ def categorical_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_logits: 
     >>> round(float(categorical_crossentropy(jnp.array([[0.0, 1.0]]), jnp.array([[0.2, 0.8]]))), 4)
     0.2231
     """
-    y_pred = jnp.asarray(y_pred)
+    y_pred = _predictions(y_pred)
     y_true = jnp.asarray(y_true).astype(y_pred.dtype)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"categorical_crossentropy: labels {y_true.shape} and outputs {y_pred.shape} must have "
@@ -74,7 +84,7 @@ def binary_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_logits: bool 
     >>> round(float(binary_crossentropy(jnp.array([1.0, 0.0]), jnp.array([[0.9], [0.0]]))), 4)
     0.0527
     """
-    y_pred = jnp.asarray(y_pred)
+    y_pred = _predictions(y_pred)
     y_true, y_pred = same_rank(jnp.asarray(y_true).astype(y_pred.dtype), y_pred)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"binary_crossentropy: labels {y_true.shape} and outputs {y_pred.shape} must have "

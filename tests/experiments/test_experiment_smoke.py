@@ -65,7 +65,7 @@ def check_run(out, metrics, key):
     (ch08_dogs_vs_cats, ["--variant", "scratch", "--image-size", "80"]),
     (ch08_dogs_vs_cats, ["--variant", "augmented", "--image-size", "80"]),
     (ch09_mini_xception, ["--image-size", "48"]),
-    (ch09_residual_blocks, ["--image-size", "32"]),
+    (ch09_residual_blocks, ["--policy", "mixed_bfloat16", "--image-size", "32"]),
 ])
 def test_dogs_vs_cats_experiments_run_one_epoch(script, flags, dogs_vs_cats, tmp_path):
     out = tmp_path / "run"
@@ -73,6 +73,8 @@ def test_dogs_vs_cats_experiments_run_one_epoch(script, flags, dogs_vs_cats, tmp
                            "--out", str(out), "--profile", "quick"])
     check_run(out, metrics, "test_accuracy")
     assert metrics["test_images"] == 8 and metrics["image_size"] == int(flags[-1])
+    policy = "mixed_bfloat16" if "--policy" in flags else "float32"
+    assert json.loads((out / "metrics.json").read_text())["policy"] == policy
 
 
 def test_mnist_experiment_runs_on_a_slice(tmp_path):
@@ -85,7 +87,7 @@ def test_mnist_experiment_runs_on_a_slice(tmp_path):
 @pytest.mark.parametrize("variant", ["book", "improved"])
 def test_segmentation_experiment_runs_one_epoch(variant, pet_layout, tmp_path):
     out = tmp_path / variant
-    metrics = ch11_segmentation.main(["--data-dir", str(pet_layout), "--img-size", "32", "--epochs", "1",
+    metrics = ch11_segmentation.main(["--data-dir", str(pet_layout), "--image-size", "32", "--epochs", "1",
                                       "--batch-size", "2", "--out", str(out), "--variant", variant])
     check_run(out, metrics, "test_foreground_iou")
     assert 0.0 <= metrics["test_mean_iou"] <= 1.0

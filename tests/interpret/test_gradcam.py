@@ -9,7 +9,7 @@ from flax import nnx
 from PIL import Image
 
 from jaxvision.interpret import class_score_gradient, grad_cam, overlay_heatmap, save_titled_image
-from jaxvision.layers import Conv2D, Dense, Flatten, MaxPooling2D, Rescaling
+from jaxvision.layers import Conv2D, Dense, Flatten, MaxPooling2D, Rescaling, set_policy
 from jaxvision.models import Sequential
 
 REGIONS = [(slice(2, 8), slice(9, 15)), (slice(9, 15), slice(1, 7))]  # red square of image 0, 1
@@ -86,7 +86,7 @@ def replaced_score(model, images, layer, activation, classes, binary):
 @pytest.mark.parametrize("head, class_index", [("softmax", None), ("softmax", 2), ("sigmoid", None),
                                                ("sigmoid", 0)])
 def test_gradient_matches_central_differences(x64, head, class_index):
-    model = fd_models()[0 if head == "softmax" else 1]
+    model = set_policy(fd_models()[0 if head == "softmax" else 1], "float64")
     images = jnp.asarray(np.random.default_rng(1).uniform(0, 255, (2, 10, 10, 3)))
     activation, grads = class_score_gradient(model, images, "conv2d", class_index)
     assert activation.dtype == np.float64 and activation.shape == grads.shape == (2, 8, 8, 4)
@@ -109,7 +109,7 @@ def test_gradient_matches_central_differences(x64, head, class_index):
 
 
 def test_binary_scores_are_signed_logits(x64):
-    _, sigmoid, linear = fd_models()
+    _, sigmoid, linear = (set_policy(model, "float64") for model in fd_models())
     images = jnp.asarray(np.random.default_rng(3).uniform(0, 255, (3, 10, 10, 3)))
     _, dog = class_score_gradient(sigmoid, images, "conv2d", 1)
     _, cat = class_score_gradient(sigmoid, images, "conv2d", 0)

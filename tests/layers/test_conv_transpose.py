@@ -1,18 +1,21 @@
 """Conv2DTranspose: Keras's padding rule and output shapes, Keras parity (output_padding,
 dilation, "same" on odd sizes), equality with a Conv2D input-gradient, gradients,
-initialisation, input errors."""
+initialisation, input errors; the sub-pixel (phase) form against the input-dilated form."""
 
 import itertools
 import math
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.test_util import check_grads
 
 from jaxvision.layers import Conv2D, Conv2DTranspose
-from jaxvision.layers.conv_transpose import transpose_padding
+from jaxvision.layers.conv_transpose import (conv_transpose, conv_transpose_dilated, conv_transpose_phases,
+                                              transpose_padding)
 from layer_checks import check_layer_grads, fast_rngs
 
 # (kernel_size, strides, padding, output_padding, dilation_rate, (height, width)): odd/even
@@ -55,7 +58,7 @@ def test_output_shapes_match_keras(keras):
     for kernel, stride, padding, size in itertools.product((1, 2, 3, 4), (1, 2, 3), ("valid", "same"), (4, 5)):
         for output_padding in (None, *range(stride)):
             def output(x):
-                return Conv2DTranspose(2, 3, kernel, stride, padding, output_padding, rngs=nnx.Rngs(0))(x)
+                return Conv2DTranspose(2, 3, kernel, stride, padding, output_padding=output_padding, rngs=nnx.Rngs(0))(x)
 
             shape = jax.eval_shape(output, jax.ShapeDtypeStruct((1, size, size + 1, 2), jnp.float32)).shape
             reference = keras.layers.Conv2DTranspose(3, kernel, stride, padding, output_padding)
@@ -67,7 +70,8 @@ def test_output_shapes_match_keras(keras):
 @pytest.mark.parametrize("kernel, strides, padding, output_padding, dilation, size", GRID)
 def test_keras_parity(keras, kernel, strides, padding, output_padding, dilation, size):
     rng = np.random.default_rng(0)
-    layer = Conv2DTranspose(3, 4, kernel, strides, padding, output_padding, dilation, "tanh", rngs=fast_rngs())
+    layer = Conv2DTranspose(3, 4, kernel, strides, padding, dilation, output_padding=output_padding,
+                            activation="tanh", rngs=fast_rngs())
     layer.bias[...] = jnp.asarray(rng.normal(size=4), jnp.float32)
     x = rng.normal(size=(2, *size, 3)).astype(np.float32)
     reference = keras.layers.Conv2DTranspose(4, kernel, strides, padding, output_padding,
@@ -97,7 +101,8 @@ def test_is_the_input_gradient_of_a_strided_conv(padding):
 
 @pytest.mark.parametrize("strides, padding, output_padding, dilation", [(2, "same", 1, 1), (1, "valid", None, 2)])
 def test_gradients_wrt_input_and_params(x64, strides, padding, output_padding, dilation):
-    layer = Conv2DTranspose(2, 3, 3, strides, padding, output_padding, dilation, "tanh", rngs=fast_rngs())
+    layer = Conv2DTranspose(2, 3, 3, strides, padding, dilation, output_padding=output_padding, activation="tanh",
+                            rngs=fast_rngs())
     check_layer_grads(layer, (1, 4, 3, 2), seed=2)
 
 
@@ -133,3 +138,61 @@ def test_rejects_bad_input_and_arguments():
         Conv2DTranspose(3, 4, 3, strides=2, output_padding=-1, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"Conv2DTranspose: strides > 1 cannot be combined with dilation_rate > 1"):
         Conv2DTranspose(3, 4, 3, strides=2, dilation_rate=2, rngs=nnx.Rngs(0))
+
+
+# (kernel_size, strides, padding, output_padding, (height, width)) for the sub-pixel form: strides
+# below, equal to and above the kernel, per-axis values, both paddings, explicit output_padding.
+PHASE_GRID = [
+    (3, 2, "same", None, (4, 5)),
+    (3, 2, "valid", None, (3, 4)),
+    (4, 2, "same", 1, (3, 3)),
+    (2, 3, "valid", None, (3, 2)),
+    (1, 2, "same", None, (3, 4)),
+    ((3, 5), (3, 2), "same", (2, 1), (3, 4)),
+    ((2, 3), (2, 3), "valid", (1, 2), (4, 3)),
+]
+
+
+@pytest.mark.parametrize("kernel, strides, padding, output_padding, size", PHASE_GRID)
+def test_phase_form_equals_the_dilated_form_values_and_gradients(kernel, strides, padding, output_padding, size):
+    kernel, strides, output_padding = (v if isinstance(v, tuple) else (v, v) for v in (kernel, strides, output_padding))
+    pads = tuple(transpose_padding(k, s, 1, padding, p) for k, s, p in zip(kernel, strides, output_padding))
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(2, *size, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(*kernel, 4, 3)), jnp.float32)
+
+    def value_and_vjp(conv, cotangent):
+        y, vjp = jax.vjp(lambda x, w: conv(x, w, strides, pads), x, w)
+        return y, vjp(cotangent)
+
+    value_and_vjp = jax.jit(value_and_vjp, static_argnums=0)
+    shape = jax.eval_shape(lambda: conv_transpose_dilated(x, w, strides, pads)).shape
+    cotangent = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    y, grads = value_and_vjp(conv_transpose_dilated, cotangent)
+    y_fast, grads_fast = value_and_vjp(conv_transpose_phases, cotangent)
+    assert y_fast.shape == y.shape == shape
+    np.testing.assert_allclose(y_fast, y, rtol=1e-5, atol=1e-5)
+    for fast, plain in zip(grads_fast, grads, strict=True):
+        np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-4)
+
+
+def test_phase_form_gradients(x64):
+    rng = np.random.default_rng(5)
+    x, w = jnp.asarray(rng.normal(size=(1, 3, 4, 2))), jnp.asarray(rng.normal(size=(3, 2, 2, 2)))
+    pads = (transpose_padding(3, 2, 1, "same", None), transpose_padding(2, 3, 1, "valid", 1))
+    check_grads(jax.jit(lambda x, w: conv_transpose_phases(x, w, (2, 3), pads)), (x, w), order=1,
+                modes=("fwd", "rev"))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the sub-pixel form is the CPU path")
+def test_cpu_dispatch_never_dilates_the_input():
+    x, w = jnp.ones((1, 6, 6, 4)), jnp.ones((3, 3, 4, 4))
+    pads = (transpose_padding(3, 2, 1, "same", None),) * 2
+
+    def dilated_convolutions(fn) -> int:
+        step = jax.value_and_grad(lambda x, w: (fn(x, w, (2, 2), pads) ** 2).sum(), argnums=(0, 1))
+        return len(re.findall(r"[lr]hs_dilate=", jax.jit(step).lower(x, w).compile().as_text()))
+
+    # Forward (input dilated) and kernel gradient (kernel dilated): what XLA:CPU runs slowly.
+    assert dilated_convolutions(conv_transpose_dilated) == 2
+    assert dilated_convolutions(conv_transpose) == 0

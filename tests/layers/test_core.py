@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
-from jaxvision.layers import Activation, Dense, Dropout, Flatten, Rescaling, get_activation
+from jaxvision.layers import Activation, Dense, Dropout, Flatten, Rescaling, get_activation, set_policy
 from jaxvision.layers.core import ACTIVATIONS
 
 
@@ -23,9 +23,7 @@ def assert_close(ours, theirs, rtol=1e-5, atol=1e-6):
 def check_module_grads(module, x, order):
     """Finite differences wrt the input and every parameter, in float64, on fresh copies
     of the module (so stateful layers replay the same randomness each call)."""
-    graphdef, params, rest = nnx.split(module, nnx.Param, ...)
-    params, rest = jax.tree.map(
-        lambda v: v.astype(jnp.float64) if jnp.issubdtype(v.dtype, jnp.floating) else v, (params, rest))
+    graphdef, params, rest = nnx.split(set_policy(module, "float64"), nnx.Param, ...)
 
     def apply(params, x):
         return nnx.merge(graphdef, params, rest, copy=True)(x)

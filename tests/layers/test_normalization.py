@@ -8,19 +8,19 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
-from jaxvision.layers import BatchNormalization
+from jaxvision.layers import BatchNormalization, set_policy
 
 
-def randomised(num_features, seed=0, **kwargs):
+def randomised(in_channels, seed=0, **kwargs):
     """A layer whose four vectors are all non-trivial, so each one's role is tested."""
-    bn = BatchNormalization(num_features, rngs=nnx.Rngs(0), **kwargs)
+    bn = BatchNormalization(in_channels, rngs=nnx.Rngs(0), **kwargs)
     rng = np.random.default_rng(seed)
     if bn.gamma is not None:
-        bn.gamma[...] = jnp.asarray(rng.uniform(0.5, 2.0, num_features), jnp.float32)
+        bn.gamma[...] = jnp.asarray(rng.uniform(0.5, 2.0, in_channels), jnp.float32)
     if bn.beta is not None:
-        bn.beta[...] = jnp.asarray(rng.normal(size=num_features), jnp.float32)
-    bn.moving_mean[...] = jnp.asarray(rng.normal(size=num_features), jnp.float32)
-    bn.moving_variance[...] = jnp.asarray(rng.uniform(0.5, 2.0, num_features), jnp.float32)
+        bn.beta[...] = jnp.asarray(rng.normal(size=in_channels), jnp.float32)
+    bn.moving_mean[...] = jnp.asarray(rng.normal(size=in_channels), jnp.float32)
+    bn.moving_variance[...] = jnp.asarray(rng.uniform(0.5, 2.0, in_channels), jnp.float32)
     return bn
 
 
@@ -157,8 +157,7 @@ def test_gradients_wrt_input_and_params(x64, inference):
     bn = randomised(3, momentum=0.9)
     if inference:
         bn.eval()
-    graphdef, params, rest = nnx.split(bn, nnx.Param, ...)
-    params, rest = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), (params, rest))
+    graphdef, params, rest = nnx.split(set_policy(bn, "float64"), nnx.Param, ...)
 
     def apply(params, x):
         # A fresh copy per call: training mode writes its statistics into the copy only.

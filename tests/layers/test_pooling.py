@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from jaxvision.layers import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from jaxvision.layers import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, set_policy
 
 WINDOWED = [MaxPooling2D, AveragePooling2D]
 
@@ -95,7 +95,7 @@ def test_gradients(x64, layer, order):
     # Distinct random values: no ties, so max pooling is differentiable at this point.
     x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5, 5, 2)))
     assert x.dtype == jnp.float64
-    check_grads(layer, (x,), order=order, modes=("fwd", "rev"))
+    check_grads(set_policy(layer, "float64"), (x,), order=order, modes=("fwd", "rev"))
 
 
 @pytest.mark.parametrize("layer_cls", WINDOWED + [GlobalAveragePooling2D, GlobalMaxPooling2D])

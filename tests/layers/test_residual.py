@@ -102,9 +102,8 @@ def test_keras_parity(keras, in_channels, filters, pooling, size):
 
 @pytest.mark.parametrize("in_channels, filters, pooling", CASES)
 def test_gradients_wrt_input_and_params(x64, in_channels, filters, pooling):
-    block = ResidualBlock(in_channels, filters, pooling, rngs=nnx.Rngs(2))
+    block = ResidualBlock(in_channels, filters, pooling, rngs=nnx.Rngs(2), dtype="float64")
     graphdef, params = nnx.split(block, nnx.Param)
-    params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), params)
     x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 5, 5, in_channels)))
 
     def apply(params, x):

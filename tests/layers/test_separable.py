@@ -40,8 +40,8 @@ def test_output_shapes_match_keras(keras, layer_cls):
     grid = itertools.product((1, 2, 3), ((1, 1), (2, 1), (1, 2), (2, 2)), ("valid", "same"), (1, 2), (7, 8))
     for kernel, (stride, dilation), padding, multiplier, size in grid:
         def output(x):
-            return layer_cls(2, *extra, kernel, stride, padding, multiplier, rngs=nnx.Rngs(0),
-                             dilation_rate=dilation)(x)
+            return layer_cls(2, *extra, kernel, stride, padding, dilation, depth_multiplier=multiplier,
+                             rngs=nnx.Rngs(0))(x)
 
         shape = jax.eval_shape(output, jax.ShapeDtypeStruct((1, size, size + 3, 2), jnp.float32)).shape
         reference = getattr(keras.layers, layer_cls.__name__)(*extra, kernel, stride, padding,
@@ -54,7 +54,8 @@ def test_output_shapes_match_keras(keras, layer_cls):
 @pytest.mark.parametrize("kernel, strides, padding, multiplier, dilation, size", GRID)
 def test_depthwise_shape_and_keras_parity(keras, kernel, strides, padding, multiplier, dilation, size):
     rng = np.random.default_rng(0)
-    layer = DepthwiseConv2D(3, kernel, strides, padding, multiplier, "tanh", rngs=fast_rngs(), dilation_rate=dilation)
+    layer = DepthwiseConv2D(3, kernel, strides, padding, dilation, depth_multiplier=multiplier, activation="tanh",
+                            rngs=fast_rngs())
     layer.bias[...] = jnp.asarray(rng.normal(size=3 * multiplier), jnp.float32)
     x = rng.normal(size=(2, *size, 3)).astype(np.float32)
     reference = keras.layers.DepthwiseConv2D(kernel, strides, padding, multiplier, dilation_rate=dilation,
@@ -71,8 +72,8 @@ def test_depthwise_shape_and_keras_parity(keras, kernel, strides, padding, multi
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_separable_shape_and_keras_parity(keras, kernel, strides, padding, multiplier, dilation, size, use_bias):
     rng = np.random.default_rng(1)
-    layer = SeparableConv2D(3, 4, kernel, strides, padding, multiplier, "relu", use_bias, rngs=fast_rngs(),
-                            dilation_rate=dilation)
+    layer = SeparableConv2D(3, 4, kernel, strides, padding, dilation, depth_multiplier=multiplier, activation="relu",
+                            use_bias=use_bias, rngs=fast_rngs())
     weights = [layer.depthwise_kernel[...], layer.pointwise_kernel[...]]
     if use_bias:
         layer.bias[...] = jnp.asarray(rng.normal(size=4), jnp.float32)
@@ -136,7 +137,7 @@ def test_cpu_dispatch_avoids_grouped_conv_for_small_kernels():
 @pytest.mark.parametrize("layer_cls", [DepthwiseConv2D, SeparableConv2D])
 def test_gradients_wrt_input_and_params(x64, layer_cls):
     extra = (3,) if layer_cls is SeparableConv2D else ()  # filters
-    layer = layer_cls(2, *extra, 3, 2, "same", 2, "tanh", rngs=fast_rngs())
+    layer = layer_cls(2, *extra, 3, 2, "same", depth_multiplier=2, activation="tanh", rngs=fast_rngs())
     check_layer_grads(layer, (1, 5, 6, 2), seed=5)
 
 

@@ -16,7 +16,7 @@ BOOK_COUNTS = [
     ("dogs_vs_cats_convnet", {"augmented": True}, (1, 180, 180, 3), 1_569_089, 0),
     ("residual_convnet", {}, (1, 32, 32, 3), 297_697, 0),
     ("mini_xception", {}, (1, 180, 180, 3), 721_857, 3_008),
-    ("segmentation_model", {"img_size": [200, 200], "num_classes": 3}, (1, 200, 200, 3), 2_880_643, 0),
+    ("segmentation_model", {"image_size": [200, 200], "num_classes": 3}, (1, 200, 200, 3), 2_880_643, 0),
 ]
 
 
@@ -35,7 +35,7 @@ def test_parameter_counts_match_the_book(name, kwargs, input_shape, total, non_t
 
 
 def test_build_config_rebuilds_the_same_architecture():
-    model = build_model("segmentation_model", img_size=[64, 48], num_classes=3, seed=3)
+    model = build_model("segmentation_model", image_size=[64, 48], num_classes=3, seed=3)
     twin = rebuild_model(model.build_config)
     x = jax.random.uniform(jax.random.key(0), (1, 64, 48, 3)) * 255
     np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(twin(x)))
@@ -43,14 +43,14 @@ def test_build_config_rebuilds_the_same_architecture():
 
 @pytest.mark.parametrize("size", [(200, 200), (64, 48), (8, 16)])
 def test_segmenter_output_has_the_input_size(size):
-    model = build_model("segmentation_model", img_size=list(size), num_classes=3)
+    model = build_model("segmentation_model", image_size=list(size), num_classes=3)
     assert model.layer_shapes((2, *size, 3))["conv2d_6"] == (2, *size, 3)
 
 
 @pytest.mark.parametrize("size", [(201, 200), (199, 199), (100, 100)])
 def test_segmenter_refuses_sizes_it_cannot_reproduce(size):
     with pytest.raises(ValueError, match=r"divisible by 8.*use e\.g\."):
-        build_model("segmentation_model", img_size=list(size))
+        build_model("segmentation_model", image_size=list(size))
 
 
 def test_intermediates_equal_a_manual_forward_and_unknown_names_are_listed():
@@ -107,7 +107,7 @@ def test_mini_xception_matches_keras_in_eval_and_training(keras):
 
 
 def test_segmenter_matches_keras(keras):
-    model = build_model("segmentation_model", img_size=[48, 40], num_classes=3, seed=7)
+    model = build_model("segmentation_model", image_size=[48, 40], num_classes=3, seed=7)
     twin = keras_segmenter(keras, (48, 40))
     ours = [getattr(model, n) for n in model.layer_names if getattr(getattr(model, n), "kernel", None) is not None]
     theirs = [layer for layer in twin.layers if layer.weights]

@@ -16,7 +16,7 @@ from keras_twins import keras_mini_xception, keras_mnist_convnet, keras_segmente
 BOOK_MODELS = {  # builder kwargs, Keras twin, input shape
     "mnist_convnet": ({}, lambda keras: keras_mnist_convnet(keras), (2, 28, 28, 1)),
     "mini_xception": ({"augmented": False}, lambda keras: keras_mini_xception(keras, 32), (2, 32, 32, 3)),
-    "segmentation_model": ({"img_size": [32, 32]}, lambda keras: keras_segmenter(keras, (32, 32)), (2, 32, 32, 3)),
+    "segmentation_model": ({"image_size": [32, 32]}, lambda keras: keras_segmenter(keras, (32, 32)), (2, 32, 32, 3)),
 }
 
 

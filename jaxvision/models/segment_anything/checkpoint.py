@@ -102,7 +102,7 @@ def config_from_state_dict(tensors: dict[str, np.ndarray], source: str = "checkp
     windowed = [rows for rows in table_rows if rows != 2 * grid - 1]
     out_chans = shape("image_encoder.neck.0.weight")[0]
     return SamConfig(
-        img_size=grid * patch, patch_size=patch, embed_dim=embed_dim, depth=depth,
+        image_size=grid * patch, patch_size=patch, embed_dim=embed_dim, depth=depth,
         num_heads=embed_dim // shape("image_encoder.blocks.0.attn.rel_pos_h")[1],
         window_size=(windowed[0] + 1) // 2 if windowed else 14, global_attn_indexes=global_blocks,
         out_chans=out_chans, mask_in_chans=shape("prompt_encoder.mask_downscaling.3.weight")[0],

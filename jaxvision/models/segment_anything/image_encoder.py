@@ -124,7 +124,7 @@ class ImageEncoderViT(nnx.Module):
     """The ViT image encoder.
 
     Args:
-      img_size: input side (1024 for the released models). patch_size: 16.
+      image_size: input side (1024 for the released models). patch_size: 16.
       embed_dim, depth, num_heads: ViT width, blocks and heads.
       window_size: local attention window; blocks in ``global_attn_indexes`` attend globally.
       out_chans: channels of the neck (256).
@@ -132,19 +132,19 @@ class ImageEncoderViT(nnx.Module):
     >>> from flax import nnx
     >>> import jax.numpy as jnp
     >>> enc = nnx.eval_shape(lambda: ImageEncoderViT(  # shapes only, nothing allocated
-    ...     img_size=64, patch_size=16, embed_dim=16, depth=2, num_heads=2, window_size=3,
+    ...     image_size=64, patch_size=16, embed_dim=16, depth=2, num_heads=2, window_size=3,
     ...     global_attn_indexes=(1,), out_chans=8, rngs=nnx.Rngs(0)))
     >>> nnx.eval_shape(lambda m, x: m(x), enc, jnp.zeros((1, 64, 64, 3))).shape
     (1, 4, 4, 8)
     """
 
-    def __init__(self, *, img_size: int = 1024, patch_size: int = 16, embed_dim: int = 768, depth: int = 12,
+    def __init__(self, *, image_size: int = 1024, patch_size: int = 16, embed_dim: int = 768, depth: int = 12,
                  num_heads: int = 12, mlp_ratio: float = 4.0, window_size: int = 14,
                  global_attn_indexes: Sequence[int] = (2, 5, 8, 11), out_chans: int = 256, rngs: nnx.Rngs):
-        if img_size % patch_size:
-            raise ValueError(f"ImageEncoderViT: img_size {img_size} is not a multiple of patch_size {patch_size}")
-        self.img_size, self.patch_size = img_size, patch_size
-        grid = img_size // patch_size
+        if image_size % patch_size:
+            raise ValueError(f"ImageEncoderViT: image_size {image_size} is not a multiple of patch_size {patch_size}")
+        self.image_size, self.patch_size = image_size, patch_size
+        grid = image_size // patch_size
         self.patch_embed = Conv2D(3, embed_dim, patch_size, strides=patch_size, rngs=rngs, name="patch_embed")
         self.pos_embed = nnx.Param(jnp.zeros((1, grid, grid, embed_dim)))
         self.blocks = nnx.List([
@@ -155,9 +155,9 @@ class ImageEncoderViT(nnx.Module):
                               LayerNorm(out_chans, 1e-6)])
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        expected = (self.img_size, self.img_size, 3)
+        expected = (self.image_size, self.image_size, 3)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"ImageEncoderViT: expected input (batch, {self.img_size}, {self.img_size}, 3) "
+            raise ValueError(f"ImageEncoderViT: expected input (batch, {self.image_size}, {self.image_size}, 3) "
                              f"(preprocessed and padded), got shape {tuple(x.shape)}")
         x = self.patch_embed(x) + self.pos_embed[...]
         for block in self.blocks:

@@ -1,6 +1,6 @@
 """``SamPredictor``: the reference's predictor API on a jaxvision :class:`Sam`.
 
-``set_image`` resizes the longest side to ``img_size`` (PIL bilinear, as the reference),
+``set_image`` resizes the longest side to ``image_size`` (PIL bilinear, as the reference),
 normalises, pads bottom/right and computes the image embedding once (jitted). ``predict``
 takes prompts in original-image pixels and returns masks at the original size. Several
 prompts go through the decoder as one batch. :func:`predict_masks` is the same computation
@@ -53,7 +53,7 @@ def predict_masks(sam: Sam, image_embedding: jax.Array, point_coords: jax.Array 
     ((5, 3, 60, 80), (5, 3), (5, 3, 64, 64))
     """
     low_res, iou = sam.decode(image_embedding, point_coords, point_labels, boxes, mask_input, multimask_output)
-    masks = postprocess_masks(low_res, sam.config.img_size, input_size, original_size)
+    masks = postprocess_masks(low_res, sam.config.image_size, input_size, original_size)
     return masks, iou, low_res
 
 
@@ -98,7 +98,7 @@ class SamPredictor:
             raise ValueError(f"SamPredictor.set_image: image_format must be 'RGB' or 'BGR', got {image_format!r}")
         if image_format == "BGR":
             image = image[..., ::-1]
-        size = self.model.config.img_size
+        size = self.model.config.image_size
         resized = resize_longest_side(image, size)
         self.original_size, self.input_size = image.shape[:2], resized.shape[:2]
         # Padding with the mean pixel normalises to exactly the reference's zero padding, and
@@ -154,7 +154,7 @@ class SamPredictor:
             masks = np.asarray(mask_input, dtype=np.float32)
         low_res, iou = _decode(self.model, self.image_embedding, coords, labels, boxes, masks,
                                multimask_output=multimask_output)
-        logits = postprocess_masks(low_res, self.model.config.img_size, self.input_size, self.original_size)
+        logits = postprocess_masks(low_res, self.model.config.image_size, self.input_size, self.original_size)
         logits, iou, low_res = np.asarray(logits), np.asarray(iou), np.asarray(low_res)
         if not return_logits:
             logits = logits > 0.0  # the reference's mask_threshold

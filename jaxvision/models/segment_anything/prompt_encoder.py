@@ -1,7 +1,7 @@
 """SAM's prompt encoder: points and box corners become sparse tokens (random Fourier position
 encoding plus a learned type embedding); a low-res mask becomes a dense embedding.
 
-Coordinates are in the *model input* frame (after resizing the longest side to ``img_size``),
+Coordinates are in the *model input* frame (after resizing the longest side to ``image_size``),
 x then y, as in the reference.
 """
 

@@ -23,7 +23,7 @@ PIXEL_STD = (58.395, 57.12, 57.375)
 class SamConfig:
     """Hyperparameters of a SAM model. ``out_chans`` is also the prompt/decoder width."""
 
-    img_size: int = 1024
+    image_size: int = 1024
     patch_size: int = 16
     embed_dim: int = 768
     depth: int = 12
@@ -41,7 +41,7 @@ class SamConfig:
 
     @property
     def grid(self) -> int:
-        return self.img_size // self.patch_size
+        return self.image_size // self.patch_size
 
 
 CONFIGS: dict[str, SamConfig] = {
@@ -49,7 +49,7 @@ CONFIGS: dict[str, SamConfig] = {
     "vit_l": SamConfig(embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)),
     "vit_h": SamConfig(embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)),
     # 256² input, 16×16 grid padded to 28 by the 14-windows: small enough for parity tests.
-    "tiny": SamConfig(img_size=256, embed_dim=64, depth=2, num_heads=4, global_attn_indexes=(1,), out_chans=32,
+    "tiny": SamConfig(image_size=256, embed_dim=64, depth=2, num_heads=4, global_attn_indexes=(1,), out_chans=32,
                       decoder_mlp_dim=64, iou_head_hidden_dim=32),
 }
 
@@ -77,10 +77,10 @@ class Sam(nnx.Module):
         self.config = config
         c = config
         self.image_encoder = ImageEncoderViT(
-            img_size=c.img_size, patch_size=c.patch_size, embed_dim=c.embed_dim, depth=c.depth,
+            image_size=c.image_size, patch_size=c.patch_size, embed_dim=c.embed_dim, depth=c.depth,
             num_heads=c.num_heads, window_size=c.window_size, global_attn_indexes=c.global_attn_indexes,
             out_chans=c.out_chans, rngs=rngs)
-        self.prompt_encoder = PromptEncoder(c.out_chans, (c.grid, c.grid), (c.img_size, c.img_size),
+        self.prompt_encoder = PromptEncoder(c.out_chans, (c.grid, c.grid), (c.image_size, c.image_size),
                                             c.mask_in_chans, rngs=rngs)
         self.mask_decoder = MaskDecoder(
             transformer_dim=c.out_chans, num_multimask_outputs=c.num_multimask_outputs, depth=c.decoder_depth,
@@ -88,9 +88,9 @@ class Sam(nnx.Module):
             iou_head_hidden_dim=c.iou_head_hidden_dim, rngs=rngs)
 
     def preprocess(self, images: jax.Array) -> jax.Array:
-        """RGB ``(B, h, w, 3)`` in [0, 255] with ``h, w ≤ img_size`` → normalised and zero-padded
-        bottom/right to ``(B, img_size, img_size, 3)``."""
-        size = self.config.img_size
+        """RGB ``(B, h, w, 3)`` in [0, 255] with ``h, w ≤ image_size`` → normalised and zero-padded
+        bottom/right to ``(B, image_size, image_size, 3)``."""
+        size = self.config.image_size
         if images.ndim != 4 or images.shape[-1] != 3 or max(images.shape[1:3]) > size:
             raise ValueError(f"Sam.preprocess: expected RGB images (B, h, w, 3) with h, w <= {size}, "
                              f"got shape {tuple(images.shape)}")
@@ -98,7 +98,7 @@ class Sam(nnx.Module):
         return jnp.pad(x, ((0, 0), (0, size - x.shape[1]), (0, size - x.shape[2]), (0, 0)))
 
     def embed(self, images: jax.Array) -> jax.Array:
-        """Preprocessed ``(B, img_size, img_size, 3)`` → image embeddings ``(B, h, w, out_chans)``."""
+        """Preprocessed ``(B, image_size, image_size, 3)`` → image embeddings ``(B, h, w, out_chans)``."""
         return self.image_encoder(images)
 
     def decode(self, image_embeddings: jax.Array, points: jax.Array | None = None, labels: jax.Array | None = None,
@@ -145,14 +145,14 @@ def _bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def upscale_matrix(low_res: int, img_size: int, input_len: int, original_len: int) -> np.ndarray:
+def upscale_matrix(low_res: int, image_size: int, input_len: int, original_len: int) -> np.ndarray:
     """One axis of ``postprocess_masks`` as a matrix ``(original_len, low_res)``: bilinear to
-    ``img_size``, crop to the resized image's ``input_len``, bilinear to ``original_len``."""
-    to_padded = _bilinear_matrix(low_res, img_size)[:input_len]
+    ``image_size``, crop to the resized image's ``input_len``, bilinear to ``original_len``."""
+    to_padded = _bilinear_matrix(low_res, image_size)[:input_len]
     return (_bilinear_matrix(input_len, original_len) @ to_padded).astype(np.float32)
 
 
-def postprocess_masks(low_res: jax.Array, img_size: int, input_size: tuple[int, int],
+def postprocess_masks(low_res: jax.Array, image_size: int, input_size: tuple[int, int],
                       original_size: tuple[int, int]) -> jax.Array:
     """Mask logits ``(..., 4h, 4w)`` → logits at the original image size ``(..., H, W)``, as the
     reference's ``Sam.postprocess_masks`` (two bilinear resizes and a crop, composed exactly
@@ -161,6 +161,6 @@ def postprocess_masks(low_res: jax.Array, img_size: int, input_size: tuple[int, 
     >>> postprocess_masks(jnp.ones((1, 3, 64, 64)), 256, (192, 256), (300, 400)).shape
     (1, 3, 300, 400)
     """
-    rows = upscale_matrix(low_res.shape[-2], img_size, input_size[0], original_size[0])
-    cols = upscale_matrix(low_res.shape[-1], img_size, input_size[1], original_size[1])
+    rows = upscale_matrix(low_res.shape[-2], image_size, input_size[0], original_size[0])
+    cols = upscale_matrix(low_res.shape[-1], image_size, input_size[1], original_size[1])
     return jnp.einsum("yh,...hw,xw->...yx", rows, low_res, cols)
