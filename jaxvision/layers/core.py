@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.layers._validate import check_input
+from jaxvision.layers.base import Layer
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "linear": lambda x: x,
@@ -39,7 +40,7 @@ def get_activation(activation: str | Callable | None) -> Callable[[jax.Array], j
     return ACTIVATIONS[activation]
 
 
-class Activation(nnx.Module):
+class Activation(Layer):
     """Apply a named activation, like ``keras.layers.Activation``.
 
     >>> import jax.numpy as jnp
@@ -56,7 +57,7 @@ class Activation(nnx.Module):
         return self._fn(x)
 
 
-class Dense(nnx.Module):
+class Dense(Layer):
     """Fully connected layer ``activation(x @ kernel + bias)``.
 
     Args:
@@ -90,7 +91,7 @@ class Dense(nnx.Module):
         return self._fn(y)
 
 
-class Dropout(nnx.Module):
+class Dropout(Layer):
     """Inverted dropout as in Keras: zero a fraction ``rate`` of inputs, scale the rest by
     ``1 / (1 - rate)``. Identity when ``deterministic`` (set by ``model.eval()``).
 
@@ -120,7 +121,7 @@ class Dropout(nnx.Module):
         return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
 
 
-class Rescaling(nnx.Module):
+class Rescaling(Layer):
     """``x * scale + offset``, e.g. ``Rescaling(1 / 255)`` for [0, 255] images.
 
     >>> import jax.numpy as jnp
@@ -137,7 +138,7 @@ class Rescaling(nnx.Module):
         return x * self.scale + self.offset
 
 
-class Flatten(nnx.Module):
+class Flatten(Layer):
     """Flatten all axes but the batch axis (row-major, as Keras on channels-last).
 
     >>> import jax.numpy as jnp

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxvision.layers.base import Layer
+
 Tap = Callable[[str, jax.Array], jax.Array]
 
 
@@ -26,7 +28,7 @@ def keras_name(layer: object) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])|(?<=[a-z])(?=[A-Z])", "_", type(layer).__name__).lower()
 
 
-class Model(nnx.Module):
+class Model(Layer):
     """Base class: subclasses implement :meth:`forward`."""
 
     def forward(self, x: jax.Array, tap: Tap) -> jax.Array:

@@ -22,7 +22,6 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxvision.models.registry import rebuild_model
-from jaxvision.train.steps import FILTERS
 
 if TYPE_CHECKING:
     from jaxvision.train.trainer import Trainer
@@ -101,11 +100,13 @@ def read(path: str | os.PathLike) -> tuple[dict, dict]:
 
 def restore(path: str | os.PathLike, model: nnx.Module) -> nnx.Module:
     """Load the weights (parameters and BatchNorm statistics) of the checkpoint in ``path``
-    into ``model``, which must have the same structure; returns ``model``."""
+    into ``model``, which must have the same structure; returns ``model``. Which layers were
+    frozen when it was saved does not matter (the fine-tuning run restores a checkpoint
+    written with a frozen backbone)."""
     arrays, _ = read(path)
-    _, params, _, state = nnx.split(model, *FILTERS)
-    nnx.update(model, with_arrays(params, arrays["params"], what="parameters", path=path),
-               with_arrays(state, arrays["state"], what="non-trainable state", path=path))
+    _, _, weights = nnx.split(model, nnx.RngState, ...)
+    saved = {**arrays["params"], **arrays["state"]}
+    nnx.update(model, with_arrays(weights, saved, what="weights", path=path))
     return model
 
 
