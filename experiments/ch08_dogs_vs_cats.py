@@ -24,7 +24,7 @@ import optax
 import _common
 from jaxvision.data import image_dataset_from_directory
 from jaxvision.models import build_model
-from jaxvision.train import BackupAndRestore, ModelCheckpoint, evaluate, fit, load_model, plot_history
+from jaxvision.train import BackupAndRestore, ModelCheckpoint, evaluate, fit, plot_history, restore
 
 PROFILES = {
     "scratch": {"book": {"epochs": 50, "image_size": 180, "batch_size": 64},
@@ -53,25 +53,30 @@ def load_split(directory: Path, image_size: int, limit: int | None) -> tuple[np.
     return images, labels
 
 
-def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model_kwargs) -> dict:
-    """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/."""
+def load_splits(args: argparse.Namespace) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """train/validation from ``--data-dir``, test from ``--test-dir``, at ``--image-size``."""
     data_dir = args.data_dir or _common.data_root() / "dogs_vs_cats_small"
     test_dir = args.test_dir or data_dir / "test"
-    splits = {split: load_split(d, args.image_size, args.limit)
-              for split, d in (("train", data_dir / "train"), ("validation", data_dir / "validation"),
-                               ("test", test_dir))}
+    return {split: load_split(d, args.image_size, args.limit)
+            for split, d in (("train", data_dir / "train"), ("validation", data_dir / "validation"),
+                             ("test", test_dir))}
+
+
+def fit_and_test(args: argparse.Namespace, name: str, model, splits: dict, *, model_name: str,
+                 optimizer: optax.GradientTransformation, **extra) -> dict:
+    """Fit ``model`` on ``splits["train"]`` keeping the best-val_loss checkpoint (resuming from
+    ``<out>/backup``), score that checkpoint on ``splits["test"]``, write curves and metrics.json
+    (with ``extra`` added)."""
     print(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
           f"{len(splits['train'][0])} training images", flush=True)
-
-    model = build_model(model_name, seed=args.seed, **model_kwargs)
     checkpoint = args.out / "checkpoint"
     with _common.Timer() as timer:
         history = fit(model, splits["train"], validation_data=splits["validation"], epochs=args.epochs,
-                      batch_size=args.batch_size, loss="binary_crossentropy",
-                      optimizer=optax.adam(1e-3, eps=1e-7), metrics=["accuracy"], seed=args.seed,
+                      batch_size=args.batch_size, loss="binary_crossentropy", optimizer=optimizer,
+                      metrics=["accuracy"], seed=args.seed,
                       callbacks=[ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
                                  BackupAndRestore(args.out / "backup")])
-    best = load_model(checkpoint)
+    best = restore(checkpoint, model)
     test = evaluate(best, splits["test"], loss="binary_crossentropy", metrics=["accuracy"], batch_size=64)
     print(f"Test accuracy: {test['accuracy']:.4f}")
     plot_history(history, args.out / "curves.png", metrics=("accuracy",))
@@ -80,9 +85,16 @@ def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model
                "epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size,
                "profile": args.profile, "seconds": timer.seconds, "device": _common.device_description(),
                "train_images": len(splits["train"][0]), "test_images": len(splits["test"][0]),
-               "model": model_name, "seed": args.seed, "checkpoint": checkpoint}
+               "model": model_name, "seed": args.seed, "checkpoint": checkpoint, **extra}
     _common.write_metrics(args.out, metrics)
     return metrics
+
+
+def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model_kwargs) -> dict:
+    """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/."""
+    splits = load_splits(args)
+    model = build_model(model_name, seed=args.seed, **model_kwargs)
+    return fit_and_test(args, name, model, splits, model_name=model_name, optimizer=optax.adam(1e-3, eps=1e-7))
 
 
 def main(argv: list[str] | None = None) -> dict:
