@@ -7,6 +7,7 @@ from jaxvision.layers.conv_transpose import Conv2DTranspose
 from jaxvision.layers.core import Activation, Dense, Dropout, Flatten, Rescaling, get_activation
 from jaxvision.layers.normalization import BatchNormalization, unfreeze_except_batchnorm
 from jaxvision.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from jaxvision.layers.reshaping import Reshape, ZeroPadding2D
 from jaxvision.layers.residual import ResidualBlock
 from jaxvision.layers.separable import DepthwiseConv2D, SeparableConv2D
 
@@ -16,3 +17,4 @@ __all__ += ["AveragePooling2D", "BatchNormalization", "GlobalAveragePooling2D", 
 __all__ += ["AugmentBatch", "RandomFlip", "RandomRotation", "RandomZoom", "augment"]
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
 __all__ += ["Layer", "count_params", "set_trainable", "trainable_filter", "unfreeze_except_batchnorm"]
+__all__ += ["Reshape", "ZeroPadding2D"]

@@ -1,5 +1,6 @@
 """Model builders by name, so a checkpoint can rebuild its model (``load_model(path)``)."""
 
+import importlib
 import json
 from collections.abc import Callable
 
@@ -30,11 +31,15 @@ def build_model(name: str, **kwargs) -> nnx.Module:
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; registered: {sorted(_BUILDERS)}")
     model = _BUILDERS[name](**kwargs)
-    model.build_config = json.dumps({"name": name, "kwargs": kwargs}, sort_keys=True)
+    # The builder's module too, so a rebuild can import builders that live outside models/.
+    model.build_config = json.dumps({"name": name, "module": _BUILDERS[name].__module__, "kwargs": kwargs},
+                                    sort_keys=True)
     return model
 
 
 def rebuild_model(build_config: str) -> nnx.Module:
     """Inverse of the ``build_config`` string recorded by :func:`build_model`."""
     config = json.loads(build_config)
+    if config["name"] not in _BUILDERS and config.get("module", "").startswith("jaxvision."):
+        importlib.import_module(config["module"])
     return build_model(config["name"], **config["kwargs"])

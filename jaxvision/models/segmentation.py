@@ -85,6 +85,8 @@ class ResidualSegmenter(Model):
             channels = filters
         self.stages = tuple(stages)
         self.head = Conv2D(channels, num_classes, 3, padding="same", activation="softmax", rngs=rngs)
+        # Keras's layer order (weight files pair layers by it); attribute order is lost on nnx.merge.
+        self.layer_names = tuple(k for k, v in vars(self).items() if isinstance(v, nnx.Module))
 
     def forward(self, x: jax.Array, tap: Tap) -> jax.Array:
         x = tap("rescaling", self.rescaling(x))

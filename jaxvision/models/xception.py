@@ -49,6 +49,8 @@ class MiniXception(Model):
         self.global_average_pooling2d = GlobalAveragePooling2D()
         self.dropout = Dropout(dropout, rngs=rngs)
         self.dense = Dense(channels, 1, activation="sigmoid", rngs=rngs)
+        # Keras's layer order (weight files pair layers by it); attribute order is lost on nnx.merge.
+        self.layer_names = tuple(k for k, v in vars(self).items() if isinstance(v, nnx.Module))
 
     def forward(self, x: jax.Array, tap: Tap) -> jax.Array:
         if self.augmented:

@@ -1,0 +1,69 @@
+"""ImageNet input scaling and class names, as ``keras.applications.imagenet_utils``."""
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxvision.data.download import data_root, fetch
+
+CLASS_INDEX_FILE = "imagenet_class_index.json"
+CLASS_INDEX_URL = "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
+CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"  # the hash Keras checks
+CLASS_INDEX_SHA256 = "a1e7a966a1f601d39e4b43e119b3e7dd4a2ad3ea08cf69847cbaf021013767bc"
+
+
+def preprocess_input(x):
+    """Scale [0, 255] pixels to [-1, 1] (``x / 127.5 - 1``, Keras's mode "tf", used by
+    MobileNet and Xception). NumPy in, float32 NumPy out; JAX arrays stay JAX arrays.
+
+    >>> preprocess_input(np.array([0, 127.5, 255])).tolist()
+    [-1.0, 0.0, 1.0]
+    """
+    if isinstance(x, jax.Array):
+        return x.astype(jnp.promote_types(x.dtype, jnp.float32)) / 127.5 - 1.0
+    return np.asarray(x, np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def class_index_path() -> Path:
+    """``$JAXVISION_DATA/pretrained/imagenet_class_index.json``, downloaded (and checked)
+    when it is not there; offline that is a clear error saying where to put it."""
+    path = data_root() / "pretrained" / CLASS_INDEX_FILE
+    if not path.exists():
+        fetch(CLASS_INDEX_URL, path, CLASS_INDEX_SHA256)
+    return path
+
+
+@functools.cache
+def _class_index(path: Path) -> dict[str, list[str]]:
+    data = path.read_bytes()
+    if hashlib.md5(data).hexdigest() != CLASS_INDEX_MD5:
+        raise ValueError(f"{path}: md5 {hashlib.md5(data).hexdigest()} is not Keras's {CLASS_INDEX_MD5}; "
+                         "replace the file with Keras's imagenet_class_index.json")
+    return json.loads(data)
+
+
+def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]]:
+    """The ``top`` classes of each row of ``preds`` (N, 1000) as Keras returns them:
+    ``[[(wordnet_id, name, score), ...], ...]``, highest score first.
+
+    >>> preds = np.zeros((1, 1000), np.float32); preds[0, 386] = 0.9; preds[0, 101] = 0.1
+    >>> decode_predictions(preds, top=2)[0][0][:2]
+    ('n02504458', 'African_elephant')
+    """
+    preds = np.asarray(preds)
+    if preds.ndim != 2 or preds.shape[1] != 1000:
+        raise ValueError("decode_predictions expects a batch of predictions, a 2-D array of shape "
+                         f"(samples, 1000); got shape {preds.shape}")
+    index = _class_index(class_index_path())
+    results = []
+    for pred in preds:
+        top_indices = pred.argsort()[-top:][::-1]
+        result = [(*index[str(i)], pred[i]) for i in top_indices]
+        result.sort(key=lambda item: item[2], reverse=True)
+        results.append(result)
+    return results

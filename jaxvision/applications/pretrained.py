@@ -1,0 +1,85 @@
+"""``weights=`` of the applications: ``None``, a path, or ``"imagenet"``.
+
+``"imagenet"`` looks, in order, for Keras's own file name under
+``$JAXVISION_DATA/pretrained/`` (what ``keras.applications`` would download), then for any
+listed alternative there (a with-top file for a model without top, an offline TF.js copy),
+and finally downloads Keras's release file (checking its hash where one is known). Offline
+without a file that is a clear error naming the file and where to put it.
+"""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxvision.data.download import data_root, fetch
+from jaxvision.models.convnets import model_rngs
+from jaxvision.models.registry import build_model
+from jaxvision.weights import load_keras_weights
+
+
+def build(name: str, weights: str | os.PathLike | None, **kwargs) -> nnx.Module:
+    """``build_model(name, **kwargs)``; when ``weights`` will overwrite the parameters, the
+    random initialisers are skipped (the model is built abstractly, its weights zero-filled):
+    compiling them once per tensor shape takes seconds and their values would be discarded.
+    RNG streams (dropout) get exactly the state ``build_model`` would give them."""
+    if weights is None:
+        return build_model(name, **kwargs)
+    model = nnx.eval_shape(lambda: build_model(name, **kwargs))
+    streams = model_rngs(kwargs.get("seed", 0))
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.RngStream):
+            node.key.set_value(getattr(streams, node.tag).key.get_value())
+            node.count.set_value(jnp.zeros((), jnp.uint32))
+        elif isinstance(node, nnx.Variable) and isinstance(node.get_value(), jax.ShapeDtypeStruct):
+            node.set_value(jnp.zeros(node.get_value().shape, node.get_value().dtype))
+    return model
+
+
+def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_file: str, url: str,
+                 sha256: str | None, alternatives: Sequence[str] = (), head: Sequence[str] = ()) -> None:
+    """Load ``weights`` into ``model`` as ``keras.applications`` does.
+
+    Args:
+      keras_file: Keras's file name for these ImageNet weights.
+      url: Keras's release URL of that file.
+      sha256: hash checked after a download (``None`` where Keras publishes none).
+      alternatives: other file or directory names under ``pretrained/`` holding the same
+        weights, loaded by layer name, where layers in ``head`` may be left over.
+      head: the classifier layers a with-top alternative has and a model without top lacks.
+    """
+    if weights is None:
+        return
+    if weights != "imagenet":
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"weights={weights!r}: no such file; pass None, 'imagenet' or a path "
+                                    "to a Keras weights file")
+        load_keras_weights(model, weights)
+        return
+    folder = data_root() / "pretrained"
+    if (folder / keras_file).exists():
+        load_keras_weights(model, folder / keras_file)
+        return
+    for name in alternatives:
+        if (folder / name).exists():
+            _load_without_head(model, folder / name, head)
+            return
+    try:
+        path = fetch(url, folder / keras_file, sha256)
+    except RuntimeError as e:
+        also = f" (or {', '.join(alternatives)})" if alternatives else ""
+        raise RuntimeError(f"ImageNet weights {keras_file}{also} not found in {folder} and the download "
+                           f"failed. Put {keras_file} (from {url}) into {folder}, or set JAXVISION_DATA to a "
+                           f"folder whose pretrained/ holds it.\n{e}") from None
+    load_keras_weights(model, path)
+
+
+def _load_without_head(model: nnx.Module, path: Path, head: Sequence[str]) -> None:
+    result = load_keras_weights(model, path, by_name=True, strict=False)
+    extra = set(result.unexpected) - set(head)
+    if result.missing or extra:
+        raise ValueError(f"{path} does not fit {type(model).__name__}: missing {list(result.missing)}, "
+                         f"unexpected {sorted(extra)}")

@@ -1,0 +1,105 @@
+"""Keras weight files in and out of jaxvision models whose layers carry Keras names.
+
+``load_keras_weights(model, path)`` reads, whatever the format:
+
+* a Keras 2/3 legacy ``.h5`` (weights only, or a full model's ``model_weights``): by the
+  order of the layers with weights as Keras does, or ``by_name=True``;
+* a Keras 3 ``.weights.h5``: by class-and-position key as Keras does, or ``by_name=True``
+  (the names Keras 3.15 records);
+* a KerasHub preset directory (``config.json`` + ``model.weights.h5`` [+ ``task.weights.h5``]);
+* a TF.js layers model (``model.json`` + shards, or its directory): by name, always.
+
+``save_keras_weights(model, path)`` writes a ``.weights.h5`` that Keras 3's
+``model.load_weights`` accepts for the same architecture. No format here runs code or
+unpickles anything: they are HDF5 datasets, JSON and raw little-endian arrays.
+
+>>> import tempfile, os, numpy as np
+>>> from jaxvision.models import build_model
+>>> model, twin = build_model("mnist_convnet", seed=0), build_model("mnist_convnet", seed=1)
+>>> path = os.path.join(tempfile.mkdtemp(), "mnist.weights.h5")
+>>> save_keras_weights(model, path)
+>>> load_keras_weights(twin, path).missing
+()
+>>> bool(np.array_equal(model.dense.kernel[...], twin.dense.kernel[...]))
+True
+"""
+
+import os
+from pathlib import Path
+
+from flax import nnx
+
+from jaxvision.weights.hdf5 import open_h5
+from jaxvision.weights.keras_v3 import class_keys, is_keras_v3, read_keras_v3, write_keras_v3
+from jaxvision.weights.kerashub import is_kerashub_preset, read_kerashub_preset
+from jaxvision.weights.legacy_h5 import is_legacy, read_legacy_h5
+from jaxvision.weights.matching import FileLayer, LoadResult, assign, check_complete, match_by_name, match_by_order
+from jaxvision.weights.model_layers import keras_layers
+from jaxvision.weights.tfjs import is_tfjs, read_tfjs
+
+__all__ = ["LoadResult", "keras_layers", "load_keras_weights", "save_keras_weights"]
+
+
+def _by_key(model: nnx.Module, layers: dict[str, FileLayer], source: str, by_name: bool):
+    """Keras 3 layout: pair by class-and-position key, or by the recorded layer names."""
+    if by_name:
+        return match_by_name(model, list(layers.values()))
+    ours = keras_layers(model)
+    keys = class_keys(model)
+    pairs = [(name, ours[name], layers[key]) for name, key in keys.items() if key in layers]
+    missing = [f"{name} ({key})" for name, key in keys.items() if key not in layers]
+    unexpected = [f"{layers[key].name} ({key})" for key in layers if key not in set(keys.values())]
+    return pairs, missing, unexpected
+
+
+def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool = False, *,
+                       strict: bool = True) -> LoadResult:
+    """Load a Keras weight file (any format above) into ``model`` in place.
+
+    Args:
+      model: a jaxvision model whose weighted layers carry Keras names.
+      path: the file, or a KerasHub preset / TF.js directory.
+      by_name: pair layers by name instead of Keras's default for the format.
+      strict: raise when the model has layers the file lacks or the other way round (always
+        the case when loading by order with different layer counts); else load what matches.
+
+    Returns:
+      :class:`LoadResult`: the layers loaded, missing from the file, and unexpected.
+
+    Raises:
+      ValueError: a foreign or truncated file, a shape mismatch (naming the layer and both
+        shapes) or, with ``strict``, missing / unexpected layers (listing them).
+    """
+    path = Path(path)
+    source = str(path)
+    if is_tfjs(path):
+        pairs, missing, unexpected = match_by_name(model, read_tfjs(path))
+    elif is_kerashub_preset(path):
+        pairs, missing, unexpected = _by_key(model, read_kerashub_preset(path), source, by_name)
+    elif path.is_dir():
+        raise ValueError(f"{path} is a directory but neither a TF.js model (model.json) nor a KerasHub preset "
+                         "(config.json + model.weights.h5)")
+    else:
+        with open_h5(path) as f:
+            if is_legacy(f):
+                file_layers = read_legacy_h5(f, path)
+                if by_name:
+                    pairs, missing, unexpected = match_by_name(model, file_layers)
+                else:
+                    pairs, missing, unexpected = match_by_order(model, file_layers, source), [], []
+            elif is_keras_v3(f):
+                pairs, missing, unexpected = _by_key(model, read_keras_v3(f, path), source, by_name)
+            else:
+                raise ValueError(f"{path}: an HDF5 file without 'layer_names' or a 'layers' group; not a Keras "
+                                 f"weights file (top-level keys: {sorted(f.keys())[:10]})")
+    if strict:
+        check_complete(model, source, missing, unexpected)
+    assign(pairs, source)
+    return LoadResult(tuple(name for name, _, _ in pairs), tuple(missing), tuple(unexpected))
+
+
+def save_keras_weights(model: nnx.Module, path: str | os.PathLike) -> None:
+    """Write ``model``'s weights as a Keras 3 ``.weights.h5`` (atomically)."""
+    if not str(path).endswith(".weights.h5"):
+        raise ValueError(f"save_keras_weights: the file name must end in .weights.h5 (as Keras requires), got {path}")
+    write_keras_v3(model, path)

@@ -1,0 +1,78 @@
+"""Keras 3 ``.weights.h5``: what ``model.save_weights`` writes, and what KerasHub presets hold.
+
+Variables sit at ``layers/<snake_case(class)>[_k]/vars/<i>``, where ``k`` counts the earlier
+layers of the same class in the model's layer order; layer names are not in the path (Keras
+3.15 records them as a ``name`` attribute of each ``vars`` group). Reading pairs layers by
+that class-and-position key, or by the recorded name; writing produces the same layout, so
+Keras's ``model.load_weights`` accepts the file for the same architecture.
+"""
+
+import os
+import re
+
+import h5py
+import numpy as np
+from flax import nnx
+
+from jaxvision.weights.hdf5 import decode
+from jaxvision.weights.matching import FileLayer
+from jaxvision.weights.model_layers import keras_layers, layer_variables
+
+
+def snake_case(class_name: str) -> str:
+    """Keras's ``to_snake_case``: ``Conv2DTranspose`` → ``conv2d_transpose``."""
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", class_name))
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def class_keys(model: nnx.Module) -> dict[str, str]:
+    """Model layer name → its path key (``conv2d_3``), counting per class in layer order."""
+    counts: dict[str, int] = {}
+    keys = {}
+    for name, layer in keras_layers(model).items():
+        stem = snake_case(type(layer).__name__)
+        keys[name] = stem if stem not in counts else f"{stem}_{counts[stem]}"
+        counts[stem] = counts.get(stem, 0) + 1
+    return keys
+
+
+def is_keras_v3(f: h5py.File) -> bool:
+    return "layers" in f and isinstance(f["layers"], h5py.Group)
+
+
+def read_keras_v3(f: h5py.File, path: str | os.PathLike) -> dict[str, FileLayer]:
+    """Path key (``conv2d_3``, or ``outer/layers/conv2d`` when nested) → layer with weights."""
+    found: dict[str, FileLayer] = {}
+
+    def walk(group: h5py.Group, prefix: str) -> None:
+        for key, sub in group.items():
+            if not isinstance(sub, h5py.Group):
+                continue
+            variables = sub.get("vars")
+            if isinstance(variables, h5py.Group) and len(variables):
+                indices = sorted(variables, key=lambda k: int(k) if k.isdigit() else -1)
+                if not all(k.isdigit() for k in indices) or [int(k) for k in indices] != list(range(len(indices))):
+                    raise ValueError(f"{path}: {sub.name}/vars holds {indices}, expected 0..n-1 "
+                                     "(not a Keras .weights.h5 file?)")
+                name = decode(variables.attrs.get("name", f"{prefix}{key}"))
+                found[f"{prefix}{key}"] = FileLayer(name, [(k, np.asarray(variables[k])) for k in indices])
+            if isinstance(sub.get("layers"), h5py.Group):
+                walk(sub["layers"], f"{prefix}{key}/layers/")
+
+    walk(f["layers"], "")
+    return found
+
+
+def write_keras_v3(model: nnx.Module, path: str | os.PathLike) -> None:
+    """Write ``model``'s weights as Keras 3's ``save_weights`` does (weighted layers only)."""
+    layers = keras_layers(model)
+    tmp = f"{path}.part"
+    with h5py.File(tmp, "w") as f:
+        f.create_group("vars")
+        root = f.create_group("layers")
+        for name, key in class_keys(model).items():
+            variables = root.create_group(key).create_group("vars")
+            variables.attrs["name"] = name.rsplit("/", 1)[-1]
+            for i, (_, variable) in enumerate(layer_variables(layers[name])):
+                variables.create_dataset(str(i), data=np.asarray(variable[...]))
+    os.replace(tmp, path)

@@ -1,0 +1,40 @@
+"""KerasHub preset directories: ``config.json`` (the backbone's config), ``model.weights.h5``
+(the backbone, Keras 3 layout) and, for a task such as an image classifier, ``task.weights.h5``
+with the head's layers."""
+
+import json
+import os
+from pathlib import Path
+
+from jaxvision.weights.hdf5 import open_h5
+from jaxvision.weights.keras_v3 import is_keras_v3, read_keras_v3
+from jaxvision.weights.matching import FileLayer
+
+
+def is_kerashub_preset(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / "config.json").is_file() and (path / "model.weights.h5").is_file()
+
+
+def read_kerashub_preset(path: str | os.PathLike) -> dict[str, FileLayer]:
+    """Path key → layer, the backbone's and (if present) the task head's together."""
+    path = Path(path)
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path / 'config.json'}: not a readable KerasHub config: {e}") from None
+    if "Backbone" not in str(config.get("class_name", "")):
+        raise ValueError(f"{path / 'config.json'}: class_name {config.get('class_name')!r} is not a KerasHub "
+                         "backbone; not a KerasHub preset")
+    layers: dict[str, FileLayer] = {}
+    for file_name in ("model.weights.h5", "task.weights.h5"):
+        if not (path / file_name).is_file():
+            continue
+        with open_h5(path / file_name) as f:
+            if not is_keras_v3(f):
+                raise ValueError(f"{path / file_name}: no 'layers' group; not a Keras 3 .weights.h5 file")
+            for key, layer in read_keras_v3(f, path / file_name).items():
+                if key in layers:
+                    raise ValueError(f"{path}: layer key {key!r} is in both model.weights.h5 and task.weights.h5")
+                layers[key] = layer
+    return layers
