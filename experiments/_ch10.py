@@ -1,22 +1,28 @@
-"""Plumbing shared by the ch. 10 interpretation scripts: flags, the checkpoint's model and
-training image size, and test images loaded the way the training pipeline loads them."""
+"""Plumbing shared by the ch. 10 interpretation scripts: flags, the model (a training
+checkpoint's, or the pretrained ImageNet MobileNet), the image size, and images loaded the way
+the training pipeline loads them."""
 
 import argparse
 import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 import _common
 from jaxvision.data.image_io import load_rgb, resize
 
 DEFAULT_IMAGE_SIZE = 180  # the book's dogs-vs-cats size, when the checkpoint folder does not say
+PRETRAINED_ALPHA = 0.75  # the MobileNet whose ImageNet weights ship offline (with their top)
+PRETRAINED_IMAGE_SIZE = 224  # the size those weights were trained at
 
 
-def parser(doc: str, name: str, checkpoint: str) -> argparse.ArgumentParser:
+def parser(doc: str, name: str, checkpoint: str | None) -> argparse.ArgumentParser:
+    """Common flags; ``checkpoint=None`` makes the pretrained ImageNet MobileNet the default model."""
     p = _common.base_parser(doc, name)
-    p.add_argument("--checkpoint", type=Path, default=Path(checkpoint),
-                   help="a jaxvision.train.ModelCheckpoint directory")
+    p.add_argument("--checkpoint", type=Path, default=None if checkpoint is None else Path(checkpoint),
+                   help="a jaxvision.train.ModelCheckpoint directory"
+                        + ("" if checkpoint else f" (default: MobileNet α {PRETRAINED_ALPHA} with ImageNet weights)"))
     p.add_argument("--layer", action="append", default=None, help="layer name; repeat for several")
     p.add_argument("--image", action="append", type=Path, default=None, help="image file; repeat for several")
     p.add_argument("--image-size", type=int, default=None,
@@ -30,6 +36,14 @@ def load_model(checkpoint: Path):
     from jaxvision.train import load_model as load  # training code only when a checkpoint is read
 
     return load(checkpoint)
+
+
+def pretrained_mobilenet(**kwargs):
+    """Keras's MobileNet α 0.75 with its ImageNet weights and top (offline: the TF.js copy in
+    $JAXVISION_DATA/pretrained/); it takes ``preprocess_input`` images (x / 127.5 − 1)."""
+    from jaxvision.applications import MobileNet
+
+    return MobileNet(alpha=PRETRAINED_ALPHA, weights="imagenet", **kwargs)
 
 
 def training_image_size(checkpoint: Path) -> int | None:
@@ -57,6 +71,14 @@ def test_images(args: argparse.Namespace, label: str, count: int) -> list[Path]:
         raise FileNotFoundError(f"need {count} images in {folder} (found {len(files)}); "
                                 "set JAXVISION_DATA or pass --image")
     return files[:count]
+
+
+def load_photo(path: Path, size: int) -> np.ndarray:
+    """float32 (size, size, 3) in [0, 255] as ``keras.utils.load_img(path, target_size=(size,
+    size), interpolation="bilinear")`` gives it (Pillow's filter, antialiased when shrinking):
+    how the Keras reference numbers for the ImageNet models were computed."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.float32)
 
 
 def load_image(path: Path, size: int) -> np.ndarray:

@@ -19,11 +19,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import optax
 
 import _common
 from jaxvision.data import image_dataset_from_directory
 from jaxvision.models import build_model
-from jaxvision.train import evaluate, fit, load_model, plot_history
+from jaxvision.train import evaluate, fit, plot_history, restore
 
 PROFILES = {
     "scratch": {"book": {"epochs": 50, "image_size": 180, "batch_size": 64},
@@ -52,26 +53,29 @@ def load_split(directory: Path, image_size: int, limit: int | None) -> tuple[np.
     return images, labels
 
 
-def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model_kwargs) -> dict:
-    """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/."""
-    if (done := _common.finished(args)) is not None:
-        return done
+def load_splits(args: argparse.Namespace) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """train/validation from ``--data-dir``, test from ``--test-dir``, at ``--image-size``."""
     data_dir = args.data_dir or _common.data_root() / "dogs_vs_cats_small"
     test_dir = args.test_dir or data_dir / "test"
-    splits = {split: load_split(d, args.image_size, args.limit)
-              for split, d in (("train", data_dir / "train"), ("validation", data_dir / "validation"),
-                               ("test", test_dir))}
-    _common.say(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
-          f"{len(splits['train'][0])} training images")
+    return {split: load_split(d, args.image_size, args.limit)
+            for split, d in (("train", data_dir / "train"), ("validation", data_dir / "validation"),
+                             ("test", test_dir))}
 
-    model = build_model(model_name, seed=args.seed, **model_kwargs)
+
+def fit_and_test(args: argparse.Namespace, name: str, model, splits: dict, *, model_name: str,
+                 optimizer: str | optax.GradientTransformation = "adam", **extra) -> dict:
+    """Fit ``model`` on ``splits["train"]`` keeping the best-val_loss checkpoint (resuming from
+    ``<out>/backup``), score that checkpoint on ``splits["test"]``, write curves and metrics.json
+    (with ``extra`` added)."""
+    _common.say(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
+                f"{len(splits['train'][0])} training images")
     checkpoint = args.out / "checkpoint"
     with _common.Timer() as timer:
         history = fit(model, splits["train"], validation_data=splits["validation"], epochs=args.epochs,
-                      batch_size=args.batch_size, loss="binary_crossentropy",
-                      optimizer="adam", metrics=["accuracy"], seed=args.seed,
+                      batch_size=args.batch_size, loss="binary_crossentropy", optimizer=optimizer,
+                      metrics=["accuracy"], seed=args.seed,
                       callbacks=_common.callbacks(args, monitor="val_loss", save_best_only=True))
-    best = load_model(checkpoint)
+    best = restore(checkpoint, model)
     test = evaluate(best, splits["test"], loss="binary_crossentropy", metrics=["accuracy"], batch_size=64)
     _common.say(f"Test accuracy: {test['accuracy']:.4f}")
     plot_history(history, args.out / "curves.png", metrics=("accuracy",))
@@ -80,8 +84,17 @@ def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model
                "epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size,
                "profile": args.profile, "seconds": timer.seconds,
                "train_images": len(splits["train"][0]), "test_images": len(splits["test"][0]),
-               "model": model_name, "seed": args.seed, "checkpoint": checkpoint}
+               "model": model_name, "seed": args.seed, "checkpoint": checkpoint, **extra}
     return _common.finish(args, metrics)
+
+
+def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model_kwargs) -> dict:
+    """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/."""
+    if (done := _common.finished(args)) is not None:
+        return done
+    splits = load_splits(args)
+    model = build_model(model_name, seed=args.seed, **model_kwargs)
+    return fit_and_test(args, name, model, splits, model_name=model_name, optimizer="adam")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,15 +3,24 @@ gradient ascent in input space (all filters of a layer vmapped in one jitted cal
 
 Run:
     python experiments/ch10_filters.py [--checkpoint runs/ch09_mini_xception/checkpoint]
-        [--layer NAME ...] [--num-filters 64] [--steps 30] [--step-size 10] [--image-size N]
+        [--layer NAME ...] [--num-filters N] [--steps 30] [--step-size 10] [--image-size N]
         [--crop 25] [--chunk-size 16] [--out runs/ch10_filters]
 
-Defaults: three conv layers spread over the model's depth (first, middle, last; residual
-projections skipped), the first 64 filters of each, 30 steps of length 10 from a [0.4, 0.6]
-noise image (the book's units, fed to the model × 255), at the checkpoint's training image
-size or 128 px, whichever is larger (``--image-size 200`` is the book's). Writes
-``filters_<layer>.png`` (8 × 8 grid, 5-pixel margins, 25-pixel crop) and ``metrics.json`` with each layer's mean filter activation before and after the ascent
-and its seconds (compilation included; ``bench/bench_filters.py`` measures throughput).
+Without ``--checkpoint``: the pretrained ImageNet MobileNet α 0.75 (Keras's weights, offline),
+whose filters the book's ImageNet Xception stands for; four pointwise convs from shallow to
+deep (``conv_pw_1``, ``conv_pw_3``, ``conv_pw_6``, ``conv_pw_11``), the first 16 filters of
+each, at 200 px (the book's size). As in the book's ImageNet run, the [0.4, 0.6] noise image is
+fed to the model as is (it takes inputs in [-1, 1]).
+
+With ``--checkpoint`` (a model the ch. 8/9 scripts trained): three conv layers spread over the
+model's depth (first, middle, last; residual projections skipped), the first 64 filters of
+each, fed to the model × 255 (those models take [0, 255] pixels), at the checkpoint's training
+image size or 128 px, whichever is larger (``--image-size 200`` is the book's).
+
+Both: 30 steps of length 10 from a [0.4, 0.6] noise image (the book's units). Writes
+``filters_<layer>.png`` (a square grid, 5-pixel margins, 25-pixel crop) and ``metrics.json``
+with each layer's mean filter activation before and after the ascent and its seconds
+(compilation included; ``bench/bench_filters.py`` measures throughput).
 """
 
 import math
@@ -24,6 +33,8 @@ from jaxvision.interpret import activations, conv_and_pool_layers, deprocess_ima
 
 
 FILTER_IMAGE_SIZE = 128
+PRETRAINED_LAYERS = ("conv_pw_1", "conv_pw_3", "conv_pw_6", "conv_pw_11")
+PRETRAINED_IMAGE_SIZE = 200
 
 
 def default_layers(model, size: int) -> list[str]:
@@ -33,30 +44,36 @@ def default_layers(model, size: int) -> list[str]:
 
 
 def mean_filter_activation(model, layer: str, images: np.ndarray, filters: np.ndarray) -> float:
-    """Average over filters of the ascent's objective: filter i's mean activation on image i."""
+    """Average over filters of the ascent's objective: filter i's mean activation on image i
+    (``images`` as the model saw them)."""
     act = activations(model, images, [layer])[layer]
     return float(np.mean([act[i, 2:-2, 2:-2, f].mean() for i, f in enumerate(filters)]))
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _ch10.parser(__doc__, "ch10_filters", "runs/ch09_mini_xception/checkpoint")
-    p.add_argument("--num-filters", type=int, default=64)
+    p = _ch10.parser(__doc__, "ch10_filters", None)
+    p.add_argument("--num-filters", type=int, default=None, help="default 64, or 16 for the pretrained model")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--step-size", type=float, default=10.0)
     p.add_argument("--crop", type=int, default=25)
     p.add_argument("--chunk-size", type=int, default=16, help="filters per vmapped call (memory bound)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    model = _ch10.load_model(args.checkpoint)
-    # Convnets take any size: visualise at the book's 200 px, or the source photos' 128 px
-    # when the model trained smaller (deep layers shrink to nothing at a 64-px training size).
-    size = args.image_size or max(_ch10.image_size(args), FILTER_IMAGE_SIZE)
-    layers = args.layer or default_layers(model, size)
+    if args.checkpoint is None:
+        model, input_scale = _ch10.pretrained_mobilenet(include_top=False), 1.0
+        size = args.image_size or PRETRAINED_IMAGE_SIZE
+        layers, num_filters = args.layer or list(PRETRAINED_LAYERS), args.num_filters or 16
+    else:
+        model, input_scale = _ch10.load_model(args.checkpoint), 255.0
+        # Convnets take any size: visualise at the book's 200 px, or the source photos' 128 px
+        # when the model trained smaller (deep layers shrink to nothing at a 64-px training size).
+        size = args.image_size or max(_ch10.image_size(args), FILTER_IMAGE_SIZE)
+        layers, num_filters = args.layer or default_layers(model, size), args.num_filters or 64
     results = {}
     for layer in layers:
         channels = model.layer_shapes((1, size, size, 3))[layer][-1]
-        filters = np.arange(min(args.num_filters, channels))
-        options = dict(image_size=size, step_size=args.step_size, seed=args.seed)
+        filters = np.arange(min(num_filters, channels))
+        options = dict(image_size=size, step_size=args.step_size, seed=args.seed, input_scale=input_scale)
         with _common.Timer() as timer:
             images = visualize_filters(model, layer, filters, steps=args.steps, chunk_size=args.chunk_size, **options)
         starts = visualize_filters(model, layer, filters, steps=0, **options)
@@ -68,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
         r = results[layer]
         print(f"{layer}: {r['filters']} filters in {r['seconds']:.1f}s, mean activation "
               f"{r['mean_activation_start']:.4g} → {r['mean_activation_end']:.4g}", flush=True)
-    metrics = {"experiment": "ch10_filters", "checkpoint": str(args.checkpoint), "image_size": size,
+    metrics = {"experiment": "ch10_filters", "checkpoint": args.checkpoint and str(args.checkpoint), "image_size": size,
                "steps": args.steps, "step_size": args.step_size, "layers": results,
                "seconds": sum(r["seconds"] for r in results.values())}
     return _common.write_metrics(args, metrics)

@@ -1,20 +1,36 @@
-"""DLwP listings 10.17–10.25: Grad-CAM heatmaps of a trained convnet on a few cats and dogs.
+"""DLwP listings 10.17–10.25: Grad-CAM class-activation heatmaps.
 
 Run:
-    python experiments/ch10_gradcam.py [--checkpoint runs/ch09_mini_xception/checkpoint]
-        [--layer NAME] [--image FILE ...] [--per-class 3] [--image-size N] [--out runs/ch10_gradcam]
+    python experiments/ch10_gradcam.py [--image FILE ...] [--layer NAME] [--image-size 224]
+        [--top 3] [--out runs/ch10_gradcam]
+    python experiments/ch10_gradcam.py --checkpoint runs/ch09_mini_xception/checkpoint
+        [--layer NAME] [--image FILE ...] [--per-class 3] [--image-size N] [--class-names cat,dog]
 
-Defaults: the model's last (N, H, W, C) layer with more than one position (listing 10.19's
-"last conv layer"; Grad-CAM on a 1 × 1 map is uniform, so such a --layer gets a warning); the first
-``--per-class`` cats and dogs of $JAXVISION_DATA/dogs_vs_cats_small/test/ in sorted order;
-the image size the checkpoint was trained at. The explained class is each image's predicted
-class (for the binary sigmoid models: the signed logit, see ``jaxvision.interpret.gradcam``).
-Writes ``<image>_gradcam.png`` (heatmap over the image, titled with the predicted class and
-its probability), ``<image>_overlay.png`` (the bare overlay at image size) and
-``metrics.json``.
+Default (the book's figure 10.9): the pretrained ImageNet MobileNet α 0.75 (Keras's weights,
+offline) on $JAXVISION_DATA/images/elephant.jpg, resized to 224 × 224 as
+``keras.utils.load_img(..., interpolation="bilinear")`` does and preprocessed by
+``preprocess_input``; prints the top ``--top`` decoded predictions and explains the top
+class at ``conv_pw_13_relu``, the last conv activation. The class score is the class *logit*
+(the model is built with ``classifier_activation=None``, as the book's KerasHub classifier
+returns logits; the printed probabilities are its softmax). Writes ``<image>_heatmap.png``
+(the 7 × 7 heatmap, viridis, one 32-pixel square per cell), ``<image>_gradcam.png`` (the
+heatmap superimposed on the original photo at its original size) and ``metrics.json``.
+
+With ``--checkpoint`` (a model the ch. 8/9 scripts trained): by default the model's last
+(N, H, W, C) layer with more than one position (listing 10.19's "last conv layer"; Grad-CAM on a
+1 × 1 map is uniform, so such a --layer gets a warning); the first ``--per-class`` cats and dogs of
+$JAXVISION_DATA/dogs_vs_cats_small/test/ in sorted order; the image size the checkpoint was
+trained at. The explained class is each image's predicted class (for the binary sigmoid
+models: the signed logit, see ``jaxvision.interpret.gradcam``). Writes
+``<image>_gradcam.png`` (heatmap over the image, titled with the predicted class and its
+probability), ``<image>_overlay.png`` (the bare overlay at image size) and ``metrics.json``.
 """
 
+import argparse
+from pathlib import Path
 
+import jax
+import matplotlib
 import numpy as np
 from PIL import Image
 
@@ -24,14 +40,46 @@ from jaxvision.data.image_io import load_rgb
 from jaxvision.interpret import default_layer, grad_cam, overlay_heatmap, save_titled_image
 from jaxvision.train import predict
 
+IMAGENET_LAYER = "conv_pw_13_relu"
 
-def main(argv: list[str] | None = None) -> dict:
-    p = _ch10.parser(__doc__, "ch10_gradcam", "runs/ch09_mini_xception/checkpoint")
-    p.add_argument("--per-class", type=int, default=3)
-    p.add_argument("--class-names", default="cat,dog", help="comma-separated, in output order")
-    args = p.parse_args(argv)
-    if args.layer and len(args.layer) > 1:
-        p.error("--layer: Grad-CAM explains one layer at a time")
+
+def save_heatmap(heatmap: np.ndarray, path: Path, cell: int = 32) -> Path:
+    """Listing 10.22's ``matshow`` of the heatmap: viridis, ``cell`` pixels per value."""
+    colors = (matplotlib.colormaps["viridis"](heatmap)[..., :3] * 255).astype(np.uint8)
+    height, width = heatmap.shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(colors).resize((width * cell, height * cell), Image.Resampling.NEAREST).save(path)
+    return path
+
+
+def imagenet_gradcam(args: argparse.Namespace) -> dict:
+    from jaxvision.applications import decode_predictions, preprocess_input
+
+    model = _ch10.pretrained_mobilenet(classifier_activation=None)
+    size = args.image_size or _ch10.PRETRAINED_IMAGE_SIZE
+    paths = args.image or [_common.data_root() / "images" / "elephant.jpg"]
+    images = preprocess_input(np.stack([_ch10.load_photo(path, size) for path in paths]))
+    probabilities = np.asarray(jax.nn.softmax(predict(model, images), axis=-1))
+    layer = args.layer[0] if args.layer else IMAGENET_LAYER
+    with _common.Timer() as timer:
+        heatmaps = grad_cam(model, images, layer)
+    results = []
+    for path, heatmap, top in zip(paths, heatmaps, decode_predictions(probabilities, top=args.top)):
+        _common.say(f"{path.name}: " + ", ".join(f"{name} {p:.3f}" for _, name, p in top))
+        stem = path.stem.replace(".", "_")
+        overlay = overlay_heatmap(load_rgb(path), heatmap)  # on the original photo, at its size
+        args.out.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(overlay).save(args.out / f"{stem}_gradcam.png")
+        results.append({"image": str(path), "top": [[wnid, name, float(p)] for wnid, name, p in top],
+                        "heatmap": np.round(heatmap, 6).tolist(), "overlay": str(args.out / f"{stem}_gradcam.png"),
+                        "heatmap_png": str(save_heatmap(heatmap, args.out / f"{stem}_heatmap.png"))})
+    metrics = {"experiment": "ch10_gradcam", "model": f"MobileNet(alpha={_ch10.PRETRAINED_ALPHA}, weights='imagenet')",
+               "layer": layer, "layer_shape": list(model.layer_shapes(images.shape)[layer]), "image_size": size,
+               "images": results, "seconds": timer.seconds}
+    return _common.write_metrics(args, metrics)
+
+
+def checkpoint_gradcam(args: argparse.Namespace) -> dict:
     model = _ch10.load_model(args.checkpoint)
     size = _ch10.image_size(args)
     class_names = args.class_names.split(",")
@@ -69,6 +117,17 @@ def main(argv: list[str] | None = None) -> dict:
                "layer_shape": list(shapes[layer]), "image_size": size, "images": results,
                "seconds": timer.seconds}
     return _common.write_metrics(args, metrics)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = _ch10.parser(__doc__, "ch10_gradcam", None)
+    p.add_argument("--top", type=int, default=3, help="ImageNet model: decoded predictions to print")
+    p.add_argument("--per-class", type=int, default=3, help="with --checkpoint: test images per class")
+    p.add_argument("--class-names", default="cat,dog", help="with --checkpoint: comma-separated, in output order")
+    args = p.parse_args(argv)
+    if args.layer and len(args.layer) > 1:
+        p.error("--layer: Grad-CAM explains one layer at a time")
+    return checkpoint_gradcam(args) if args.checkpoint else imagenet_gradcam(args)
 
 
 if __name__ == "__main__":

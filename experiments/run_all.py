@@ -12,10 +12,13 @@ each model compiles its train step once per batch shape (full batches and the pa
 one) and one evaluation step, whatever the number of epochs.
 
 Writes each experiment's folder under --out, then ``summary.md`` and ``summary.json`` there.
-Interpretation experiments (ch. 10) run last, on the checkpoints the others wrote. A failing
+Interpretation experiments (ch. 10) run last, on the checkpoints the others wrote and on the
+pretrained ImageNet MobileNet. A failing
 experiment does not stop the others: the summary lists it with its error, and the exit
 status is 1 (``--debug`` also prints its traceback). Finished experiments are not trained
 again unless ``--force``.
+The book numbers of the ``ch08_pretrained_*`` rows are its Xception's; the default backbone
+here is MobileNet α 0.75 (see RESULTS.md).
 """
 
 import importlib
@@ -34,6 +37,10 @@ EXPERIMENTS = [
     ("ch08_mnist_convnet", "ch08_mnist_convnet", [], "test_accuracy", 0.991),
     ("ch08_dogs_vs_cats_scratch", "ch08_dogs_vs_cats", ["--variant", "scratch"], "test_accuracy", 0.786),
     ("ch08_dogs_vs_cats_augmented", "ch08_dogs_vs_cats", ["--variant", "augmented"], "test_accuracy", 0.839),
+    ("ch08_pretrained_features", "ch08_pretrained", ["--variant", "features"], "test_accuracy", 0.981),
+    ("ch08_pretrained_augmented", "ch08_pretrained", ["--variant", "augmented"], "test_accuracy", 0.984),
+    ("ch08_pretrained_finetune", "ch08_pretrained",
+     ["--variant", "finetune", "--from", "{out}/ch08_pretrained_augmented/checkpoint"], "test_accuracy", 0.986),
     ("ch09_residual_blocks", "ch09_residual_blocks", [], "test_accuracy", None),
     ("ch09_mini_xception", "ch09_mini_xception", [], "test_accuracy", 0.908),
     ("ch11_segmentation", "ch11_segmentation", [], "test_foreground_iou", None),
@@ -41,8 +48,11 @@ EXPERIMENTS = [
     ("ch10_activations", "ch10_activations", ["--checkpoint", "{out}/ch08_dogs_vs_cats_scratch/checkpoint"], None, None),
     ("ch10_filters", "ch10_filters", ["--checkpoint", "{out}/ch09_mini_xception/checkpoint"], None, None),
     ("ch10_gradcam", "ch10_gradcam", ["--checkpoint", "{out}/ch09_mini_xception/checkpoint"], None, None),
+    ("ch10_filters_imagenet", "ch10_filters", [], None, None),  # the pretrained MobileNet
+    ("ch10_gradcam_imagenet", "ch10_gradcam", [], None, None),  # the elephant, figure 10.9
 ]
-INTERPRET = {"ch10_activations", "ch10_filters", "ch10_gradcam"}  # these take no --profile / --data-dir
+# These take no --profile / --data-dir.
+INTERPRET = {"ch10_activations", "ch10_filters", "ch10_gradcam", "ch10_filters_imagenet", "ch10_gradcam_imagenet"}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -1,10 +1,11 @@
 """Keras-exact vision layers written on ``jax.lax``, one concept per file."""
 
 from jaxvision.layers.augmentation import AugmentBatch, RandomFlip, RandomRotation, RandomZoom, augment
+from jaxvision.layers.base import Layer, count_params, set_trainable, trainable_filter
 from jaxvision.layers.conv import Conv2D
 from jaxvision.layers.conv_transpose import Conv2DTranspose
 from jaxvision.layers.core import Activation, Dense, Dropout, Flatten, Rescaling, get_activation
-from jaxvision.layers.normalization import BatchNormalization
+from jaxvision.layers.normalization import BatchNormalization, unfreeze_except_batchnorm
 from jaxvision.layers.precision import Policy, get_policy, global_policy, policy_scope, set_global_policy, set_policy
 from jaxvision.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from jaxvision.layers.reshaping import Reshape, ZeroPadding2D
@@ -17,4 +18,5 @@ __all__ += ["AveragePooling2D", "BatchNormalization", "GlobalAveragePooling2D", 
 __all__ += ["AugmentBatch", "RandomFlip", "RandomRotation", "RandomZoom", "augment"]
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
 __all__ += ["Policy", "get_policy", "global_policy", "policy_scope", "set_global_policy", "set_policy"]
+__all__ += ["Layer", "count_params", "set_trainable", "trainable_filter", "unfreeze_except_batchnorm"]
 __all__ += ["Reshape", "ZeroPadding2D"]

@@ -28,11 +28,12 @@ from flax import nnx
 from jaxvision.layers._validate import check_input, layer_label
 from jaxvision.layers.affine import (
     FILL_MODES, INTERPOLATIONS, affine_transform, rotation_transforms, zoom_transforms)
+from jaxvision.layers.base import Layer
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
 
-class _Augmentation(nnx.Module):
+class _Augmentation(Layer):
     """Plumbing shared by the layers: eval-mode identity, unbatched images, masks."""
 
     def __init__(self, rngs: nnx.Rngs, name: str | None):

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
+from jaxvision.layers.base import Layer
 from jaxvision.layers.core import get_activation
 from jaxvision.layers.precision import PolicyLike, layer_dtypes
 
@@ -18,7 +19,7 @@ from jaxvision.layers.precision import PolicyLike, layer_dtypes
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
-class Conv2D(nnx.Module):
+class Conv2D(Layer):
     """2-D convolution ``activation(conv(x, kernel) + bias)``.
 
     Args:

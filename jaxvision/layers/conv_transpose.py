@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.layers._validate import check_input, check_padding, pair
+from jaxvision.layers.base import Layer
 from jaxvision.layers.conv import DIMENSION_NUMBERS
 from jaxvision.layers.core import get_activation
 from jaxvision.layers.precision import PolicyLike, layer_dtypes
@@ -134,7 +135,7 @@ def _output_padding(value: int | Sequence[int] | None, strides: tuple[int, int])
     return values
 
 
-class Conv2DTranspose(nnx.Module):
+class Conv2DTranspose(Layer):
     """Transposed 2-D convolution ``activation(conv_transpose(x, kernel) + bias)``.
 
     Args:

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.layers._validate import check_input
+from jaxvision.layers.base import Layer
 from jaxvision.layers.precision import PolicyLike, at_least_float32, autocast, layer_dtypes
 
 
@@ -50,7 +51,7 @@ def get_activation(activation: str | Callable | None) -> Callable[[jax.Array], j
     return ACTIVATIONS[activation]
 
 
-class Activation(nnx.Module):
+class Activation(Layer):
     """Apply a named activation, like ``keras.layers.Activation``.
 
     Args:
@@ -74,7 +75,7 @@ class Activation(nnx.Module):
         return self._fn(autocast(jnp.asarray(x), self.dtype))
 
 
-class Dense(nnx.Module):
+class Dense(Layer):
     """Fully connected layer ``activation(x @ kernel + bias)``.
 
     Args:
@@ -115,7 +116,7 @@ class Dense(nnx.Module):
         return self._fn(y)
 
 
-class Dropout(nnx.Module):
+class Dropout(Layer):
     """Inverted dropout as in Keras: zero a fraction ``rate`` of inputs, scale the rest by
     ``1 / (1 - rate)``. Identity when ``deterministic`` (set by ``model.eval()``).
 
@@ -154,7 +155,7 @@ class Dropout(nnx.Module):
         return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
 
 
-class Rescaling(nnx.Module):
+class Rescaling(Layer):
     """``x * scale + offset``, e.g. ``Rescaling(1 / 255)`` for [0, 255] images.
 
     Args:
@@ -179,7 +180,7 @@ class Rescaling(nnx.Module):
         return x * jnp.asarray(self.scale, self.dtype) + jnp.asarray(self.offset, self.dtype)
 
 
-class Flatten(nnx.Module):
+class Flatten(Layer):
     """Flatten all axes but the batch axis (row-major, as Keras on channels-last).
 
     >>> import jax.numpy as jnp

@@ -2,7 +2,8 @@
 
 Keras passes ``training=`` on every call; here the mode is the ``use_running_average``
 attribute, which ``model.eval()`` sets and ``model.train()`` clears, so a model's forward
-pass keeps a single signature.
+pass keeps a single signature. As in Keras, a frozen layer (``trainable = False``) always
+runs in inference mode, so fine-tuning never touches its moving statistics.
 """
 
 import jax
@@ -10,18 +11,19 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.layers._validate import check_input, layer_label
+from jaxvision.layers.base import Layer, set_trainable
 from jaxvision.layers.precision import PolicyLike, at_least_float32, layer_dtypes
 
 
-class BatchNormalization(nnx.Module):
+class BatchNormalization(Layer):
     """Normalise each channel (last axis) over all other axes, like
     ``keras.layers.BatchNormalization``.
 
     Training mode (the default) normalises with the batch mean and *biased* batch variance
     and folds them into the moving statistics,
     ``moving = moving * momentum + batch * (1 - momentum)``.
-    With ``use_running_average`` (after ``model.eval()``) it normalises with the moving
-    statistics and leaves them alone. Either way the output is
+    With ``use_running_average`` (after ``model.eval()``), or when frozen
+    (``trainable = False``), it normalises with the moving statistics and leaves them alone. Either way the output is
     ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``.
 
     Args:
@@ -73,7 +75,7 @@ class BatchNormalization(nnx.Module):
         # Like Keras, half-precision inputs are normalised in float32 (their range is too
         # small for the statistics) and the result is cast back to the compute dtype.
         x = x.astype(self.dtype).astype(at_least_float32(self.dtype))
-        if self.use_running_average:
+        if self.use_running_average or not self.trainable:
             mean = self.moving_mean[...].astype(x.dtype)
             variance = self.moving_variance[...].astype(x.dtype)
         else:
@@ -92,3 +94,23 @@ class BatchNormalization(nnx.Module):
         if self.beta is not None:
             shift = shift + self.beta[...].astype(x.dtype)
         return (x * inv + shift).astype(self.dtype)
+
+
+def unfreeze_except_batchnorm(module: nnx.Module) -> None:
+    """Make everything in ``module`` trainable except its BatchNormalization layers, the
+    book's advice for fine-tuning a pretrained backbone: unfrozen, they would normalise with
+    the statistics of small fine-tuning batches and wreck what the backbone learned.
+
+    >>> from flax import nnx
+    >>> from jaxvision.layers import Conv2D
+    >>> from jaxvision.models import Sequential
+    >>> backbone = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), BatchNormalization(4, rngs=nnx.Rngs(0))])
+    >>> backbone.trainable = False
+    >>> unfreeze_except_batchnorm(backbone)
+    >>> backbone.conv2d.trainable, backbone.batch_normalization.trainable
+    (True, False)
+    """
+    set_trainable(module, True)
+    for _, node in nnx.iter_graph(module):
+        if isinstance(node, BatchNormalization):
+            set_trainable(node, False)

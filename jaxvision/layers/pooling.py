@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
+from jaxvision.layers.base import Layer
 from jaxvision.layers.precision import PolicyLike, layer_dtypes
 
 
-class _Pooling2D(nnx.Module):
+class _Pooling2D(Layer):
     """Shared arguments and checks of the windowed poolings."""
 
     def __init__(self, pool_size: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
@@ -91,7 +91,7 @@ class AveragePooling2D(_Pooling2D):
         return sums / self._reduce(ones, 0.0, jax.lax.add)
 
 
-class _GlobalPooling2D(nnx.Module):
+class _GlobalPooling2D(Layer):
     def __init__(self, keepdims: bool = False, *, name: str | None = None, dtype: PolicyLike | None = None):
         self.keepdims, self.name = keepdims, name
         self.dtype = layer_dtypes(dtype, None)[0]

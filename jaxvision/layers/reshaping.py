@@ -4,9 +4,9 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from jaxvision.layers._validate import check_input, layer_label
+from jaxvision.layers.base import Layer
 
 
 def _padding_pairs(padding: int | Sequence) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -25,7 +25,7 @@ def _padding_pairs(padding: int | Sequence) -> tuple[tuple[int, int], tuple[int,
     return pairs
 
 
-class ZeroPadding2D(nnx.Module):
+class ZeroPadding2D(Layer):
     """Pad height and width with zeros, like ``keras.layers.ZeroPadding2D``.
 
     Args:
@@ -45,7 +45,7 @@ class ZeroPadding2D(nnx.Module):
         return jnp.pad(x, ((0, 0), *self.padding, (0, 0)))
 
 
-class Reshape(nnx.Module):
+class Reshape(Layer):
     """Reshape every example to ``target_shape`` (the batch axis is kept), like
     ``keras.layers.Reshape``; one entry may be ``-1``.
 

@@ -11,12 +11,13 @@ import jax
 from flax import nnx
 
 from jaxvision.layers._validate import check_input
+from jaxvision.layers.base import Layer
 from jaxvision.layers.conv import Conv2D
 from jaxvision.layers.pooling import MaxPooling2D
 from jaxvision.layers.precision import PolicyLike, layer_dtypes
 
 
-class ResidualBlock(nnx.Module):
+class ResidualBlock(Layer):
     """``block(x) + shortcut(x)``, exactly the book's ``residual_block(x, filters, pooling)``.
 
     Sub-layers, so parameter paths read ``conv1.kernel``, ``shortcut.bias``…:

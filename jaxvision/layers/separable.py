@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
+from jaxvision.layers.base import Layer
 from jaxvision.layers.conv import DIMENSION_NUMBERS
 from jaxvision.layers.core import get_activation
 from jaxvision.layers.precision import PolicyLike, layer_dtypes
@@ -104,7 +105,7 @@ def _checked_depthwise(layer: nnx.Module, x: jax.Array, kernel: jax.Array) -> ja
                           layer.dilation_rate)
 
 
-class DepthwiseConv2D(nnx.Module):
+class DepthwiseConv2D(Layer):
     """Per-channel 2-D convolution ``activation(depthwise(x, kernel) + bias)``.
 
     Output channel ``c * depth_multiplier + m`` is input channel ``c`` filtered by
@@ -150,7 +151,7 @@ class DepthwiseConv2D(nnx.Module):
         return self._fn(y)
 
 
-class SeparableConv2D(nnx.Module):
+class SeparableConv2D(Layer):
     """Depthwise then pointwise (1x1) convolution, ``activation(pointwise(depthwise(x)) + bias)``.
 
     Args:

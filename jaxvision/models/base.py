@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxvision.layers.base import Layer
+
 Tap = Callable[[str, jax.Array], jax.Array]
 
 
@@ -79,7 +81,7 @@ class Recorder:
         return self.found
 
 
-class Model(nnx.Module):
+class Model(Layer):
     """Base class: subclasses implement :meth:`forward`."""
 
     def forward(self, x: jax.Array, tap: Tap) -> jax.Array:

@@ -32,7 +32,6 @@ from flax import nnx
 
 from jaxvision.models.registry import rebuild_model
 from jaxvision.train.sharding import Placement, placement
-from jaxvision.train.steps import FILTERS
 
 FORMAT = "jaxvision.train/1"
 
@@ -143,7 +142,9 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
 def restore(path: str | os.PathLike, model: nnx.Module, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
     """Load the weights (parameters and BatchNorm statistics) of the checkpoint in ``path``
     into ``model``, which must have the same structure; returns ``model``. The arrays are
-    replicated over ``mesh`` (default: every device), whatever topology wrote them."""
+    replicated over ``mesh`` (default: every device), whatever topology wrote them. Which
+    layers were frozen when it was saved does not matter (the fine-tuning run restores a
+    checkpoint written with a frozen backbone)."""
     return _load_weights(model, load(path, placement(mesh)), path)
 
 
@@ -161,8 +162,9 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
 
 
 def _load_weights(model: nnx.Module, training: TrainingState, path: str | os.PathLike) -> nnx.Module:
-    _, params, _, state = nnx.split(model, *FILTERS)
-    source = f"checkpoint {path}"
-    nnx.update(model, with_arrays(params, training.params, what="parameters", source=source),
-               with_arrays(state, training.state, what="non-trainable state", source=source))
+    # Parameters and state together: frozen parameters travel with the state, and which
+    # layers are frozen may differ between the run that saved and the model that loads.
+    _, _, weights = nnx.split(model, nnx.RngState, ...)
+    nnx.update(model, with_arrays(weights, {**training.params, **training.state}, what="weights",
+                                  source=f"checkpoint {path}"))
     return model

@@ -1,10 +1,11 @@
 """The jitted train, eval and predict steps.
 
-A model is split once into ``params`` (``nnx.Param``), ``rngs`` (its RNG streams) and
-``state`` (everything else, e.g. ``nnx.BatchStat``), and into two graph definitions: one in
-train mode (``model.train()``: Dropout active, BatchNorm on batch statistics) and one in eval
-mode. Each step is a pure function of arrays, compiled once by ``jax.jit``; the training
-carry is donated so the update happens in place on the accelerator.
+A model is split once into ``params`` (its trainable ``nnx.Param``), ``rngs`` (its RNG
+streams) and ``state`` (everything else: ``nnx.BatchStat``, frozen parameters), and into
+two graph definitions: one in train mode (``model.train()``: Dropout active, BatchNorm on
+batch statistics unless frozen) and one in eval mode. Each step is a pure function of
+arrays, compiled once by ``jax.jit``; the training carry is donated so the update happens
+in place on the accelerator.
 
 Randomness is explicit: step ``s`` reseeds every RNG stream of the model from
 ``fold_in(key(seed), s)`` (one sub-key per stream tag), so a run depends only on
@@ -31,10 +32,14 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jaxvision.layers.base import trainable_filter
 from jaxvision.train.metrics import Metric
 from jaxvision.train.sharding import Placement
 
-FILTERS = (nnx.Param, nnx.RngState, ...)  # → params, rngs, state
+
+def filters(model: nnx.Module) -> tuple:
+    """``nnx.split`` filters → params (trainable only), rngs, state."""
+    return trainable_filter(model), nnx.RngState, ...
 
 
 class Carry(NamedTuple):
@@ -51,12 +56,12 @@ class Carry(NamedTuple):
 
 def split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State, nnx.State, nnx.State]:
     """``(train_graphdef, eval_graphdef, params, rngs, state)``, leaving ``model`` unchanged."""
-    graphdef, params, rngs, state = nnx.split(model, *FILTERS)
+    graphdef, params, rngs, state = nnx.split(model, *filters(model))
     twin = nnx.merge(graphdef, params, rngs, state)  # mode switches are static attributes
     twin.train()
-    train_graphdef = nnx.split(twin, *FILTERS)[0]
+    train_graphdef = nnx.split(twin, *filters(twin))[0]
     twin.eval()
-    eval_graphdef = nnx.split(twin, *FILTERS)[0]
+    eval_graphdef = nnx.split(twin, *filters(twin))[0]
     return train_graphdef, eval_graphdef, params, rngs, state
 
 
@@ -124,7 +129,7 @@ class Steps:
                 model = nnx.merge(train_graphdef, params, rngs, carry.state, copy=True)
                 _reseed(model, tags, step_key)
                 y_pred = model(x)
-                return loss(y, y_pred), (y_pred, nnx.split(model, *FILTERS)[3])
+                return loss(y, y_pred), (y_pred, nnx.split(model, *filters(model))[3])
 
             (value, (y_pred, state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params)
             updates, opt_state = optimizer.update(grads, carry.opt_state, carry.params)

@@ -1,6 +1,7 @@
 """Smoke test of the ch. 10 scripts: each ``main()`` on the checkpoint of a tiny registered
-model trained for one epoch with ``ModelCheckpoint``, on tiny images; checks the PNG sizes
-and what metrics.json reports."""
+model trained for one epoch with ``ModelCheckpoint``, on tiny images, checking the PNG sizes
+and what metrics.json reports; and the default runs on the pretrained ImageNet MobileNet:
+Grad-CAM on the book's elephant photo, filters of a shallow layer."""
 
 import json
 import sys
@@ -18,6 +19,10 @@ from jaxvision.train import ModelCheckpoint, fit
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 SIZE = 24  # conv 22 → pool 11 → conv 9
+# The two elephants of images/elephant.jpg (650 × 406) as (left, top, right, bottom) boxes read
+# off the photo: the mother from her tusk tip to her tail and from her back to her feet, and
+# the calf at her side. Together they cover 49% of the photo.
+ELEPHANTS = ((80, 68, 465, 352), (450, 185, 595, 335))
 
 
 @register
@@ -117,3 +122,33 @@ def test_gradcam_default_layer_skips_a_one_by_one_map(scripts, setup):
     with pytest.warns(UserWarning, match=r"Grad-CAM on layer 'conv2d_1', whose output is 1 × 1 .* uniform"):
         metrics = scripts["gradcam"].main([*flags, "--layer", "conv2d_1", "--out", str(setup["out"] / "gradcam_1x1")])
     assert [r["heatmap_shape"] for r in metrics["images"]] == [[1, 1], [1, 1]]
+
+
+def test_gradcam_of_the_pretrained_mobilenet_puts_most_mass_on_the_elephants(scripts, tmp_path, capsys):
+    metrics = scripts["gradcam"].main(["--out", str(tmp_path)])
+    # Keras 3 with the same weights and the same Pillow-bilinear 224-px input: 0.609, 0.260, 0.130.
+    assert "elephant.jpg: African_elephant 0.609, Indian_elephant 0.260, tusker 0.130" in capsys.readouterr().out
+    assert metrics["layer"] == "conv_pw_13_relu" and metrics["layer_shape"] == [1, 7, 7, 768]
+    (result,) = metrics["images"]
+    assert [name for _, name, _ in result["top"]] == ["African_elephant", "Indian_elephant", "tusker"]
+    assert png_size(result["overlay"]) == (650, 406) and png_size(result["heatmap_png"]) == (7 * 32, 7 * 32)
+    heatmap = np.array(result["heatmap"], np.float32)
+    assert heatmap.shape == (7, 7) and heatmap.max() == 1.0
+    # The heatmap over the photo as the overlay draws it (bilinear to the photo's size).
+    mass = np.asarray(Image.fromarray(heatmap).resize((650, 406), Image.Resampling.BILINEAR))
+    on_elephants = np.zeros((406, 650), bool)
+    for left, top, right, bottom in ELEPHANTS:
+        on_elephants[top:bottom, left:right] = True
+    assert on_elephants.mean() == pytest.approx(0.488, abs=1e-3)
+    assert mass[on_elephants].sum() / mass.sum() > 0.6  # measured 0.648
+    peak = np.unravel_index(mass.argmax(), mass.shape)
+    assert on_elephants[peak]
+
+
+def test_filters_of_the_pretrained_mobilenet(scripts, tmp_path):
+    metrics = scripts["filters"].main(["--layer", "conv_pw_1", "--num-filters", "4", "--steps", "3",
+                                       "--image-size", "40", "--crop", "4", "--out", str(tmp_path)])
+    info = metrics["layers"]["conv_pw_1"]
+    assert metrics["checkpoint"] is None and info["filters"] == 4 and info["grid"] == 2
+    assert png_size(tmp_path / "filters_conv_pw_1.png") == (2 * (40 - 8) + 5,) * 2
+    assert info["mean_activation_end"] > info["mean_activation_start"]

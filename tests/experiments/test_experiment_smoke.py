@@ -2,17 +2,24 @@
 writes metrics.json with a real score, curves and a checkpoint that reloads."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from flax import nnx
 from PIL import Image
 
 import ch08_dogs_vs_cats
 import ch08_mnist_convnet
+import ch08_pretrained
 import ch09_mini_xception
 import ch09_residual_blocks
 import ch11_segmentation
 import run_all
+from jaxvision.layers import Activation, BatchNormalization, Conv2D
+from jaxvision.models import Sequential
+from jaxvision.train import restore
+from jaxvision.train.checkpoint import flat_arrays
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +82,48 @@ def test_dogs_vs_cats_experiments_run_one_epoch(script, flags, dogs_vs_cats, tmp
     assert metrics["test_images"] == 8 and metrics["image_size"] == int(flags[-1])
     policy = "mixed_bfloat16" if "--policy" in flags else "float32"
     assert json.loads((out / "metrics.json").read_text())["policy"] == policy
+
+
+def tiny_backbone(args):
+    """Stands in for the ImageNet backbone (whose loading the applications tests cover): a conv
+    and a BatchNorm whose statistics are not at their initial values, so freezing shows."""
+    base = Sequential([Conv2D(3, 4, 3, strides=2, use_bias=False, rngs=nnx.Rngs(7)), BatchNormalization(4, rngs=nnx.Rngs(0)),
+                       Activation("relu")])
+    base.batch_normalization.moving_mean[...] += 0.5
+    return base
+
+
+def test_pretrained_experiment_variants_freeze_and_fine_tune(dogs_vs_cats, tmp_path, monkeypatch):
+    monkeypatch.setattr(ch08_pretrained, "backbone", tiny_backbone)
+    flags = ["--data-dir", str(dogs_vs_cats), "--epochs", "1", "--batch-size", "4", "--image-size", "20",
+             "--profile", "quick"]
+    runs = {}
+    for variant in ("features", "augmented", "finetune"):
+        out = tmp_path / variant
+        runs[variant] = ch08_pretrained.main([*flags, "--variant", variant, "--out", str(out),
+                                              "--from", str(tmp_path / "augmented" / "checkpoint")])
+        check_run(out, runs[variant], "test_accuracy")
+        assert runs[variant]["test_images"] == 8 and runs[variant]["variant"] == variant
+    head = 4 * 256 + 256 + 256 + 1
+    assert runs["features"]["trainable_params"] == head
+    assert (runs["augmented"]["trainable_params"], runs["augmented"]["non_trainable_params"]) == (head, 27 * 4 + 16)
+    assert (runs["finetune"]["trainable_params"], runs["finetune"]["non_trainable_params"]) == (head + 27 * 4, 16)
+
+    def weights(model):
+        return {k: np.asarray(v) for k, v in flat_arrays(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))).items()}
+
+    def backbone_weights(checkpoint):
+        model = restore(checkpoint, ch08_pretrained.classifier(SimpleNamespace(seed=0, image_size=20)))
+        return {k: v for k, v in weights(model).items() if k.startswith("backbone/")}
+
+    initial = {f"backbone/{k}": v for k, v in weights(tiny_backbone(None)).items()}
+    augmented = backbone_weights(tmp_path / "augmented" / "checkpoint")
+    finetuned = backbone_weights(tmp_path / "finetune" / "checkpoint")
+    for name, value in initial.items():  # the frozen backbone, BatchNorm statistics included
+        np.testing.assert_array_equal(augmented[name], value, err_msg=name)
+    for name in initial:  # fine-tuning trains the conv and leaves BatchNorm alone
+        changed = not np.array_equal(finetuned[name], augmented[name])
+        assert changed == (name == "backbone/conv2d/kernel"), name
 
 
 def test_mnist_experiment_runs_on_a_slice(tmp_path):

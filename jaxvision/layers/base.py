@@ -1,0 +1,79 @@
+"""``Layer``: the base of every jaxvision layer and model, with Keras's ``trainable`` flag.
+
+As in Keras, ``layer.trainable = False`` freezes the layer and, recursively, every layer
+inside it; ``model.trainable = True`` unfreezes everything inside again, so a later
+``model.layer.trainable = False`` refines it. A parameter is trainable when no module on its
+path is frozen (Keras: a frozen container reports no trainable weights), so a plain
+``nnx.Module`` given ``trainable = False`` freezes what it holds too. ``fit`` differentiates
+and optimises only trainable parameters; frozen ones travel with the non-trainable state.
+The flag is a static attribute: it is part of the graph definition, so changing it
+recompiles the training step, and a frozen ``BatchNormalization`` runs in inference mode.
+"""
+
+import math
+from collections.abc import Callable
+
+import jax
+from flax import nnx
+
+
+def set_trainable(module: nnx.Module, value: bool) -> None:
+    """Set ``trainable`` on ``module`` and every module inside it (what ``layer.trainable = v`` does)."""
+    for _, node in nnx.iter_graph(module):
+        if isinstance(node, nnx.Module):
+            # A Layer keeps the flag behind its property; a plain module as a plain attribute.
+            if isinstance(node, Layer):
+                node._trainable = bool(value)
+            else:
+                node.trainable = bool(value)
+
+
+class Layer(nnx.Module):
+    """Base class adding Keras's recursive ``trainable`` flag.
+
+    >>> from flax import nnx
+    >>> from jaxvision.layers import BatchNormalization, Dense
+    >>> from jaxvision.models import Sequential
+    >>> model = Sequential([Dense(2, 3, rngs=nnx.Rngs(0)), BatchNormalization(3, rngs=nnx.Rngs(0))])
+    >>> model.trainable = False
+    >>> model.dense.trainable, count_params(model)
+    (False, (0, 21))
+    >>> model.trainable = True; model.batch_normalization.trainable = False
+    >>> count_params(model)
+    (9, 12)
+    """
+
+    @property
+    def trainable(self) -> bool:
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        set_trainable(self, value)
+
+
+def frozen_paths(module: nnx.Module) -> tuple[tuple, ...]:
+    """Paths (attribute keys from ``module``) of the modules whose ``trainable`` is False."""
+    return tuple(path for path, node in nnx.iter_graph(module)
+                 if isinstance(node, nnx.Module) and not getattr(node, "trainable", True))
+
+
+def trainable_filter(module: nnx.Module) -> Callable[[tuple, object], bool]:
+    """An ``nnx`` filter selecting the trainable ``nnx.Param`` of ``module``: its paths are
+    relative to ``module``, as in ``nnx.split(module, trainable_filter(module), ...)``."""
+    frozen = frozen_paths(module)
+
+    def is_trainable(path: tuple, value: object) -> bool:
+        return isinstance(value, nnx.Param) and not any(path[:len(p)] == p for p in frozen)
+
+    return is_trainable
+
+
+def count_params(module: nnx.Module) -> tuple[int, int]:
+    """``(trainable, non_trainable)`` numbers as Keras counts them: non-trainable are the
+    frozen parameters plus the BatchNorm moving statistics."""
+    def size(state: nnx.State) -> int:
+        return sum(math.prod(v.shape) for v in jax.tree.leaves(state))
+
+    _, trainable, rest, _ = nnx.split(module, trainable_filter(module), nnx.Any(nnx.Param, nnx.BatchStat), ...)
+    return size(trainable), size(rest)
