@@ -62,9 +62,19 @@ def _embed(sam: Sam, image: jax.Array) -> jax.Array:
     return sam.embed(sam.preprocess(image))
 
 
-# Only the decoder is jitted: its shapes do not depend on the image size, so one compilation
-# serves every image; the resize to the original size is one small einsum.
-_decode = nnx.jit(Sam.decode, static_argnames=("multimask_output",))
+@nnx.jit
+def _encode_prompts(sam: Sam, coords, labels, boxes, masks) -> tuple[jax.Array, jax.Array]:
+    return sam.prompt_encoder(coords, labels, boxes, masks)
+
+
+@nnx.jit
+def _decode_all(sam: Sam, image_embedding: jax.Array, sparse: jax.Array, dense: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return sam.mask_decoder.predict_masks(image_embedding, sam.prompt_encoder.dense_pe(), sparse, dense)
+
+
+# The big decoder compiles once per (prompts, tokens) shape: not per image size (the resize to the
+# original size is one small einsum outside), not per prompt kind (the small prompt encoder is
+# jitted apart), and not per multimask_output (all four masks are decoded, the choice is a slice).
 
 
 class SamPredictor:
@@ -152,8 +162,10 @@ class SamPredictor:
             boxes = self.transform_coords(np.asarray(box, dtype=np.float64).reshape(-1, 2, 2)).reshape(-1, 4)
         if mask_input is not None:
             masks = np.asarray(mask_input, dtype=np.float32)
-        low_res, iou = _decode(self.model, self.image_embedding, coords, labels, boxes, masks,
-                               multimask_output=multimask_output)
+        sparse, dense = _encode_prompts(self.model, coords, labels, boxes, masks)
+        low_res, iou = _decode_all(self.model, self.image_embedding, sparse, dense)
+        chosen = slice(1, None) if multimask_output else slice(0, 1)  # as MaskDecoder.__call__
+        low_res, iou = low_res[:, chosen], iou[:, chosen]
         logits = postprocess_masks(low_res, self.model.config.image_size, self.input_size, self.original_size)
         logits, iou, low_res = np.asarray(logits), np.asarray(iou), np.asarray(low_res)
         if not return_logits:

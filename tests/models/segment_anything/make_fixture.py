@@ -96,17 +96,16 @@ def main() -> None:
         first = None
         cases = {
             "point": dict(point_coords=np.array([[45.0, 25.0]]), point_labels=np.array([1]), multimask_output=True),
-            "multipoint": dict(point_coords=np.array([[45.0, 25.0], [20.0, 40.0], [70.5, 10.25]]),
-                               point_labels=np.array([1, 0, 1]), multimask_output=False),
+            "multipoint": dict(point_coords=np.array([[45.0, 25.0], [70.5, 10.25]]),
+                               point_labels=np.array([1, 0]), multimask_output=False),
             "box": dict(box=np.array([30.0, 12.0, 62.0, 41.0]), multimask_output=True),
             "point_box": dict(point_coords=np.array([[45.0, 25.0]]), point_labels=np.array([1]),
                               box=np.array([30.0, 12.0, 62.0, 41.0]), multimask_output=False),
             "mask_point": dict(point_coords=np.array([[40.0, 30.0]]), point_labels=np.array([0]),
                                multimask_output=True),
-            "mask_only": dict(multimask_output=False),
         }
         for name, kwargs in cases.items():
-            if name.startswith("mask"):
+            if name == "mask_point":
                 kwargs["mask_input"] = first
             masks, iou, low_res = predictor.predict(**kwargs, return_logits=True)
             if first is None:

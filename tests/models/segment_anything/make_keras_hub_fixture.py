@@ -50,7 +50,7 @@ from jaxvision.models.segment_anything.sam import PIXEL_MEAN  # noqa: E402
 from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict  # noqa: E402
 
 HERE = Path(__file__).parent
-CASES = ("point", "multipoint", "box", "point_box", "mask_point", "mask_only")
+CASES = ("point", "multipoint", "box", "point_box", "mask_point")
 
 
 def keras_hub_tiny_sam() -> SAMBackbone:

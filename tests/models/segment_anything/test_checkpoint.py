@@ -2,7 +2,6 @@
 Hugging Face safetensors, shape checks, and the released configs' parameter counts."""
 
 import hashlib
-import io
 import json
 import pickle
 import zipfile

@@ -16,7 +16,7 @@ from flax import nnx
 from jaxvision.models.segment_anything import CONFIGS, SamPredictor, load_sam, predict_masks
 
 HERE = Path(__file__).parent
-CASES = ("point", "multipoint", "box", "point_box", "mask_point", "mask_only")
+CASES = ("point", "multipoint", "box", "point_box", "mask_point")
 TOL = dict(rtol=1e-4, atol=1e-4)
 
 
