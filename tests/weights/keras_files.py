@@ -32,6 +32,20 @@ def randomise(keras_model, seed: int = 0) -> None:
             layer.set_weights(values)
 
 
+def fill_uniform(model, seed: int = 0) -> None:
+    """Random weights for a jaxvision model, drawn in NumPy (no initialiser compilation):
+    gamma and variances in [0.5, 1.5], everything else in [-0.1, 0.1]."""
+    from jaxvision.weights import keras_layers
+    from jaxvision.weights.model_layers import layer_variables
+
+    rng = np.random.default_rng(seed)
+    for layer in keras_layers(model).values():
+        for name, variable in layer_variables(layer):
+            centre = 1.0 if name in ("gamma", "moving_variance") else 0.0
+            width = 0.5 if centre else 0.1
+            variable[...] = rng.uniform(centre - width, centre + width, variable.shape).astype(np.float32)
+
+
 def write_legacy_h5(keras, keras_model, path) -> None:
     from keras.src.legacy.saving import legacy_h5_format
 

@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from jaxvision.applications import Xception
-from jaxvision.weights import load_keras_weights
+from jaxvision.weights import load_keras_weights, save_keras_weights
 from keras_files import randomise, write_kerashub_preset, write_legacy_h5
 
 SIZE = 71
@@ -30,7 +30,7 @@ def reference(keras, tmp_path_factory):
     renames = {name: f"block{list(RESIDUALS.values())[i // 2]}_residual_{'conv' if i % 2 == 0 else 'bn'}"
                for i, name in enumerate(auto)}
     write_kerashub_preset(backbone, twin.get_layer("predictions"), folder / "preset", renames)
-    return folder, x, twin.predict(x, verbose=0), backbone.predict(x, verbose=0)
+    return folder, x, twin.predict(x, verbose=0), backbone.predict(x, verbose=0), twin
 
 
 def count(model) -> int:
@@ -46,22 +46,28 @@ def test_parameter_counts_and_last_activation():
     assert list(shapes)[-3:] == ["block14_sepconv2_act", "avg_pool", "predictions"]
 
 
-def test_legacy_h5_by_order_with_top(reference):
-    folder, x, expected, _ = reference
+def test_legacy_h5_by_order_with_top_and_export_back(reference):
+    folder, x, expected, _, twin = reference
     model = Xception(weights=folder / "xception.h5")
     model.eval()
     np.testing.assert_allclose(np.asarray(model(jnp.asarray(x))), expected, atol=1e-5)
+    model.conv2d_3.kernel[...] = model.conv2d_3.kernel[...] * 2  # a residual projection, auto-named in Keras
+    save_keras_weights(model, folder / "ours.weights.h5")
+    twin.load_weights(folder / "ours.weights.h5")
+    residual = [layer for layer in twin.layers if layer.name.startswith("conv2d")][3]
+    np.testing.assert_array_equal(residual.get_weights()[0], np.asarray(model.conv2d_3.kernel[...]))
+    np.testing.assert_allclose(twin.predict(x, verbose=0), np.asarray(model(jnp.asarray(x))), atol=1e-5)
 
 
 def test_weights_h5_without_top(reference):
-    folder, x, _, features = reference
+    folder, x, _, features, _ = reference
     model = Xception(include_top=False, weights=folder / "backbone.weights.h5")
     model.eval()
     np.testing.assert_allclose(np.asarray(model(jnp.asarray(x))), features, atol=1e-5)
 
 
 def test_kerashub_preset_with_its_head(reference):
-    folder, x, expected, features = reference
+    folder, x, expected, features, _ = reference
     model = Xception(weights=folder / "preset")  # backbone + task.weights.h5's Dense head
     model.eval()
     out, acts = model.intermediates(jnp.asarray(x), ["block14_sepconv2_act"])
