@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jaxvision.data import data_root  # noqa: F401  (re-exported for the scripts)
@@ -62,6 +63,8 @@ def parser(doc: str, name: str) -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--policy", choices=POLICIES, default="float32",
                    help="compute dtype policy (mixed_bfloat16 is meant for GPU/TPU book runs)")
+    p.add_argument("--distributed", action="store_true",
+                   help="one of several processes/hosts: jax.distributed.initialize() from the cluster's environment")
     p.add_argument("--force", action="store_true",
                    help="train again even if <out>/metrics.json says the run is finished")
     return p
@@ -119,8 +122,10 @@ def finish(args: argparse.Namespace, metrics: dict) -> dict:
 
 
 def apply_profile(args: argparse.Namespace, profiles: dict[str, dict]) -> argparse.Namespace:
-    """Fill every flag the user left as None from ``profiles[args.profile]``, and set the
-    dtype policy."""
+    """Fill every flag the user left as None from ``profiles[args.profile]``, set the dtype
+    policy and, with ``--distributed``, join the other processes (before any computation)."""
+    if args.distributed:
+        jax.distributed.initialize()
     for key, value in profiles[args.profile].items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

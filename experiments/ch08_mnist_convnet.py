@@ -8,6 +8,10 @@ sample shipped in the package and says so on its first line. The final model is 
 ``<out>/checkpoint``; a killed run resumes from ``<out>/backup`` when started again, and a
 finished one (``<out>/metrics.json``) is not trained again unless ``--force``. Logs:
 ``<out>/log.csv`` and TensorBoard's ``<out>/logs``.
+
+The same command runs on every device there is (batches split over them, same curves): e.g.
+``XLA_FLAGS=--xla_force_host_platform_device_count=8 python experiments/ch08_mnist_convnet.py
+--limit 256 --epochs 2`` on a CPU, or with ``--distributed`` on each of several hosts.
 """
 
 

@@ -7,13 +7,16 @@ from collections.abc import Callable, Iterator
 import grain
 import numpy as np
 
+from jaxvision.data.process_share import this_process_share
 from jaxvision.data.seeding import epoch_seed
 
 
 class ArrayDataset:
     """Batches ``(x[i], y[i])`` of aligned arrays, like ``ImageFolderDataset`` for data that
     is already decoded. ``batch_transform(batch, rng)`` runs on each batch with a generator
-    seeded by (seed, epoch, batch), e.g. :class:`jaxvision.layers.AugmentBatch`.
+    seeded by (seed, epoch, batch), e.g. :class:`jaxvision.layers.AugmentBatch`. With several
+    processes, each yields only its part of every global batch of ``batch_size``
+    (:mod:`jaxvision.data.process_share`).
 
     >>> import numpy as np
     >>> data = ArrayDataset(np.arange(5.0), np.arange(5), batch_size=2, seed=0)
@@ -44,7 +47,8 @@ class ArrayDataset:
         ds = grain.MapDataset.range(len(self.x))
         if self.shuffle:
             ds = ds.shuffle(seed=epoch_seed(self.seed, epoch, 0))
-        ds = ds.batch(self.batch_size, batch_fn=lambda index: (self.x[np.array(index)], self.y[np.array(index)]))
+        ds, batch_size = this_process_share(ds, self.batch_size)
+        ds = ds.batch(batch_size, batch_fn=lambda index: (self.x[np.array(index)], self.y[np.array(index)]))
         if self.batch_transform is not None:
             ds = ds.random_map(self.batch_transform, seed=epoch_seed(self.seed, epoch, 1))
         return iter(ds)

@@ -25,6 +25,7 @@ import grain
 import numpy as np
 
 from jaxvision.data.image_io import INTERPOLATIONS, check_decodable, load_rgb, resize
+from jaxvision.data.process_share import this_process_share
 from jaxvision.data.seeding import epoch_seed
 
 ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -165,18 +166,21 @@ class ImageFolderDataset:
 
     def as_arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
         """All images (in ``file_paths`` order, no ``batch_transform``) and labels at once."""
-        batches = list(self._pipeline(0, shuffle=False, transform=None))
+        batches = list(self._pipeline(0, shuffle=False, transform=None, every_process_all=True))
         if self.label_mode is None:
             return np.concatenate(batches), None
         return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
-    def _pipeline(self, epoch: int, *, shuffle: bool, transform: Callable | None) -> grain.IterDataset:
+    def _pipeline(self, epoch: int, *, shuffle: bool, transform: Callable | None,
+                  every_process_all: bool = False) -> grain.IterDataset:
         ds = grain.MapDataset.source(self._records)
         if shuffle:
             ds = ds.shuffle(seed=epoch_seed(self.seed, epoch, 0))
+        # With several processes, each loads its part of every global batch (unless all is asked for).
+        ds, batch_size = (ds, self.batch_size) if every_process_all else this_process_share(ds, self.batch_size)
         ds = ds.map(partial(_load_example, image_size=self.image_size, interpolation=self._interpolation))
         collate = partial(_collate, label_mode=self.label_mode, num_classes=len(self.class_names or ()))
-        ds = ds.batch(self.batch_size, batch_fn=collate)
+        ds = ds.batch(batch_size, batch_fn=collate)
         if transform is not None:
             ds = ds.random_map(transform, seed=epoch_seed(self.seed, epoch, 1))
         options = grain.ReadOptions(num_threads=_READ_THREADS, prefetch_buffer_size=2 * _READ_THREADS)

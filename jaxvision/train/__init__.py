@@ -1,5 +1,5 @@
-"""Training: Keras's ``fit``/``evaluate``/``predict`` with jitted steps, losses, metrics,
-callbacks, orbax checkpoints and training curves."""
+"""Training: Keras's ``fit``/``evaluate``/``predict`` with jitted steps over a device mesh,
+losses, metrics, callbacks, orbax checkpoints and training curves."""
 
 from jaxvision.train.callbacks import BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint
 from jaxvision.train.checkpoint import load_model, restore
@@ -11,12 +11,13 @@ from jaxvision.train.metrics import (IoU, MeanIoU, MeanMetric, Metric, accuracy,
                                      categorical_accuracy, sparse_categorical_accuracy)
 from jaxvision.train.history import History
 from jaxvision.train.plots import history_figures, plot_history, save_mask_grid
+from jaxvision.train.sharding import default_mesh
 from jaxvision.train.trainer import Trainer
 
 __all__ = [
     "BackupAndRestore", "CSVLogger", "Callback", "EarlyStopping", "History", "IoU", "MeanIoU", "MeanMetric", "Metric",
     "ModelCheckpoint", "TensorBoard", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
-    "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy",
+    "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy", "default_mesh",
     "evaluate", "fit",
     "history_figures", "load_model", "plot_history", "predict", "restore", "save_mask_grid",
     "sparse_categorical_accuracy", "sparse_categorical_crossentropy",

@@ -71,7 +71,10 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
 
     ``mesh`` (default: every device, axis ``"data"``; see :mod:`jaxvision.train.sharding`)
     splits each batch over its ``"data"`` axis, so ``batch_size`` (the global batch) must be
-    a multiple of that axis's size; with several processes only process 0 prints.
+    a multiple of that axis's size. With several processes (``jax.distributed``) every
+    process calls ``fit`` with the same arguments: arrays are the whole data set (each
+    process uploads only its devices' rows), an iterable yields this process's part of each
+    global batch; only process 0 prints.
     ``augment(x, y, key) -> (x, y)`` (e.g. ``AugmentBatch(...).apply_pair``) transforms each
     training batch inside the jitted step, on the devices, with a key fixed by (seed, step).
     """
@@ -141,12 +144,15 @@ def predict(model: nnx.Module, x: np.ndarray | Iterable, *, batch_size: int = 32
     """``model``'s outputs in eval mode (Dropout off, BatchNorm on moving statistics),
     without changing the model. ``x``: an array, or an iterable of batches (``x`` or ``(x, y)``).
     Batches are split over ``mesh`` like in :func:`fit`; a partial one is padded and the
-    padding's outputs dropped. With several processes, every process gets all outputs."""
+    padding's outputs dropped. With several processes, an array's outputs all reach every
+    process, an iterable's each process's own batches' outputs."""
     where = placement(mesh)
     train_graphdef, eval_graphdef, *arrays = split(model)
     params, rngs, state = where.replicate(arrays)
     steps = get_steps(train_graphdef, eval_graphdef, None, (), None, (), where)
     if hasattr(x, "shape"):
+        if len(x) == 0:
+            raise ValueError("predict: x has no examples")
         where.check_batch_size(batch_size, what="predict")
         size = min(batch_size, where.padded(len(x)))
         uploads = ((min(size, len(x) - start), where.rows(x, pad_index(start, size, len(x))[0], where.batched))

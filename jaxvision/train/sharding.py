@@ -141,8 +141,13 @@ def _wrap_key_data(sharding: NamedSharding) -> Callable:
 
 
 def placement(mesh: Mesh | None) -> Placement:
-    """The placement for ``mesh`` (``None``: :func:`default_mesh`)."""
-    return Placement(default_mesh() if mesh is None else mesh)
+    """The placement for ``mesh`` (``None``: :func:`default_mesh`). The steps leave the
+    partitioning to XLA, so axes typed ``Explicit`` (``jax.make_mesh``'s default) are used as
+    ``Auto``."""
+    mesh = default_mesh() if mesh is None else mesh
+    if any(kind != AxisType.Auto for kind in mesh.axis_types):
+        mesh = Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+    return Placement(mesh)
 
 
 def is_main_process() -> bool:

@@ -47,7 +47,19 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def prefetch(items: Iterable, depth: int = PREFETCH) -> Iterator:
-    """Yield ``items`` while keeping ``depth`` more already produced (uploads started)."""
+    """Yield ``items`` while keeping ``depth`` more already produced (uploads started).
+
+    >>> made = []
+    >>> def batches():
+    ...     for i in range(5):
+    ...         made.append(i)
+    ...         yield i
+    >>> ahead = prefetch(batches())
+    >>> next(ahead), made  # batch 0 is handed out with batches 1 and 2 already made
+    (0, [0, 1, 2])
+    >>> list(ahead)
+    [1, 2, 3, 4]
+    """
     queue = collections.deque()
     for item in items:
         queue.append(item)

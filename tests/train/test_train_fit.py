@@ -206,3 +206,15 @@ class _Epochs:
 
     def __iter__(self):
         return iter(self.batches[self.epoch * self.per_epoch:(self.epoch + 1) * self.per_epoch])
+
+
+def test_an_explicit_mesh_trains_like_the_default_and_needs_a_data_axis():
+    import jax
+
+    x, y = blobs()
+    default, explicit = dropout_bn_net(), dropout_bn_net()
+    fit(default, (x, y), **train_kwargs(epochs=1))
+    fit(explicit, (x, y), **train_kwargs(epochs=1, mesh=jax.make_mesh((1,), ("data",))))
+    assert_same_weights(default, explicit)
+    with pytest.raises(ValueError, match=r"needs an axis named 'data'.*\('batch',\)"):
+        fit(dropout_bn_net(), (x, y), **train_kwargs(mesh=jax.make_mesh((1,), ("batch",))))
