@@ -146,7 +146,7 @@ def test_gradcam_of_the_pretrained_mobilenet_puts_most_mass_on_the_elephants(scr
 
 
 def test_filters_of_the_pretrained_mobilenet(scripts, tmp_path):
-    metrics = scripts["filters"].main(["--layer", "conv_pw_1", "--num-filters", "4", "--steps", "3",
+    metrics = scripts["filters"].main(["--layer", "conv_pw_1", "--num-filters", "4", "--steps", "1",
                                        "--image-size", "40", "--crop", "4", "--out", str(tmp_path)])
     info = metrics["layers"]["conv_pw_1"]
     assert metrics["checkpoint"] is None and info["filters"] == 4 and info["grid"] == 2
