@@ -106,9 +106,8 @@ def save_figures(out: Path, image: np.ndarray, masks: np.ndarray, iou: np.ndarra
     FigureCanvasAgg(fig).print_png(out / "candidates.png")
 
 
-def segment_image(args, predictor: SamPredictor) -> dict:
-    image = load_uint8(args.image)
-    h, w = image.shape[:2]
+def prompts_from_flags(args) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``--point``/``--label``/``--box`` as arrays, checked before any model is loaded."""
     points = labels = box = None
     if args.point:
         points = np.array([numbers(p, 2, "--point") for p in args.point])
@@ -117,6 +116,12 @@ def segment_image(args, predictor: SamPredictor) -> dict:
             raise SystemExit(f"{NAME}: {len(points)} --point but {len(labels)} --label")
     if args.box:
         box = np.array(numbers(args.box, 4, "--box"))
+    return points, labels, box
+
+
+def segment_image(args, predictor: SamPredictor, points, labels, box) -> dict:
+    image = load_uint8(args.image)
+    h, w = image.shape[:2]
     if points is None and box is None:
         points, labels = np.array([[w / 2, h / 2]]), np.array([1])
     predictor.set_image(image)
@@ -173,6 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = _common.apply_profile(p.parse_args(argv), PROFILES)
     if args.checkpoint is None:
         raise SystemExit(f"{NAME}: no --checkpoint given; no SAM weights ship with jaxvision. Pass {DOWNLOAD_HINT}.")
+    prompts = prompts_from_flags(args)
     try:
         with _common.Timer() as load_time:
             sam, info = load_sam(args.checkpoint)
@@ -183,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     predictor = SamPredictor(sam)
     with _common.Timer() as run_time:
-        result = segment_image(args, predictor) if args.image else score_horses(args, predictor)
+        result = segment_image(args, predictor, *prompts) if args.image else score_horses(args, predictor)
     metrics = {"experiment": NAME, "profile": args.profile, "checkpoint": info.path, "format": info.format,
                "variant": info.variant, "sha256": info.sha256, "md5": info.md5, "release": info.release,
                "device": _common.device_description(), "load_seconds": load_time.seconds,

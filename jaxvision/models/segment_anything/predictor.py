@@ -62,6 +62,9 @@ def _embed(sam: Sam, image: jax.Array) -> jax.Array:
     return sam.embed(sam.preprocess(image))
 
 
+# The big decoder compiles once per (prompts, tokens) shape: not per image size (the resize to the
+# original size is one small einsum outside), not per prompt kind (the small prompt encoder is
+# jitted apart), and not per multimask_output (all four masks are decoded, the choice is a slice).
 @nnx.jit
 def _encode_prompts(sam: Sam, coords, labels, boxes, masks) -> tuple[jax.Array, jax.Array]:
     return sam.prompt_encoder(coords, labels, boxes, masks)
@@ -71,10 +74,6 @@ def _encode_prompts(sam: Sam, coords, labels, boxes, masks) -> tuple[jax.Array, 
 def _decode_all(sam: Sam, image_embedding: jax.Array, sparse: jax.Array, dense: jax.Array) -> tuple[jax.Array, jax.Array]:
     return sam.mask_decoder.predict_masks(image_embedding, sam.prompt_encoder.dense_pe(), sparse, dense)
 
-
-# The big decoder compiles once per (prompts, tokens) shape: not per image size (the resize to the
-# original size is one small einsum outside), not per prompt kind (the small prompt encoder is
-# jitted apart), and not per multimask_output (all four masks are decoded, the choice is a slice).
 
 
 class SamPredictor:
