@@ -23,7 +23,6 @@ and ``candidates.png`` (the three candidate masks with their predicted IoU); ``m
 holds the predicted IoUs, the checkpoint's sha256 and the horse-set scores.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,19 +43,19 @@ PROFILES = {"book": {"limit": 49}, "quick": {"limit": 8}}
 def numbers(text: str, count: int, flag: str) -> list[float]:
     values = text.split(",")
     if len(values) != count:
-        raise SystemExit(f"{NAME}: {flag} expects {count} comma-separated numbers, got {text!r}")
+        raise _common.UsageError(f"{flag} expects {count} comma-separated numbers, got {text!r}")
     try:
         return [float(v) for v in values]
     except ValueError:
-        raise SystemExit(f"{NAME}: {flag} expects numbers, got {text!r}") from None
+        raise _common.UsageError(f"{flag} expects numbers, got {text!r}") from None
 
 
 def load_uint8(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
-    except Exception as e:
-        raise SystemExit(f"{NAME}: cannot read image {path}: {type(e).__name__}: {e}") from None
+    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
 
 
 def centroid_point(mask: np.ndarray) -> np.ndarray:
@@ -113,7 +112,7 @@ def prompts_from_flags(args) -> tuple[np.ndarray | None, np.ndarray | None, np.n
         points = np.array([numbers(p, 2, "--point") for p in args.point])
         labels = np.array(args.label if args.label else [1] * len(points))
         if len(labels) != len(points):
-            raise SystemExit(f"{NAME}: {len(points)} --point but {len(labels)} --label")
+            raise _common.UsageError(f"{len(points)} --point but {len(labels)} --label")
     if args.box:
         box = np.array(numbers(args.box, 4, "--box"))
     return points, labels, box
@@ -126,8 +125,8 @@ def segment_image(args, predictor: SamPredictor, points, labels, box) -> dict:
         points, labels = np.array([[w / 2, h / 2]]), np.array([1])
     predictor.set_image(image)
     masks, iou, _ = predictor.predict(points, labels, box, multimask_output=True)
-    print(f"{NAME}: {args.image} ({w}x{h}); predicted IoU of the 3 candidates: "
-          + ", ".join(f"{v:.3f}" for v in iou), flush=True)
+    _common.say(f"{NAME}: {args.image} ({w}x{h}); predicted IoU of the 3 candidates: "
+          + ", ".join(f"{v:.3f}" for v in iou))
     save_figures(args.out, image, masks, iou, points, labels, box)
     return {"image": str(args.image), "points": None if points is None else points.tolist(),
             "labels": None if labels is None else labels.tolist(), "box": None if box is None else box.tolist(),
@@ -151,17 +150,17 @@ def score_horses(args, predictor: SamPredictor) -> dict:
         single_ious.append(foreground_iou(single[0], classes))
         rows.append({"stem": image_path.stem, "point": point[0].tolist(), "predicted_iou": iou.tolist(),
                      "foreground_iou_best": best_ious[-1], "foreground_iou_single": single_ious[-1]})
-        print(f"{image_path.stem}: point {point[0].round(1).tolist()}, predicted IoU "
+        _common.say(f"{image_path.stem}: point {point[0].round(1).tolist()}, predicted IoU "
               + ", ".join(f"{v:.3f}" for v in iou) + f"; foreground IoU {best_ious[-1]:.3f} (best of 3), "
-              f"{single_ious[-1]:.3f} (single)", flush=True)
+              f"{single_ious[-1]:.3f} (single)")
         if i == 0:
             save_figures(args.out, image, masks, iou, point, np.array([1]), None)
     summary = {"images": len(pairs), "data_dir": str(data_dir), "split": "test",
                "mean_foreground_iou_best_of_3": float(np.mean(best_ious)),
                "mean_foreground_iou_single_mask": float(np.mean(single_ious)), "per_image": rows}
-    print(f"{NAME}: one-point prompt at the mask centroid on {len(pairs)} test horses: mean foreground IoU "
+    _common.say(f"{NAME}: one-point prompt at the mask centroid on {len(pairs)} test horses: mean foreground IoU "
           f"{summary['mean_foreground_iou_best_of_3']:.4f} (best of 3), "
-          f"{summary['mean_foreground_iou_single_mask']:.4f} (single mask)", flush=True)
+          f"{summary['mean_foreground_iou_single_mask']:.4f} (single mask)")
     return summary
 
 
@@ -177,26 +176,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="score only the first N test horses")
     args = _common.apply_profile(p.parse_args(argv), PROFILES)
     if args.checkpoint is None:
-        raise SystemExit(f"{NAME}: no --checkpoint given; no SAM weights ship with jaxvision. Pass {DOWNLOAD_HINT}.")
+        raise _common.UsageError(f"no --checkpoint given; no SAM weights ship with jaxvision. Pass {DOWNLOAD_HINT}.")
     prompts = prompts_from_flags(args)
-    try:
-        with _common.Timer() as load_time:
-            sam, info = load_sam(args.checkpoint)
-    except (OSError, ValueError, ImportError) as e:
-        raise SystemExit(f"{NAME}: {e}") from None
-    print(f"{NAME}: {info.variant} from {info.path} ({info.format}), sha256 {info.sha256}"
-          + (f", official {info.release}" if info.release else ""), flush=True)
+    with _common.Timer() as load_time:
+        sam, info = load_sam(args.checkpoint)
+    _common.say(f"{NAME}: {info.variant} from {info.path} ({info.format}), sha256 {info.sha256}"
+          + (f", official {info.release}" if info.release else ""))
     args.out.mkdir(parents=True, exist_ok=True)
     predictor = SamPredictor(sam)
     with _common.Timer() as run_time:
         result = segment_image(args, predictor, *prompts) if args.image else score_horses(args, predictor)
     metrics = {"experiment": NAME, "profile": args.profile, "checkpoint": info.path, "format": info.format,
                "variant": info.variant, "sha256": info.sha256, "md5": info.md5, "release": info.release,
-               "device": _common.device_description(), "load_seconds": load_time.seconds,
+               "load_seconds": load_time.seconds,
                "run_seconds": run_time.seconds, **result}
-    _common.write_metrics(args.out, metrics)
-    return metrics
+    return _common.write_metrics(args, metrics)
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    _common.run(main)

@@ -25,7 +25,7 @@ def ch11_sam():
 
 
 def test_without_checkpoint_names_the_files(ch11_sam):
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(ch11_sam._common.UsageError) as exit_info:
         ch11_sam.main([])
     message = str(exit_info.value)
     assert "\n" not in message
@@ -64,10 +64,10 @@ def test_horse_set_scores_a_centroid_point(ch11_sam, tmp_path):
 
 
 def test_prompt_flags_are_checked(ch11_sam):
-    with pytest.raises(SystemExit, match="2 --point but 1 --label"):
+    with pytest.raises(ch11_sam._common.UsageError, match="2 --point but 1 --label"):
         ch11_sam.main(["--checkpoint", str(TINY), "--image", str(TINY), "--point", "1,2", "--point", "3,4",
                        "--label", "1"])
-    with pytest.raises(SystemExit, match=r"--box expects 4 comma-separated numbers, got '1,2,3'"):
+    with pytest.raises(ch11_sam._common.UsageError, match=r"--box expects 4 comma-separated numbers, got '1,2,3'"):
         ch11_sam.main(["--checkpoint", str(TINY), "--image", str(TINY), "--box", "1,2,3"])
 
 

@@ -1,7 +1,6 @@
 """Core layers (Dense, Dropout, Rescaling, Activation, Flatten): Keras parity, dropout
 statistics and modes, gradients and input errors."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -69,12 +69,17 @@ def _assert_close_weights(a: dict, b: dict, prefix: str, atol: float = 1e-6) -> 
     assert names and names == [k for k in b if k.startswith(prefix)]
     for name in names:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=atol, err_msg=name)
+    # Whatever the tolerance, almost every entry agrees to float32 rounding.
+    moved = sum(int(np.sum(~np.isclose(a[n], b[n], rtol=1e-5, atol=1e-6))) for n in names)
+    assert moved <= 1e-3 * sum(a[n].size for n in names), f"{prefix}: {moved} entries differ by more than 1e-6"
 
 
 # Sums split over 8 shards round differently, and Adam turns a rounding difference in a
-# near-zero gradient into up to one step (lr = 1e-3 for the convnet): measured 1.6e-6 on 2 of
-# the 294,912 entries of a kernel after two epochs; 1e-5 is 1% of a step.
-CH08_ATOL = 1e-5
+# near-zero gradient into up to one step (lr = 1e-3 for the convnet); Keras's Adam, whose ε
+# is added before bias correction (an effective ε ~30x smaller at the first steps), does so
+# more readily: measured 3.2e-5 on 2 of the 64 first-conv biases after two epochs (1.6e-6
+# with optax's Adam). 1e-4 is 10% of a step; the count check above bounds how many move.
+CH08_ATOL = 1e-4
 
 
 def _assert_close_history(a: dict, b: dict) -> None:

@@ -222,7 +222,7 @@ def load_sam(path: str | os.PathLike) -> tuple[Sam, CheckpointInfo]:
         weights = path / "model.weights.h5"
         if not weights.is_file():
             raise ValueError(f"{path}: a KerasHub preset directory needs model.weights.h5")
-        tensors, fmt, hashed = load_keras_hub_preset(weights), "keras_hub", weights
+        tensors, fmt, hashed = load_keras_hub_preset(weights, reference_keys), "keras_hub", weights
     elif path.suffix == ".safetensors":
         tensors, fmt, hashed = _load_safetensors(str(path)), "safetensors", path
     else:

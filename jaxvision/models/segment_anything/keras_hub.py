@@ -10,6 +10,7 @@ layout into Keras's; loading inverts that, so the usual shape checks of
 
 import os
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -107,11 +108,12 @@ def keras_hub_path(key: str) -> tuple[str, tuple[int, ...] | None]:
     raise ValueError(f"no KerasHub counterpart for SAM tensor {key!r}")
 
 
-def load_keras_hub_preset(weights: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reference-named tensors (reference layouts) from a KerasHub SAM ``model.weights.h5``."""
+def load_keras_hub_preset(weights: str | os.PathLike, reference_keys: Callable[[int], list[str]]
+                          ) -> dict[str, np.ndarray]:
+    """Reference-named tensors (reference layouts) from a KerasHub SAM ``model.weights.h5``;
+    ``reference_keys(depth)`` lists the names to look for (passed in, so this module stays a
+    leaf below ``checkpoint``)."""
     import h5py
-
-    from jaxvision.models.segment_anything.checkpoint import reference_keys
 
     weights = os.fspath(weights)
     try:
