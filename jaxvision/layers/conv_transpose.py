@@ -13,12 +13,12 @@ output sizes match Keras:
 * ``"same"``: ``n * s`` by default, ``(n - 1) * s + k % 2 + output_padding`` when given.
 
 Most of those multiplications are by the inserted zeros, and XLA's CPU backend does them, in
-the backward pass above all (measured 15-30× slower than the forward pass at the segmenter's
-sizes). Output pixels of the same *phase* ``(o_h mod s_h, o_w mod s_w)`` see the same taps of
+the backward pass above all (forward+backward 16-32× slower than the sub-pixel form at the
+segmenter's sizes; see bench/bench_conv_transpose.py). Output pixels of the same *phase* ``(o_h mod s_h, o_w mod s_w)`` see the same taps of
 the kernel, so the layer is also ``s_h · s_w`` ordinary stride-1 convolutions of the undilated
-input with those sub-kernels, interleaved (the sub-pixel formulation). We use it when compiling
-for CPU and the dilated form elsewhere, where cuDNN and the TPU compiler skip the zeros already;
-both give the same numbers up to float rounding order.
+input with those sub-kernels, interleaved (the sub-pixel formulation). We use it when the default
+backend is the CPU and the dilated form elsewhere, where cuDNN and the TPU compiler skip the zeros
+already; both give the same numbers up to float rounding order.
 """
 
 import functools
@@ -113,13 +113,13 @@ def conv_transpose_phases(x: jax.Array, kernel: jax.Array, strides: tuple[int, i
 @functools.partial(jax.jit, static_argnames=("strides", "pads", "dilation_rate"))
 def conv_transpose(x: jax.Array, kernel: jax.Array, strides: tuple[int, int], pads: Pads,
                    dilation_rate: tuple[int, int] = (1, 1)) -> jax.Array:
-    """Transposed conv, choosing the fastest formulation for the platform being compiled for."""
-    if strides == (1, 1):  # nothing is inserted: the dilated form is a plain convolution
+    """Transposed conv in the fastest formulation for the default backend."""
+    # Chosen when tracing, from the default backend: jax.lax.platform_dependent (as the
+    # depthwise conv uses) made the segmenter's whole train step 12x slower on CPU when
+    # differentiated, more than the sub-pixel form saves.
+    if strides == (1, 1) or jax.default_backend() != "cpu":  # stride 1 inserts nothing
         return conv_transpose_dilated(x, kernel, strides, pads, dilation_rate)
-    # Decided when lowering, so a jitted function picks the right one for its device.
-    return jax.lax.platform_dependent(
-        x, kernel, cpu=functools.partial(conv_transpose_phases, strides=strides, pads=pads),
-        default=functools.partial(conv_transpose_dilated, strides=strides, pads=pads, dilation_rate=dilation_rate))
+    return conv_transpose_phases(x, kernel, strides, pads)
 
 
 def _output_padding(value: int | Sequence[int] | None, strides: tuple[int, int]) -> tuple[int, int] | None:
