@@ -92,9 +92,9 @@ def mobilenet(alpha: float = 1.0, depth_multiplier: int = 1, include_top: bool =
               seed: int = 0) -> MobileNetV1:
     """MobileNet v1 with random weights (what checkpoints rebuild before restoring theirs).
 
-    >>> import jax.numpy as jnp
-    >>> model = mobilenet(alpha=0.25, include_top=False)
-    >>> model(jnp.zeros((1, 224, 224, 3))).shape
+    >>> from flax import nnx
+    >>> model = nnx.eval_shape(lambda: mobilenet(alpha=0.25, include_top=False))  # shapes only
+    >>> model.layer_shapes((1, 224, 224, 3))["conv_pw_13_relu"]
     (1, 7, 7, 256)
     """
     return MobileNetV1(alpha, depth_multiplier, include_top, pooling, classes, dropout, classifier_activation,

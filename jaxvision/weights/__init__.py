@@ -6,6 +6,7 @@
   order of the layers with weights as Keras does, or ``by_name=True``;
 * a Keras 3 ``.weights.h5``: by class-and-position key as Keras does, or ``by_name=True``
   (the names Keras 3.15 records);
+* a Keras 3 ``.keras`` archive (its ``model.weights.h5``), as ``.weights.h5``;
 * a KerasHub preset directory (``config.json`` + ``model.weights.h5`` [+ ``task.weights.h5``]);
 * a TF.js layers model (``model.json`` + shards, or its directory): by name, always.
 
@@ -30,6 +31,7 @@ from pathlib import Path
 from flax import nnx
 
 from jaxvision.weights.hdf5 import open_h5
+from jaxvision.weights.keras_archive import is_keras_archive, read_keras_archive
 from jaxvision.weights.keras_v3 import class_keys, is_keras_v3, read_keras_v3, write_keras_v3
 from jaxvision.weights.kerashub import is_kerashub_preset, read_kerashub_preset
 from jaxvision.weights.legacy_h5 import is_legacy, read_legacy_h5
@@ -40,7 +42,7 @@ from jaxvision.weights.tfjs import is_tfjs, read_tfjs
 __all__ = ["LoadResult", "keras_layers", "load_keras_weights", "save_keras_weights"]
 
 
-def _by_key(model: nnx.Module, layers: dict[str, FileLayer], source: str, by_name: bool):
+def _by_key(model: nnx.Module, layers: dict[str, FileLayer], by_name: bool):
     """Keras 3 layout: pair by class-and-position key, or by the recorded layer names."""
     if by_name:
         return match_by_name(model, list(layers.values()))
@@ -58,7 +60,8 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
 
     Args:
       model: a jaxvision model whose weighted layers carry Keras names.
-      path: the file, or a KerasHub preset / TF.js directory.
+      path: the file (``.h5``, ``.weights.h5``, ``.keras``, TF.js ``model.json``), or a KerasHub
+        preset / TF.js directory.
       by_name: pair layers by name instead of Keras's default for the format.
       strict: raise when the model has layers the file lacks or the other way round (always
         the case when loading by order with different layer counts); else load what matches.
@@ -74,8 +77,10 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
     source = str(path)
     if is_tfjs(path):
         pairs, missing, unexpected = match_by_name(model, read_tfjs(path))
+    elif is_keras_archive(path):
+        pairs, missing, unexpected = _by_key(model, read_keras_archive(path), by_name)
     elif is_kerashub_preset(path):
-        pairs, missing, unexpected = _by_key(model, read_kerashub_preset(path), source, by_name)
+        pairs, missing, unexpected = _by_key(model, read_kerashub_preset(path), by_name)
     elif path.is_dir():
         raise ValueError(f"{path} is a directory but neither a TF.js model (model.json) nor a KerasHub preset "
                          "(config.json + model.weights.h5)")
@@ -88,7 +93,7 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
                 else:
                     pairs, missing, unexpected = match_by_order(model, file_layers, source), [], []
             elif is_keras_v3(f):
-                pairs, missing, unexpected = _by_key(model, read_keras_v3(f, path), source, by_name)
+                pairs, missing, unexpected = _by_key(model, read_keras_v3(f, path), by_name)
             else:
                 raise ValueError(f"{path}: an HDF5 file without 'layer_names' or a 'layers' group; not a Keras "
                                  f"weights file (top-level keys: {sorted(f.keys())[:10]})")

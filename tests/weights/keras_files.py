@@ -15,12 +15,35 @@ KERAS_2_NAMES = {"DepthwiseConv2D": {"kernel": "depthwise_kernel"}}  # what TF.j
 
 
 def randomise(keras_model, seed: int = 0) -> None:
-    """Random weights (positive variances) so parity tests test every tensor."""
+    """Keep Keras's random kernels; make biases and every BatchNormalization tensor random
+    too (so parity tests test every tensor), at scales that keep activations near 1."""
     rng = np.random.default_rng(seed)
+    spread = {"gamma": (1.0, 0.2), "moving_variance": (1.0, 0.3)}
     for layer in keras_model.layers:
-        if layer.weights:
-            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if "variance" in w.path
-                               else rng.normal(0, 0.3, w.shape).astype(np.float32) for w in layer.weights])
+        values = []
+        for w in layer.weights:
+            name = w.path.rsplit("/", 1)[-1]
+            if name in ("kernel", "depthwise_kernel", "pointwise_kernel"):
+                values.append(np.asarray(w.numpy()))
+            else:
+                centre, width = spread.get(name, (0.0, 0.1))
+                values.append(rng.uniform(centre - width, centre + width, w.shape).astype(np.float32))
+        if values:
+            layer.set_weights(values)
+
+
+def fill_uniform(model, seed: int = 0) -> None:
+    """Random weights for a jaxvision model, drawn in NumPy (no initialiser compilation):
+    gamma and variances in [0.5, 1.5], everything else in [-0.1, 0.1]."""
+    from jaxvision.weights import keras_layers
+    from jaxvision.weights.model_layers import layer_variables
+
+    rng = np.random.default_rng(seed)
+    for layer in keras_layers(model).values():
+        for name, variable in layer_variables(layer):
+            centre = 1.0 if name in ("gamma", "moving_variance") else 0.0
+            width = 0.5 if centre else 0.1
+            variable[...] = rng.uniform(centre - width, centre + width, variable.shape).astype(np.float32)
 
 
 def write_legacy_h5(keras, keras_model, path) -> None:

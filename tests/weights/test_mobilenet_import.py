@@ -7,8 +7,9 @@ import pytest
 
 from jaxvision.applications import MobileNet
 from jaxvision.applications.pretrained import build
-from jaxvision.weights import load_keras_weights, save_keras_weights
-from keras_files import randomise, write_full_model_h5, write_legacy_h5, write_tfjs
+from jaxvision.weights import keras_layers, load_keras_weights, save_keras_weights
+from jaxvision.weights.model_layers import layer_variables
+from keras_files import fill_uniform, randomise, write_full_model_h5, write_legacy_h5, write_tfjs
 
 WRITERS = {
     "legacy.h5": lambda keras, model, tmp: write_legacy_h5(keras, model, tmp / "legacy.h5") or tmp / "legacy.h5",
@@ -24,10 +25,9 @@ CASES = [(0.25, 33, tuple(WRITERS)), (0.5, 32, ("weights.h5",)), (0.75, 35, ("tf
 def test_mobilenet_equals_keras_through_each_import_path(keras, tmp_path, alpha, size, paths):
     twin = keras.applications.MobileNet(alpha=alpha, weights=None, input_shape=(size, size, 3))
     randomise(twin, seed=int(alpha * 100))
-    features = keras.Model(twin.input, twin.get_layer("conv_pw_13_relu").output)
+    both = keras.Model(twin.input, [twin.get_layer("conv_pw_13_relu").output, twin.output])  # one compile
     x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
-    expected_top = twin.predict(x, verbose=0)
-    expected_features = features.predict(x, verbose=0)
+    expected_features, expected_top = both.predict(x, verbose=0)
     for path in paths:
         file = WRITERS[path](keras, twin, tmp_path)
         top = MobileNet(alpha=alpha, weights=file)  # weights= path, Keras's way
@@ -40,22 +40,16 @@ def test_mobilenet_equals_keras_through_each_import_path(keras, tmp_path, alpha,
 
 
 def test_export_loads_into_keras_exactly(keras, tmp_path):
-    ours = MobileNet(alpha=0.25, seed=4)
-    for layer in (ours.conv1_bn, ours.conv_pw_13_bn):  # non-trivial statistics
-        layer.moving_variance[...] = layer.moving_variance[...] * 1.7
+    ours = build("mobilenet", "random", alpha=0.25)
+    fill_uniform(ours, seed=4)
     save_keras_weights(ours, tmp_path / "ours.weights.h5")
     twin = keras.applications.MobileNet(alpha=0.25, weights=None, input_shape=(32, 32, 3))
     twin.load_weights(tmp_path / "ours.weights.h5")
-    for name in ("conv1_bn", "conv_dw_7", "conv_pw_13_bn", "conv_preds"):
-        for theirs, mine in zip(twin.get_layer(name).get_weights(),
-                                [v[...] for _, v in sorted_vars(getattr(ours, name))]):
-            np.testing.assert_array_equal(theirs, np.asarray(mine))
+    theirs = [layer for layer in twin.layers if layer.weights]
+    assert [layer.name for layer in theirs] == list(keras_layers(ours))
+    for layer, mine in zip(theirs, keras_layers(ours).values()):
+        for a, (_, b) in zip(layer.get_weights(), layer_variables(mine), strict=True):
+            np.testing.assert_array_equal(a, np.asarray(b[...]))
     x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     ours.eval()
     np.testing.assert_allclose(np.asarray(ours(jnp.asarray(x))), twin.predict(x, verbose=0), atol=1e-5)
-
-
-def sorted_vars(layer):
-    from jaxvision.weights.model_layers import layer_variables
-
-    return layer_variables(layer)
