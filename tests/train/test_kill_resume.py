@@ -19,12 +19,25 @@ WORKER = Path(__file__).with_name("kill_worker.py")
 TMP_MARK = "orbax-checkpoint-tmp"
 
 
-def entries(out: Path) -> set[str]:
-    return {f"{d}/{p.name}" for d in ("backup", "checkpoint") if (out / d).is_dir() for p in (out / d).iterdir()}
+def checkpoint_folders(out: Path) -> dict[Path, int]:
+    """Every step folder, finished or not (``N.orbax-checkpoint-tmp``), with its inode."""
+    found = {}
+    for folder in (out / "backup", out / "checkpoint"):
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            try:
+                found[entry] = entry.stat().st_ino
+            except FileNotFoundError:  # renamed or deleted meanwhile
+                continue
+    return found
 
 
-def writing(out: Path) -> bool:
-    return any(TMP_MARK in name for name in entries(out))
+def written_by_this_life(out: Path, earlier: dict[Path, int], *, temporary: bool) -> bool:
+    """Whether this life of the worker has created a step folder (an unfinished one if
+    ``temporary``). Names repeat across lives (a resumed run writes step N again) and the
+    restart deletes the unfinished folder a kill left, so a folder counts only if its
+    (name, inode) was not there before this life began."""
+    return any((TMP_MARK in path.name or not temporary) and earlier.get(path) != inode
+               for path, inode in checkpoint_folders(out).items())
 
 
 REPO = Path(__file__).parents[2]
@@ -66,15 +79,16 @@ def test_sigkilled_training_resumes_bit_identically(tmp_path):
     # A kill at a random moment after the worker's first write of its life, then kills as
     # soon as a checkpoint write is seen in progress (plus 0–2 ms).
     for plan in ("random", "write", "write"):
-        before = entries(out)
+        earlier = checkpoint_folders(out)
         process = start(out, log)
         if plan == "random":
-            killed = kill_when(process, lambda: entries(out) - before, rng.uniform(0.0, 0.4))
+            killed = kill_when(process, lambda: written_by_this_life(out, earlier, temporary=False), rng.uniform(0.0, 0.4))
         else:
-            killed = kill_when(process, lambda: writing(out), rng.uniform(0.0, 0.002))
+            killed = kill_when(process, lambda: written_by_this_life(out, earlier, temporary=True), rng.uniform(0.0, 0.002))
         assert killed, f"the worker ended before kill {kills + 1}: {log.read_text()[-2000:]}"
         kills += 1
-        inside_writes += writing(out)  # a temporary checkpoint left behind: the kill hit a write
+        # An unfinished checkpoint of this life left behind: the kill landed inside a write.
+        inside_writes += written_by_this_life(out, earlier, temporary=True)
     process = start(out, log)
     assert process.wait(timeout=300) == 0, log.read_text()[-2000:]
     print(f"{kills} kills, {inside_writes} inside a checkpoint write")
