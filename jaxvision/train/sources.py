@@ -2,7 +2,8 @@
 
 Arrays that fit (``DEVICE_LIMIT_BYTES``) are uploaded once, split by rows over the mesh's
 ``"data"`` axis, and every batch is gathered on the devices inside the jitted step, so an
-accelerator is never waiting for the host. Larger arrays are sliced on the host. Either
+accelerator is never waiting for the host (XLA gathers each device's rows locally and sums
+the pieces: only the batch crosses devices, never the data set). Larger arrays are sliced on the host. Either
 way, each process reads only the rows its own devices hold. The shuffled order of an epoch
 is a pure function of ``(seed, epoch)``, which is what makes a resumed run repeat the same
 batches (and every process agree on them).

@@ -64,6 +64,8 @@ def main() -> None:
     except ValueError as e:
         result["batch_30"] = str(e)
 
+    result["train_step_collectives"] = collectives(x, y)
+
     # A grain pipeline: each process loads only its part of every global batch.
     from_pipeline = dropout_bn_net()
     fit(from_pipeline, ArrayDataset(x[:96], y[:96], batch_size=32, seed=0), **train_kwargs(epochs=1, verbose=2))
@@ -85,6 +87,31 @@ def main() -> None:
         run_experiment(args.out / "ch08", result, saved)
     (out / "result.json").write_text(json.dumps(result))
     np.savez(out / "weights.npz", **saved)
+
+
+def collectives(x, y) -> list[str]:
+    """The result shapes of the cross-device operations in the compiled train step that
+    gathers its batch from device-resident (row-sharded) data."""
+    import re
+
+    import numpy as np
+
+    from jaxvision.train import Callback, fit
+    from jaxvision.train.sources import ArraySource
+    from train_helpers import dropout_bn_net, train_kwargs
+
+    class Keep(Callback):
+        def on_train_end(self, logs, trainer):
+            self.trainer = trainer
+
+    keep = Keep()
+    fit(dropout_bn_net(), (x, y), **train_kwargs(epochs=1, callbacks=[keep]))
+    trainer = keep.trainer
+    source = ArraySource(x, y, 32, trainer.placement, what="x")
+    order = trainer.placement.replicate(np.arange(len(x), dtype=np.int32))
+    text = trainer.steps.train_gather.lower(trainer.carry, trainer.rngs, trainer.key, source.x, source.y, order, 0,
+                                            size=32).compile().as_text()
+    return re.findall(r"= (\([^)]*\)|\S+) (?:all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)(?:-start)?\(", text)
 
 
 def run_experiment(out: Path, result: dict, saved: dict) -> None:

@@ -105,6 +105,14 @@ def test_eight_devices_train_like_one_on_the_same_global_batch(runs):
     assert len(one["result"]["ch08"]["history"]["loss"]) == 2
 
 
+def test_resident_data_stays_split_only_the_batch_crosses_devices(runs):
+    # 100 examples padded to 104 rows, 13 per device; each step gathers a batch of 32.
+    shapes = runs["eight"]["result"]["train_step_collectives"]
+    assert any(shape.startswith("f32[32,2]") for shape in shapes)  # the gathered batch
+    assert not any("[104" in shape or "[100" in shape for shape in shapes), shapes  # never the data set
+    assert runs["one"]["result"]["train_step_collectives"] == []
+
+
 def test_sharded_evaluate_and_predict_count_every_example_once(runs):
     one, eight = runs["one"]["result"], runs["eight"]["result"]
     predictions = runs["one"]["weights"]["bn/predict"], runs["eight"]["weights"]["bn/predict"]
