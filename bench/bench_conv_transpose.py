@@ -9,23 +9,13 @@ Times are the best of ``--repeats`` runs after one compile-and-warm-up call, in 
 """
 
 import argparse
-import time
 
 import jax
 
+from timing import best_time
 from jaxvision.layers.conv_transpose import conv_transpose_dilated, conv_transpose_phases, transpose_padding
 
 FORMULATIONS = {"dilated": conv_transpose_dilated, "phases": conv_transpose_phases}
-
-
-def best_time(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # compile and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
 
 
 def main() -> None:

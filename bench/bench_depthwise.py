@@ -10,10 +10,10 @@ best of ``--repeats`` runs after one compile-and-warm-up call, in milliseconds.
 """
 
 import argparse
-import time
 
 import jax
 
+from timing import best_time
 from jaxvision.layers.separable import depthwise_conv, depthwise_conv_lax, depthwise_conv_shifted
 
 # (height, width, channels, kernel, strides, padding, depth_multiplier): the depthwise halves of
@@ -26,16 +26,6 @@ SHAPES = [
     (45, 45, 64, 3, 2, "same", 2),
 ]
 FORMULATIONS = {"grouped": depthwise_conv_lax, "shifted": depthwise_conv_shifted, "layer": depthwise_conv}
-
-
-def best_time(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # compile and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
 
 
 def main() -> None:
