@@ -137,9 +137,11 @@ class Steps:
             sums = update_sums(carry.sums, metrics, value, y, y_pred)
             newly_bad = (carry.bad_step < 0) & ~jnp.isfinite(value)
             good = (carry.bad_step < 0) & ~newly_bad
-            keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(good, new, old))
-            return Carry(keep(params, carry.params), keep(state, carry.state), keep(opt_state, carry.opt_state),
-                         keep(sums, carry.sums), carry.step + 1,
+            # One branch choice for the whole carry, not a select per element of every weight and
+            # optimizer slot (that costs a full extra read of the state on every step).
+            kept = jax.lax.cond(good, lambda: (params, state, opt_state, sums),
+                                lambda: (carry.params, carry.state, carry.opt_state, carry.sums))
+            return Carry(*kept, carry.step + 1,
                          jnp.where(newly_bad, carry.step, carry.bad_step),
                          jnp.where(newly_bad, value.astype(jnp.float32), carry.bad_loss))
 
