@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvision.layers import Conv2D, Dense
-from jaxvision.models.segment_anything.common import ConvTranspose2x2, Embedding, LayerNorm
+from jaxvision.layers import Conv2D, Conv2DTranspose, Dense
+from jaxvision.models.segment_anything.common import Embedding, LayerNorm
 from jaxvision.models.segment_anything.sam import CONFIGS, Sam, SamConfig
 from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
 
@@ -27,7 +27,7 @@ from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
 _LEAVES: dict[tuple[type, str], tuple[str, tuple[int, ...] | None]] = {
     (Dense, "kernel"): ("weight", (1, 0)),  # Linear (out, in)
     (Conv2D, "kernel"): ("weight", (2, 3, 1, 0)),  # Conv2d OIHW → HWIO
-    (ConvTranspose2x2, "kernel"): ("weight", (2, 3, 0, 1)),  # ConvTranspose2d (in, out, kh, kw)
+    (Conv2DTranspose, "kernel"): ("weight", (2, 3, 1, 0)),  # ConvTranspose2d (in, out, kh, kw) → Keras (kh, kw, out, in)
     (LayerNorm, "scale"): ("weight", None),
     (Embedding, "embedding"): ("weight", None),
 }

@@ -1,5 +1,5 @@
 """Small building blocks that SAM shares: LayerNorm, learned embeddings, a fixed buffer,
-the MLP heads and the 2×2 stride-2 transposed convolution.
+the MLP heads.
 
 Attribute names mirror the reference's ``state_dict`` (``lin1``, ``layers.0`` …) so the
 checkpoint key of every parameter follows from its path; see :mod:`.checkpoint`.
@@ -98,25 +98,3 @@ class MLPBlock(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.lin2(self.activation(self.lin1(x)))
-
-
-class ConvTranspose2x2(nnx.Module):
-    """Transposed convolution with kernel 2 and stride 2 on NHWC: every input pixel spreads to
-    its own 2×2 output block, ``out[2i+a, 2j+b, o] = Σ_c x[i, j, c] · kernel[a, b, c, o] + bias[o]``,
-    so it is one einsum (no overlap, no flip).
-
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> ConvTranspose2x2(4, 2, rngs=nnx.Rngs(0))(jnp.ones((1, 3, 5, 4))).shape
-    (1, 6, 10, 2)
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, *, rngs: nnx.Rngs):
-        shape = (2, 2, in_channels, out_channels)
-        self.kernel = nnx.Param(jax.nn.initializers.glorot_uniform()(rngs.params(), shape))
-        self.bias = nnx.Param(jnp.zeros((out_channels,)))
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        b, h, w, _ = x.shape
-        y = jnp.einsum("bhwc,xyco->bhxwyo", x, self.kernel[...])
-        return y.reshape(b, 2 * h, 2 * w, -1) + self.bias[...]

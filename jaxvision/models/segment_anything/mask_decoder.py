@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvision.models.segment_anything.common import MLP, ConvTranspose2x2, Embedding, LayerNorm, gelu
+from jaxvision.layers import Conv2DTranspose
+from jaxvision.models.segment_anything.common import MLP, Embedding, LayerNorm, gelu
 from jaxvision.models.segment_anything.transformer import TwoWayTransformer
 
 
@@ -37,8 +38,8 @@ class MaskDecoder(nnx.Module):
         self.iou_token = Embedding(1, transformer_dim, rngs=rngs)
         self.mask_tokens = Embedding(self.num_mask_tokens, transformer_dim, rngs=rngs)
         c4, c8 = transformer_dim // 4, transformer_dim // 8
-        self.output_upscaling = nnx.List([ConvTranspose2x2(transformer_dim, c4, rngs=rngs), LayerNorm(c4, 1e-6), gelu,
-                                          ConvTranspose2x2(c4, c8, rngs=rngs), gelu])
+        self.output_upscaling = nnx.List([Conv2DTranspose(transformer_dim, c4, 2, strides=2, rngs=rngs), LayerNorm(c4, 1e-6), gelu,
+                                          Conv2DTranspose(c4, c8, 2, strides=2, rngs=rngs), gelu])
         self.output_hypernetworks_mlps = nnx.List([
             MLP((transformer_dim, transformer_dim, transformer_dim, c8), rngs=rngs) for _ in range(self.num_mask_tokens)])
         self.iou_prediction_head = MLP((transformer_dim,) + (iou_head_hidden_dim,) * (iou_head_depth - 1)

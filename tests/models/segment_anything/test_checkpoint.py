@@ -43,8 +43,9 @@ def test_load_reports_variant_and_sha256(tiny_tensors):
     assert hashlib.sha256(TINY.read_bytes()).hexdigest() == TINY_SHA256
     np.testing.assert_array_equal(np.asarray(sam.image_encoder.blocks[0].attn.qkv.kernel[...]),
                                   tiny_tensors["image_encoder.blocks.0.attn.qkv.weight"].T)
+    # Conv2DTranspose keeps Keras's kernel layout (kh, kw, out, in); torch's is (in, out, kh, kw).
     np.testing.assert_array_equal(np.asarray(sam.mask_decoder.output_upscaling[0].kernel[...]),
-                                  tiny_tensors["mask_decoder.output_upscaling.0.weight"].transpose(2, 3, 0, 1))
+                                  tiny_tensors["mask_decoder.output_upscaling.0.weight"].transpose(2, 3, 1, 0))
 
 
 def _zip_with_pickle(path: Path, payload: bytes) -> Path:
