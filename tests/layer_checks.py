@@ -1,4 +1,4 @@
-"""Helpers shared by the convolution layer tests: fast parameter keys, Keras's output-size
+"""Helpers shared by the layer tests: fast parameter keys, training mode, Keras's output-size
 rule, and the float64 finite-difference gradient check."""
 
 import math
@@ -15,6 +15,12 @@ from jaxvision.layers import set_policy
 def fast_rngs() -> nnx.Rngs:
     """RBG keys: each new kernel shape compiles its initialiser ~3x faster than with threefry."""
     return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
+
+
+def training(module: nnx.Module) -> nnx.Module:
+    """``module`` switched to training mode (layers start in inference mode, as in Keras)."""
+    module.train()
+    return module
 
 
 def expected_spatial(size, kernel, strides, padding, dilation) -> tuple[int, ...]:

@@ -1,7 +1,8 @@
 """RandomFlip, RandomRotation and RandomZoom: Keras 3's spatial augmentation layers in jax.
 
 Each image of a batch draws its own parameters from the layer's ``augment`` rng stream; the
-layers are identity when ``deterministic`` (set by ``model.eval()``). ``sample(key, n)`` draws
+layers are identity when ``deterministic``, the inference mode every layer starts in (``model.train()``
+switches them on, as ``fit`` does inside its step). ``sample(key, n)`` draws
 the per-image parameters and ``transform(images, params)`` applies them, so a fixed transform
 is one call away and a data pipeline can drive the layers with explicit keys
 (:class:`AugmentBatch`).
@@ -38,7 +39,7 @@ class _Augmentation(Layer):
 
     def __init__(self, rngs: nnx.Rngs, name: str | None):
         self.name = name
-        self.deterministic = False
+        self.deterministic = True  # inference mode until model.train(), like every layer
         self.rngs = rngs.augment
 
     def sample(self, key: jax.Array, batch_size: int) -> jax.Array:

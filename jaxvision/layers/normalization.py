@@ -19,10 +19,11 @@ class BatchNormalization(Layer):
     """Normalise each channel (last axis) over all other axes, like
     ``keras.layers.BatchNormalization``.
 
-    Training mode (the default) normalises with the batch mean and *biased* batch variance
-    and folds them into the moving statistics,
+    In training mode (``model.train()``, what ``fit`` uses inside its step) it normalises with
+    the batch mean and *biased* batch variance and folds them into the moving statistics,
     ``moving = moving * momentum + batch * (1 - momentum)``.
-    With ``use_running_average`` (after ``model.eval()``), or when frozen
+    In inference mode (``use_running_average``: the mode every layer starts in, as a Keras
+    layer called without ``training=True``, and the one ``model.eval()`` restores), or when frozen
     (``trainable = False``), it normalises with the moving statistics and leaves them alone. Either way the output is
     ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``.
 
@@ -42,13 +43,14 @@ class BatchNormalization(Layer):
     >>> import jax.numpy as jnp
     >>> bn = BatchNormalization(2, rngs=nnx.Rngs(0))
     >>> x = jnp.array([[0.0, 10.0], [4.0, 30.0]])  # batch mean (2, 20), biased variance (4, 100)
-    >>> bn(x).round(2)
+    >>> bn.train(); bn(x).round(2)
     Array([[-1., -1.],
            [ 1.,  1.]], dtype=float32)
     >>> [round(v, 4) for v in bn.moving_mean[...].tolist() + bn.moving_variance[...].tolist()]
     [0.02, 0.2, 1.03, 1.99]
-    >>> bn.eval(); bn(x).shape
-    (2, 2)
+    >>> bn.eval(); bn(x).round(2)  # moving statistics: (x - 0.02) / sqrt(1.03 + 1e-3)
+    Array([[-0.02,  9.66],
+           [ 3.92, 29.39]], dtype=float32)
     """
 
     def __init__(self, in_channels: int, momentum: float = 0.99, epsilon: float = 1e-3,
@@ -59,7 +61,7 @@ class BatchNormalization(Layer):
         self.in_channels, self.name = in_channels, name
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = center, scale
-        self.use_running_average = False
+        self.use_running_average = True
         self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
         stat_dtype = at_least_float32(self.param_dtype)
         self.gamma = nnx.Param(jnp.ones((in_channels,), self.param_dtype)) if scale else None

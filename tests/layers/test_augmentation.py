@@ -10,6 +10,7 @@ from flax import nnx
 
 from jaxvision.layers.affine import FILL_MODES, INTERPOLATIONS
 from jaxvision.layers.augmentation import AugmentBatch, RandomFlip, RandomRotation, RandomZoom, augment
+from layer_checks import training
 
 
 def _images(n: int = 2, h: int = 12, w: int = 17, c: int = 3) -> np.ndarray:
@@ -19,8 +20,8 @@ def _images(n: int = 2, h: int = 12, w: int = 17, c: int = 3) -> np.ndarray:
 
 def _layers(seed: int = 1):
     """One of each layer, each with its own ``augment`` stream seeded ``seed``."""
-    return [RandomFlip(rngs=nnx.Rngs(augment=seed)), RandomRotation(0.2, rngs=nnx.Rngs(augment=seed)),
-            RandomZoom(0.3, rngs=nnx.Rngs(augment=seed))]
+    return [training(RandomFlip(rngs=nnx.Rngs(augment=seed))), training(RandomRotation(0.2, rngs=nnx.Rngs(augment=seed))),
+            training(RandomZoom(0.3, rngs=nnx.Rngs(augment=seed)))]
 
 
 def _pattern(n: int = 4, size: int = 16) -> np.ndarray:
@@ -64,7 +65,7 @@ def test_flip_transform_matches_numpy_flips():
                                            ("horizontal_and_vertical", {0, 3})])
 def test_flip_modes_flip_half_of_the_images(mode, allowed, keras):
     x = np.tile(np.arange(6, dtype=np.float32).reshape(1, 2, 3, 1), (1000, 1, 1, 1))
-    kinds = _classify(np.asarray(RandomFlip(mode, rngs=nnx.Rngs(augment=0))(jnp.asarray(x))), x)
+    kinds = _classify(np.asarray(training(RandomFlip(mode, rngs=nnx.Rngs(augment=0)))(jnp.asarray(x))), x)
     assert set(np.unique(kinds)) == allowed
     assert 0.45 < np.mean(kinds != 0) < 0.55
     # Keras 3 draws one coin per image, so "horizontal_and_vertical" flips both axes or neither.
@@ -79,7 +80,7 @@ def test_fixed_rotation_matches_keras(fill_mode, interpolation, keras):
     for turn in (0.1, -0.3428):  # 36° and about -123.4°
         ref = keras.layers.RandomRotation((turn, turn), fill_mode=fill_mode, interpolation=interpolation,
                                           fill_value=0.3, seed=0)(x, training=True)
-        layer = RandomRotation((turn, turn), fill_mode, interpolation, 0.3, rngs=nnx.Rngs(0))
+        layer = training(RandomRotation((turn, turn), fill_mode, interpolation, 0.3, rngs=nnx.Rngs(0)))
         np.testing.assert_allclose(layer(jnp.asarray(x)), ref, atol=1e-5)
         fixed = layer.transform(jnp.asarray(x), jnp.full((2,), turn * 360.0))
         np.testing.assert_allclose(fixed, ref, atol=1e-5)
@@ -91,7 +92,7 @@ def test_fixed_zoom_matches_keras(fill_mode, interpolation, keras):
     x = _images()
     ref = keras.layers.RandomZoom((0.3, 0.3), (-0.45, -0.45), fill_mode=fill_mode, interpolation=interpolation,
                                   fill_value=0.3, seed=0)(x, training=True)
-    layer = RandomZoom((0.3, 0.3), (-0.45, -0.45), fill_mode, interpolation, 0.3, rngs=nnx.Rngs(0))
+    layer = training(RandomZoom((0.3, 0.3), (-0.45, -0.45), fill_mode, interpolation, 0.3, rngs=nnx.Rngs(0)))
     np.testing.assert_allclose(layer(jnp.asarray(x)), ref, atol=1e-5)
     np.testing.assert_allclose(layer.transform(jnp.asarray(x), jnp.array([[1.3, 0.55]] * 2)), ref, atol=1e-5)
 
@@ -99,16 +100,16 @@ def test_fixed_zoom_matches_keras(fill_mode, interpolation, keras):
 def test_zoom_without_width_factor_keeps_aspect_like_keras(keras):
     x = _images()
     ref = keras.layers.RandomZoom((-0.4, -0.4), seed=0)(x, training=True)
-    np.testing.assert_allclose(RandomZoom((-0.4, -0.4), rngs=nnx.Rngs(0))(jnp.asarray(x)), ref, atol=1e-5)
+    np.testing.assert_allclose(training(RandomZoom((-0.4, -0.4), rngs=nnx.Rngs(0)))(jnp.asarray(x)), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("fill_mode", ["constant", "reflect"])
 def test_masks_match_keras_segmentation_masks(fill_mode, keras):
     x, mask = _images(2, 16, 16), _pattern(2)[..., None]
     for ours, ref_layer in [
-        (RandomRotation((0.07, 0.07), fill_mode, rngs=nnx.Rngs(0)),
+        (training(RandomRotation((0.07, 0.07), fill_mode, rngs=nnx.Rngs(0))),
          keras.layers.RandomRotation((0.07, 0.07), fill_mode=fill_mode, seed=0)),
-        (RandomZoom((0.25, 0.25), (-0.3, -0.3), fill_mode, rngs=nnx.Rngs(0)),
+        (training(RandomZoom((0.25, 0.25), (-0.3, -0.3), fill_mode, rngs=nnx.Rngs(0))),
          keras.layers.RandomZoom((0.25, 0.25), (-0.3, -0.3), fill_mode=fill_mode, seed=0)),
     ]:
         ref = ref_layer({"images": x, "segmentation_masks": mask}, training=True)
@@ -148,7 +149,7 @@ def test_call_is_sample_then_transform_with_the_stream_key():
         out = layer(x)
         np.testing.assert_array_equal(out, layer.transform(x, layer.sample(key, 6)))
     # Each copy got its own angle: all six rotated outputs differ pairwise.
-    out = np.asarray(RandomRotation(0.2, rngs=nnx.Rngs(augment=2))(x))
+    out = np.asarray(training(RandomRotation(0.2, rngs=nnx.Rngs(augment=2)))(x))
     gaps = np.abs(out[:, None] - out[None]).max(axis=(2, 3, 4))
     assert (gaps + np.eye(6) > 1e-3).all()
 
@@ -189,9 +190,10 @@ def test_joint_image_and_mask_move_together(mask_dtype, channel):
     mask = jnp.asarray(labels[..., None] if channel else labels, mask_dtype)
     image = jnp.asarray(np.repeat(labels[..., None] * 0.5, 3, axis=-1), jnp.float32)  # the square is 1.0
     rngs = nnx.Rngs(augment=3)
-    cases = [(RandomFlip(rngs=rngs), True), (RandomRotation(0.2, "reflect", "nearest", rngs=rngs), True),
-             (RandomZoom(0.3, fill_mode="constant", interpolation="nearest", rngs=rngs), True),
-             (RandomRotation(0.2, rngs=rngs), False), (RandomZoom(0.3, rngs=rngs), False)]
+    cases = [(training(RandomFlip(rngs=rngs)), True),
+             (training(RandomRotation(0.2, "reflect", "nearest", rngs=rngs)), True),
+             (training(RandomZoom(0.3, fill_mode="constant", interpolation="nearest", rngs=rngs)), True),
+             (training(RandomRotation(0.2, rngs=rngs)), False), (training(RandomZoom(0.3, rngs=rngs)), False)]
     for layer, nearest in cases:
         out, out_mask = layer(image, mask)
         assert out_mask.dtype == mask_dtype and out_mask.shape == mask.shape

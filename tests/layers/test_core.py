@@ -9,6 +9,7 @@ from jax.test_util import check_grads
 
 from jaxvision.layers import Activation, Dense, Dropout, Flatten, Rescaling, get_activation, set_policy
 from jaxvision.layers.core import ACTIVATIONS
+from layer_checks import training
 
 
 def normal(shape, seed=0, dtype=np.float32):
@@ -143,7 +144,7 @@ def test_flatten_gradients(x64):
 
 @pytest.mark.parametrize("rate", [0.2, 0.5])
 def test_dropout_rate_and_scaling(rate):
-    y = np.asarray(Dropout(rate, rngs=nnx.Rngs(0))(jnp.ones((400, 500))))
+    y = np.asarray(training(Dropout(rate, rngs=nnx.Rngs(0)))(jnp.ones((400, 500))))
     dropped = y == 0.0
     # 200,000 Bernoulli draws: the standard deviation of the fraction is about 0.001.
     assert abs(dropped.mean() - rate) < 0.01
@@ -155,7 +156,7 @@ def test_dropout_matches_keras_on_the_same_key(keras):
     from keras.src.backend.jax.random import dropout as keras_dropout
 
     x = normal((8, 16), seed=11)
-    ours = Dropout(0.3, rngs=nnx.Rngs(dropout=7))(jnp.asarray(x))
+    ours = training(Dropout(0.3, rngs=nnx.Rngs(dropout=7)))(jnp.asarray(x))
     key = nnx.Rngs(dropout=7).dropout()  # the key the layer's first call draws
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(keras_dropout(jnp.asarray(x), 0.3, seed=key)))
 
@@ -163,6 +164,8 @@ def test_dropout_matches_keras_on_the_same_key(keras):
 def test_dropout_draws_a_new_mask_per_call_and_is_identity_in_eval():
     drop = Dropout(0.5, rngs=nnx.Rngs(0))
     x = jnp.ones((64, 64))
+    assert drop.deterministic is True and drop(x) is x  # inference mode until train(), as in Keras
+    drop.train()
     first, second = np.asarray(drop(x)), np.asarray(drop(x))
     assert not np.array_equal(first == 0, second == 0)
     drop.eval()
@@ -175,7 +178,7 @@ def test_dropout_draws_a_new_mask_per_call_and_is_identity_in_eval():
 
 def test_dropout_gradients(x64):
     # Each call of the copied module draws the same mask, so the layer is a fixed linear map.
-    check_module_grads(Dropout(0.4, rngs=nnx.Rngs(0)), normal((3, 6), seed=12, dtype=np.float64), 2)
+    check_module_grads(training(Dropout(0.4, rngs=nnx.Rngs(0))), normal((3, 6), seed=12, dtype=np.float64), 2)
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0])

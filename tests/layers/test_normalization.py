@@ -9,6 +9,7 @@ from flax import nnx
 from jax.test_util import check_grads
 
 from jaxvision.layers import BatchNormalization, set_policy
+from layer_checks import training
 
 
 def randomised(in_channels, seed=0, **kwargs):
@@ -57,7 +58,7 @@ def test_initial_values_and_collections():
     np.testing.assert_array_equal(np.asarray(bn.beta[...]), np.zeros(3))
     np.testing.assert_array_equal(np.asarray(bn.moving_mean[...]), np.zeros(3))
     np.testing.assert_array_equal(np.asarray(bn.moving_variance[...]), np.ones(3))
-    assert bn.use_running_average is False
+    assert bn.use_running_average is True  # inference mode until train(), as a Keras layer
     no_affine = BatchNormalization(3, center=False, scale=False, rngs=nnx.Rngs(0))
     assert no_affine.gamma is None and no_affine.beta is None
     assert len(jax.tree.leaves(nnx.state(no_affine, nnx.Param))) == 0
@@ -70,7 +71,7 @@ def test_initial_values_and_collections():
     ((5, 3), {"scale": False}),
 ])
 def test_training_matches_keras_over_several_steps(keras, shape, kwargs):
-    bn = randomised(shape[-1], **kwargs)
+    bn = training(randomised(shape[-1], **kwargs))
     layer = keras_copy(keras, bn, shape)
     for x in batches(shape, 3):
         assert_close(bn(jnp.asarray(x)), layer(x, training=True))
@@ -78,7 +79,7 @@ def test_training_matches_keras_over_several_steps(keras, shape, kwargs):
 
 
 def test_training_step_follows_the_formula():
-    bn = randomised(3, momentum=0.8)
+    bn = training(randomised(3, momentum=0.8))
     gamma, beta = np.asarray(bn.gamma[...], np.float64), np.asarray(bn.beta[...], np.float64)
     mean0, var0 = np.asarray(bn.moving_mean[...], np.float64), np.asarray(bn.moving_variance[...], np.float64)
     (x,) = batches((4, 2, 3, 3), 1)
@@ -117,6 +118,9 @@ class Block(nnx.Module):
 def test_eval_and_train_switch_the_mode_of_nested_layers():
     model = Block()
     x = jnp.asarray(batches((8, 2), 1)[0])
+    assert model.inner[0].use_running_average is True
+    np.testing.assert_allclose(model(x), x / np.sqrt(1 + 1e-3), rtol=1e-6)  # fresh: moving statistics
+    model.train()
     trained = model(x)
     np.testing.assert_allclose(np.asarray(trained.mean(0)), [0.0, 0.0], atol=1e-5)  # batch statistics
     model.eval()

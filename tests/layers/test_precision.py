@@ -77,6 +77,7 @@ def test_low_precision_inputs_are_cast_to_the_compute_dtype_like_keras(name, low
 
 def test_batch_normalization_keeps_float32_statistics():
     bn = BatchNormalization(3, momentum=0.5, rngs=nnx.Rngs(0), dtype="bfloat16")
+    bn.train()
     assert bn.gamma.dtype == jnp.bfloat16 and bn.moving_mean.dtype == bn.moving_variance.dtype == jnp.float32
     x = jnp.asarray(sample((8, 2, 2, 3)) + 1000.0)  # a mean bfloat16 cannot hold to 1 part in 1e3
     x16 = x.astype(jnp.bfloat16)
