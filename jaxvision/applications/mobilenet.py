@@ -43,6 +43,8 @@ class MobileNetV1(Sequential):
       rngs: ``nnx.Rngs`` with ``params`` and ``dropout`` streams.
     """
 
+    keras_class = "Functional"  # keras.applications.MobileNet returns a functional model
+
     def __init__(self, alpha: float = 1.0, depth_multiplier: int = 1, include_top: bool = True,
                  pooling: str | None = None, classes: int = 1000, dropout: float = 1e-3,
                  classifier_activation: str | None = "softmax", *, rngs: nnx.Rngs):

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import jax
 from flax import nnx
 
+from jaxvision.layers.regularizers import add_loss
+
 
 def set_trainable(module: nnx.Module, value: bool) -> None:
     """Set ``trainable`` on ``module`` and every module inside it (what ``layer.trainable = v`` does)."""
@@ -43,6 +45,11 @@ class Layer(nnx.Module):
     (9, 12)
     """
 
+    def add_loss(self, value: jax.Array) -> None:
+        """Add ``value`` to the loss ``fit`` minimises (Keras's ``add_loss``, e.g. an activity
+        penalty computed in ``__call__``); see :mod:`jaxvision.layers.regularizers`."""
+        add_loss(value)
+
     @property
     def trainable(self) -> bool:
         return self.__dict__.get("_trainable", True)
@@ -50,6 +57,15 @@ class Layer(nnx.Module):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         set_trainable(self, value)
+
+
+def sublayers(module: nnx.Module) -> list[tuple[str, nnx.Module]]:
+    """The modules stored as attributes of ``module``, in its ``layer_names`` order (the
+    Keras layer order every jaxvision model records; attribute order is lost when NNX
+    rebuilds a module, e.g. after ``nnx.merge``), then any others in attribute order."""
+    children = {k: v for k, v in vars(module).items() if not k.startswith("_") and isinstance(v, nnx.Module)}
+    ordered = [n for n in getattr(module, "layer_names", ()) if n in children]
+    return [(n, children[n]) for n in ordered] + [(n, v) for n, v in children.items() if n not in ordered]
 
 
 def frozen_paths(module: nnx.Module) -> tuple[tuple, ...]:

@@ -14,6 +14,7 @@ from jaxvision.layers._validate import check_fits, check_input, check_padding, p
 from jaxvision.layers.base import Layer
 from jaxvision.layers.core import get_activation
 from jaxvision.layers.precision import PolicyLike, layer_dtypes
+from jaxvision.layers.regularizers import Regularizer, activity_penalty, get_regularizer
 
 # NHWC inputs, HWIO kernels: Keras's channels-last layout, so weights copy over unchanged.
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -32,6 +33,9 @@ class Conv2D(Layer):
         convolution takes it right after ``padding``; the arguments after it are keyword-only.
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
+      kernel_regularizer, bias_regularizer: penalty on the weight added to the training loss
+        (Keras's; ``"l1"``, ``"l2"``, ``L2(1e-4)`` or a callable), see :mod:`jaxvision.layers.regularizers`.
+      activity_regularizer: penalty on the output, divided by the batch size (Keras 3's rule).
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
@@ -48,9 +52,14 @@ class Conv2D(Layer):
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],
                  strides: int | Sequence[int] = 1, padding: str = "valid",
                  dilation_rate: int | Sequence[int] = 1, *, activation: str | Callable | None = None,
-                 use_bias: bool = True, rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None,
+                 use_bias: bool = True, kernel_regularizer: str | Regularizer | None = None,
+                 bias_regularizer: str | Regularizer | None = None, activity_regularizer: str | Regularizer | None = None,
+                 rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None,
                  param_dtype: PolicyLike | None = None):
         self.in_channels, self.filters, self.use_bias, self.name = in_channels, filters, use_bias, name
+        self.kernel_regularizer = get_regularizer(kernel_regularizer, what="kernel_regularizer")
+        self.bias_regularizer = get_regularizer(bias_regularizer, what="bias_regularizer")
+        self.activity_regularizer = get_regularizer(activity_regularizer, what="activity_regularizer")
         self.kernel_size = pair("Conv2D", "kernel_size", kernel_size)
         self.strides = pair("Conv2D", "strides", strides)
         self.dilation_rate = pair("Conv2D", "dilation_rate", dilation_rate)
@@ -74,4 +83,6 @@ class Conv2D(Layer):
             padding=self.padding.upper(), rhs_dilation=self.dilation_rate, dimension_numbers=DIMENSION_NUMBERS)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
-        return self._fn(y)
+        y = self._fn(y)
+        activity_penalty(self.activity_regularizer, y)
+        return y

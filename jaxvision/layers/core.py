@@ -13,6 +13,7 @@ from flax import nnx
 from jaxvision.layers._validate import check_input
 from jaxvision.layers.base import Layer
 from jaxvision.layers.precision import PolicyLike, at_least_float32, autocast, layer_dtypes
+from jaxvision.layers.regularizers import Regularizer, activity_penalty, get_regularizer
 
 
 def _float32_sigmoid(x: jax.Array) -> jax.Array:
@@ -83,6 +84,9 @@ class Dense(Layer):
       units: output size.
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
+      kernel_regularizer, bias_regularizer: penalty on the weight added to the training loss
+        (Keras's; ``"l1"``, ``"l2"``, ``L2(1e-4)`` or a callable), see :mod:`jaxvision.layers.regularizers`.
+      activity_regularizer: penalty on the output, divided by the batch size (Keras 3's rule).
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
@@ -97,9 +101,14 @@ class Dense(Layer):
     """
 
     def __init__(self, in_features: int, units: int, activation: str | Callable | None = None,
-                 use_bias: bool = True, *, rngs: nnx.Rngs, name: str | None = None,
+                 use_bias: bool = True, *, kernel_regularizer: str | Regularizer | None = None,
+                 bias_regularizer: str | Regularizer | None = None, activity_regularizer: str | Regularizer | None = None,
+                 rngs: nnx.Rngs, name: str | None = None,
                  dtype: PolicyLike | None = None, param_dtype: PolicyLike | None = None):
         self.in_features, self.units, self.use_bias, self.name = in_features, units, use_bias, name
+        self.kernel_regularizer = get_regularizer(kernel_regularizer, what="kernel_regularizer")
+        self.bias_regularizer = get_regularizer(bias_regularizer, what="bias_regularizer")
+        self.activity_regularizer = get_regularizer(activity_regularizer, what="activity_regularizer")
         self.activation = activation
         self._fn = get_activation(activation)
         self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
@@ -113,7 +122,9 @@ class Dense(Layer):
         y = x.astype(self.dtype) @ self.kernel[...].astype(self.dtype)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
-        return self._fn(y)
+        y = self._fn(y)
+        activity_penalty(self.activity_regularizer, y)
+        return y
 
 
 class Dropout(Layer):

@@ -5,6 +5,12 @@ A model implements ``forward(x, tap)`` and passes each named layer output throug
 :mod:`jaxvision.interpret` passes taps that record activations, or add a zero perturbation
 whose gradient is the gradient with respect to that activation (Grad-CAM). No hooks, no
 second copy of the model, and everything stays one jit-able function.
+
+Models nest: :meth:`Model.call_layer` runs a sub-model's own ``forward`` with its tap names
+prefixed by the attribute's name, so a MobileNet stored as ``backbone`` inside a
+``Sequential`` exposes ``"backbone/conv_pw_13_relu"`` to ``intermediates``, Grad-CAM, filter
+visualisation and ``summary`` (and ``"backbone"``, its output). Every tap name must be
+unique within one forward pass.
 """
 
 import re
@@ -23,6 +29,24 @@ def identity_tap(name: str, value: jax.Array) -> jax.Array:
     return value
 
 
+def prefixed(tap: Tap, prefix: str) -> Tap:
+    """The tap a sub-model sees: its names become ``prefix/name`` for the outer tap."""
+    if tap is identity_tap:
+        return tap
+    return lambda name, value: tap(f"{prefix}/{name}", value)
+
+
+def sublayer(model: nnx.Module, path: str) -> nnx.Module | None:
+    """The module at ``path`` (``"backbone/conv_pw_13"``: attribute names joined by ``/``),
+    or ``None`` when no module is stored there (e.g. a tapped operation such as ``"add"``)."""
+    node: object = model
+    for key in path.split("/"):
+        node = getattr(node, key, None) if not isinstance(node, (list, tuple)) else None
+        if node is None:
+            return None
+    return node if isinstance(node, nnx.Module) else None
+
+
 def keras_name(layer: object) -> str:
     """Keras's default layer-name stem for a layer or layer class, by Keras's own rule
     (``keras.src.utils.naming.to_snake_case``): ``Conv2D`` → ``conv2d``, ``MaxPooling2D`` →
@@ -34,6 +58,10 @@ def keras_name(layer: object) -> str:
 
 class _Complete(Exception):
     """Raised by a stopping :class:`Recorder` once it holds every wanted name."""
+
+
+class DuplicateTapName(ValueError):
+    """A forward pass tapped one name twice; names must be unique to be addressable."""
 
 
 class UnknownLayerNames(ValueError):
@@ -56,9 +84,14 @@ class Recorder:
         self.wanted = None if names is None else tuple(names)
         self.stop = stop
         self.found: dict[str, jax.Array] = {}
+        self.seen: set[str] = set()
         self.output: jax.Array | None = None
 
     def __call__(self, name: str, value: jax.Array) -> jax.Array:
+        if name in self.seen:
+            raise DuplicateTapName(f"the forward pass tapped {name!r} twice; give each tapped output its own "
+                                   "name (a layer called twice needs two names)")
+        self.seen.add(name)
         if self.wanted is None or name in self.wanted:
             self.found[name] = value
             if self.stop and len(self.found) == len(self.wanted or ()):
@@ -82,13 +115,27 @@ class Recorder:
 
 
 class Model(Layer):
-    """Base class: subclasses implement :meth:`forward`."""
+    """Base class: subclasses implement :meth:`forward`.
+
+    ``keras_class`` names the Keras model class this one corresponds to when it is nested in
+    another model (the scope of its weights in a Keras ``.weights.h5``): ``"Functional"``.
+    """
+
+    keras_class = "Functional"
 
     def forward(self, x: jax.Array, tap: Tap) -> jax.Array:
         raise NotImplementedError
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.forward(x, identity_tap)
+
+    def call_layer(self, name: str, x: jax.Array, tap: Tap) -> jax.Array:
+        """Run the sublayer stored as ``name`` on ``x`` and tap its output as ``name``; a nested
+        :class:`Model` runs its own ``forward``, its taps named ``name/...``. Use it in
+        ``forward`` for sub-models, so their layers can be reached by path."""
+        layer = getattr(self, name)
+        out = layer.forward(x, prefixed(tap, name)) if isinstance(layer, Model) else layer(x)
+        return tap(name, out)
 
     def intermediates(self, x: jax.Array, names: Iterable[str] | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
         """The output and the named activations (all of them when ``names`` is None)."""
@@ -128,6 +175,8 @@ class Sequential(Model):
     (1, 32)
     """
 
+    keras_class = "Sequential"
+
     def __init__(self, layers: Iterable[nnx.Module | tuple[str, nnx.Module]]):
         names: list[str] = []
         for item in layers:
@@ -144,5 +193,5 @@ class Sequential(Model):
 
     def forward(self, x: jax.Array, tap: Tap) -> jax.Array:
         for name in self.layer_names:
-            x = tap(name, getattr(self, name)(x))
+            x = self.call_layer(name, x, tap)
         return x

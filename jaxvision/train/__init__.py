@@ -2,7 +2,7 @@
 losses, metrics, callbacks, orbax checkpoints and training curves."""
 
 from jaxvision.train.callbacks import BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint
-from jaxvision.train.checkpoint import load_model, restore
+from jaxvision.train.checkpoint import load_model, restore, save_checkpoint
 from jaxvision.train.loggers import CSVLogger, TensorBoard
 from jaxvision.train.loop import evaluate, fit, predict
 from jaxvision.train.losses import (binary_crossentropy, binary_crossentropy_from_logits, categorical_crossentropy,
@@ -19,6 +19,6 @@ __all__ = [
     "ModelCheckpoint", "TensorBoard", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
     "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy", "default_mesh",
     "evaluate", "fit",
-    "history_figures", "load_model", "plot_history", "predict", "restore", "save_mask_grid",
+    "history_figures", "load_model", "plot_history", "predict", "restore", "save_checkpoint", "save_mask_grid",
     "sparse_categorical_accuracy", "sparse_categorical_crossentropy",
 ]

@@ -23,6 +23,7 @@ mid-write leaves the previous checkpoint loadable.
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -139,24 +140,47 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
                          callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"])
 
 
+def save_checkpoint(path: str | os.PathLike, model: nnx.Module, *, epoch: int = 0, step: int = 0) -> None:
+    """Write ``model``'s weights (parameters and non-trainable state) as a checkpoint in
+    ``path``, for a model trained outside :func:`~jaxvision.train.fit` (e.g. your own NNX loop).
+
+    The checkpoint has no optimizer state, so ``fit(resume_from=path)`` cannot continue from it;
+    :func:`load_model` (when the model records a ``build_config``: built by ``build_model`` or a
+    ``@register``-ed class) and :func:`restore` read it. Written atomically, like every checkpoint.
+    """
+    params, state = nnx.split(model, nnx.Param, nnx.RngState, ...)[1::2]
+    save(path, TrainingState(params=flat_arrays(params), state=flat_arrays(state), opt_state=[], epoch=epoch,
+                             step=step, seed=0, build_config=getattr(model, "build_config", None)))
+
+
 def restore(path: str | os.PathLike, model: nnx.Module, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
     """Load the weights (parameters and BatchNorm statistics) of the checkpoint in ``path``
-    into ``model``, which must have the same structure; returns ``model``. The arrays are
+    into ``model``, which must have the same structure; returns ``model`` in eval mode, as
+    :func:`load_model` does (a plain ``model(x)`` is inference, as in Keras). The arrays are
     replicated over ``mesh`` (default: every device), whatever topology wrote them. Which
     layers were frozen when it was saved does not matter (the fine-tuning run restores a
     checkpoint written with a frozen backbone)."""
-    return _load_weights(model, load(path, placement(mesh)), path)
+    model = _load_weights(model, load(path, placement(mesh)), path)
+    model.eval()
+    return model
 
 
-def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
+def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None,
+               trusted_modules: Iterable[str] = ()) -> nnx.Module:
     """Rebuild the model saved in ``path`` from its ``build_config`` and load its weights
-    (replicated over ``mesh``); returned in eval mode, ready for ``evaluate``/``predict``."""
+    (replicated over ``mesh``); returned in eval mode, ready for ``evaluate``/``predict``.
+
+    A model registered outside jaxvision is rebuilt if its module is already imported, or if
+    you name it in ``trusted_modules`` (``load_model(path, trusted_modules=("mymodels",))``):
+    the checkpoint records the module, but a file alone never decides what gets imported.
+    """
     training = load(path, placement(mesh))
     if not training.build_config:
         raise ValueError(f"checkpoint {path} has no build_config (its model was not made by "
-                         "jaxvision.models.build_model), so it cannot be rebuilt; create the model "
-                         "yourself and call jaxvision.train.restore(path, model)")
-    model = _load_weights(rebuild_model(training.build_config), training, path)
+                         "jaxvision.models.build_model or a @register-ed class), so it cannot be rebuilt; "
+                         "create the model yourself and call jaxvision.train.restore(path, model)")
+    model = rebuild_model(training.build_config, trusted_modules=trusted_modules, source=f"checkpoint {path}")
+    model = _load_weights(model, training, path)
     model.eval()
     return model
 

@@ -32,7 +32,7 @@ from jaxvision.train.progress import Progress
 from jaxvision.train.history import History
 from jaxvision.train.sharding import is_main_process, local_rows, pad_index, pad_rows, placement
 from jaxvision.train.sources import ArraySource, as_source, prefetch
-from jaxvision.train.steps import get_steps, init_sums, results, split
+from jaxvision.train.steps import Objective, get_steps, init_sums, results, split
 from jaxvision.train.trainer import Trainer, fetch
 
 
@@ -58,7 +58,8 @@ def _ordered(callbacks: Sequence[Callback]) -> list[Callback]:
 def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimizer: str | optax.GradientTransformation,
         metrics: Sequence[str | Metric | Callable] = (), validation_data=None, callbacks: Sequence[Callback] = (),
         seed: int = 0, batch_size: int = 32, shuffle: bool = True, resume_from: str | os.PathLike | None = None,
-        verbose: int = 1, mesh: jax.sharding.Mesh | None = None, augment: Callable | None = None) -> History:
+        verbose: int = 1, mesh: jax.sharding.Mesh | None = None, augment: Callable | None = None,
+        objective: Objective | None = None) -> History:
     """Train ``model`` in place, like ``keras.Model.fit``.
 
     ``train_data``/``validation_data``: a tuple ``(x, y)`` of arrays, batched by
@@ -80,6 +81,17 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     global batch; only process 0 prints.
     ``augment(x, y, key) -> (x, y)`` (e.g. ``AugmentBatch(...).apply_pair``) transforms each
     training batch inside the jitted step, on the devices, with a key fixed by (seed, step).
+
+    The loss minimised and reported is Keras's: ``loss`` averaged to a scalar (a per-sample
+    result of shape ``(N,)`` or ``(N, H, W)`` is averaged, as Keras's "sum_over_batch_size"),
+    plus the model's auxiliary losses (``kernel_regularizer``, ``activity_regularizer``,
+    ``Layer.add_loss``), in training and validation alike.
+    ``objective(model, x, y, key) -> (loss, y_pred)``: your own training objective (Keras's
+    ``train_step`` override) — a gradient penalty, an auxiliary loss on activations
+    (``model.intermediates``), anything computed from the train-mode model; ``key`` is fixed
+    by (seed, step). The auxiliary losses are added to its loss, metrics see its ``y_pred``,
+    and callbacks, checkpoints, resume and the mesh work as with ``loss``; validation and
+    :func:`evaluate` still score ``loss`` (Keras's default ``test_step``).
     """
     loss_fn, metric_objs, where = get_loss(loss), _metrics(metrics), placement(mesh)
     optimizer = get_optimizer(optimizer)
@@ -88,7 +100,8 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     steps_per_epoch = len(train) if isinstance(train, ArraySource) or train.has_len() else None
     progress = Progress(verbose if is_main_process() else 0, epochs, steps_per_epoch)
     trainer = Trainer(model, loss=loss_fn, metrics=metric_objs, optimizer=optimizer, seed=seed, epochs=epochs,
-                      progress=progress, placement=where, callbacks=_ordered(callbacks), augment=augment)
+                      progress=progress, placement=where, callbacks=_ordered(callbacks), augment=augment,
+                      objective=objective)
     for callback in trainer.callbacks:
         callback.on_train_begin(trainer)
     backups = [c.backup_dir for c in trainer.callbacks

@@ -20,6 +20,15 @@ comes out replicated, batches are split over the ``"data"`` axis. Evaluation bat
 padded to a fixed size and carry a mask, so every example counts exactly once. An optional
 ``augment(x, y, key) -> (x, y)`` (e.g. :meth:`jaxvision.layers.AugmentBatch.apply_pair`)
 runs inside the train step, on the devices, with a key fixed by (seed, step).
+
+The loss minimised is Keras's ``compute_loss``: the loss function's value (a per-sample or
+per-pixel result is averaged, Keras's "sum_over_batch_size") plus the model's auxiliary
+losses (weight and activity regularizers, ``add_loss``; :mod:`jaxvision.layers.regularizers`),
+in training and evaluation alike. An ``objective(model, x, y, key) -> (loss, y_pred)``
+replaces the loss function in training only (Keras's overridden ``train_step`` with the
+default ``test_step``): it sees the train-mode model, so it can penalise gradients,
+activations or weights; the auxiliary losses are added to what it returns, and metrics are
+computed on its ``y_pred``.
 """
 
 import functools
@@ -33,6 +42,7 @@ import optax
 from flax import nnx
 
 from jaxvision.layers.base import trainable_filter
+from jaxvision.layers.regularizers import collect_losses, weight_penalty
 from jaxvision.train.metrics import Metric
 from jaxvision.train.sharding import Placement
 
@@ -72,6 +82,25 @@ def stream_tags(model: nnx.Module) -> tuple[str, ...]:
     return tuple(sorted(tags))
 
 
+Objective = Callable[[nnx.Module, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def with_auxiliary_losses(value: jax.Array, model: nnx.Module, added: list[jax.Array]) -> jax.Array:
+    """``value`` plus the model's ``add_loss`` values and weight penalties (unchanged when
+    there are none, so the default path stays Keras's exact arithmetic)."""
+    penalty = weight_penalty(model, trainable_filter(model))
+    terms = [*added, *([] if penalty is None else [penalty])]
+    return value + sum(terms[1:], terms[0]) if terms else value
+
+
+def model_loss(loss: Callable, model: nnx.Module, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(loss, y_pred)`` as Keras's ``compute_loss``: the loss function averaged to a scalar
+    plus the auxiliary losses."""
+    with collect_losses() as added:
+        y_pred = model(x)
+    return with_auxiliary_losses(jnp.mean(loss(y, y_pred)), model, added), y_pred
+
+
 def init_sums(metrics: Sequence[Metric]) -> tuple:
     return ((jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)), *(m.init() for m in metrics))
 
@@ -85,11 +114,12 @@ def update_sums(sums: tuple, metrics: Sequence[Metric], loss: jax.Array, y: jax.
 
 
 def masked_sums(sums: tuple, metrics: Sequence[Metric], loss: Callable, y: jax.Array, y_pred: jax.Array,
-                mask: jax.Array) -> tuple:
-    """:func:`update_sums` counting only the examples where ``mask`` is true."""
+                mask: jax.Array, penalty: jax.Array | float = 0.0) -> tuple:
+    """:func:`update_sums` counting only the examples where ``mask`` is true; ``penalty`` (the
+    auxiliary losses, one value for the batch) is added to every example's loss."""
     (total, count), *states = sums
     weight = mask.astype(jnp.float32)
-    per_example = jax.vmap(lambda t, p: loss(t[None], p[None]))(y, y_pred)
+    per_example = jax.vmap(lambda t, p: jnp.mean(loss(t[None], p[None])))(y, y_pred) + penalty
     return ((total + jnp.sum(per_example * weight), count + jnp.sum(weight)),
             *(m.update(s, y, y_pred, sample_weight=weight) for m, s in zip(metrics, states, strict=True)))
 
@@ -102,6 +132,7 @@ def results(sums: tuple, metrics: Sequence[Metric]) -> dict[str, jax.Array]:
 
 
 AUGMENT_STREAM = zlib.crc32(b"fit.augment") & 0x7FFFFFFF
+OBJECTIVE_STREAM = zlib.crc32(b"fit.objective") & 0x7FFFFFFF
 
 
 def _reseed(model: nnx.Module, tags: tuple[str, ...], key: jax.Array) -> None:
@@ -110,11 +141,13 @@ def _reseed(model: nnx.Module, tags: tuple[str, ...], key: jax.Array) -> None:
 
 
 class Steps:
-    """The compiled steps for one (model structure, loss, metrics, optimizer, mesh, augment)."""
+    """The compiled steps for one (model structure, loss, metrics, optimizer, mesh, augment,
+    objective)."""
 
     def __init__(self, train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: Callable,
                  metrics: tuple[Metric, ...], optimizer: optax.GradientTransformation | None,
-                 tags: tuple[str, ...], placement: Placement, augment: Callable | None = None):
+                 tags: tuple[str, ...], placement: Placement, augment: Callable | None = None,
+                 objective: Objective | None = None):
         self.metrics, self.placement = metrics, placement
         constrain = jax.lax.with_sharding_constraint
 
@@ -128,8 +161,13 @@ class Steps:
                 # BatchNorm may mutate (the inputs' Variables belong to the outer trace).
                 model = nnx.merge(train_graphdef, params, rngs, carry.state, copy=True)
                 _reseed(model, tags, step_key)
-                y_pred = model(x)
-                return loss(y, y_pred), (y_pred, nnx.split(model, *filters(model))[3])
+                if objective is None:
+                    value, y_pred = model_loss(loss, model, x, y)
+                else:
+                    with collect_losses() as added:
+                        value, y_pred = objective(model, x, y, jax.random.fold_in(step_key, OBJECTIVE_STREAM))
+                    value = with_auxiliary_losses(jnp.asarray(value, jnp.float32), model, added)
+                return value, (y_pred, nnx.split(model, *filters(model))[3])
 
             (value, (y_pred, state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params)
             updates, opt_state = optimizer.update(grads, carry.opt_state, carry.params)
@@ -146,8 +184,11 @@ class Steps:
                          jnp.where(newly_bad, value.astype(jnp.float32), carry.bad_loss))
 
         def eval_batch(params, state, rngs, sums, x, y, mask):
-            y_pred = nnx.merge(eval_graphdef, params, rngs, state)(x)
-            return masked_sums(sums, metrics, loss, y, y_pred, mask)
+            model = nnx.merge(eval_graphdef, params, rngs, state)
+            with collect_losses() as added:
+                y_pred = model(x)
+            penalty = with_auxiliary_losses(jnp.zeros((), jnp.float32), model, added)
+            return masked_sums(sums, metrics, loss, y, y_pred, mask, penalty)
 
         def predict_batch(params, state, rngs, x):
             return nnx.merge(eval_graphdef, params, rngs, state)(x)
@@ -181,10 +222,11 @@ def _cached_steps(*key) -> Steps:
 
 def get_steps(train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: Callable,
               metrics: tuple[Metric, ...], optimizer: optax.GradientTransformation | None,
-              tags: tuple[str, ...], placement: Placement, augment: Callable | None = None) -> Steps:
+              tags: tuple[str, ...], placement: Placement, augment: Callable | None = None,
+              objective: Objective | None = None) -> Steps:
     """Steps for these arguments, reused (with their compilations) while they are alive in
     a small cache, so repeated ``evaluate``/``predict`` calls do not recompile."""
-    key = (train_graphdef, eval_graphdef, loss, metrics, optimizer, tags, placement, augment)
+    key = (train_graphdef, eval_graphdef, loss, metrics, optimizer, tags, placement, augment, objective)
     try:
         hash(key)
     except TypeError:  # e.g. a user metric that is not hashable

@@ -21,7 +21,7 @@ from jaxvision.train.metrics import Metric
 from jaxvision.train.progress import Progress
 from jaxvision.train.sharding import Placement
 from jaxvision.train.sources import ArraySource, IterableSource
-from jaxvision.train.steps import Carry, get_steps, init_sums, results, split, stream_tags
+from jaxvision.train.steps import Carry, Objective, get_steps, init_sums, results, split, stream_tags
 
 Source = ArraySource | IterableSource
 
@@ -50,13 +50,14 @@ class Trainer:
 
     def __init__(self, model: nnx.Module, *, loss: Callable, metrics: tuple[Metric, ...],
                  optimizer: optax.GradientTransformation, seed: int, epochs: int, progress: Progress,
-                 placement: Placement, callbacks: Sequence[Resumable] = (), augment: Callable | None = None):
+                 placement: Placement, callbacks: Sequence[Resumable] = (), augment: Callable | None = None,
+                 objective: Objective | None = None):
         self.model, self.optimizer, self.metrics, self.placement = model, optimizer, metrics, placement
         self.seed, self.epochs, self.progress, self.callbacks = seed, epochs, progress, list(callbacks)
         train_graphdef, eval_graphdef, params, rngs, state = split(model)
         self.rngs = placement.replicate(rngs)
         self.steps = get_steps(train_graphdef, eval_graphdef, loss, metrics, optimizer, stream_tags(model),
-                               placement, augment)
+                               placement, augment, objective)
         params, state = self._copy(params), self._copy(state)
         self.carry = placement.replicate(Carry(params, state, self._copy(optimizer.init(params)), init_sums(metrics),
                                                jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32),

@@ -2,7 +2,10 @@
 
 Variables sit at ``layers/<snake_case(class)>[_k]/vars/<i>``, where ``k`` counts the earlier
 layers of the same class in the model's layer order; layer names are not in the path (Keras
-3.15 records them as a ``name`` attribute of each ``vars`` group). Reading pairs layers by
+3.15 records them as a ``name`` attribute of each ``vars`` group). A nested model (a
+jaxvision :class:`~jaxvision.models.Model` inside another, e.g. listing 8.29's backbone) is
+its own scope, ``layers/functional/layers/conv2d/vars/0``, named by its Keras class
+(``Model.keras_class``: ``Functional``, or ``Sequential``) and counted with its siblings. Reading pairs layers by
 that class-and-position key, or by the recorded name; writing produces the same layout, so
 Keras's ``model.load_weights`` accepts the file for the same architecture.
 """
@@ -16,6 +19,8 @@ from flax import nnx
 
 from jaxvision.weights.hdf5 import decode
 from jaxvision.weights.matching import FileLayer
+from jaxvision.layers.base import sublayers
+from jaxvision.models.base import Model
 from jaxvision.weights.model_layers import keras_layers, layer_variables
 
 
@@ -26,13 +31,31 @@ def snake_case(class_name: str) -> str:
 
 
 def class_keys(model: nnx.Module) -> dict[str, str]:
-    """Model layer name → its path key (``conv2d_3``), counting per class in layer order."""
-    counts: dict[str, int] = {}
-    keys = {}
-    for name, layer in keras_layers(model).items():
-        stem = snake_case(type(layer).__name__)
-        keys[name] = stem if stem not in counts else f"{stem}_{counts[stem]}"
-        counts[stem] = counts.get(stem, 0) + 1
+    """Model layer name → its path key (``conv2d_3``, ``functional/layers/conv2d``), counting
+    per class in layer order within each model; composite layers that are not models (a
+    ``ResidualBlock``) are flattened into their model's scope, as Keras's inline layers are."""
+    keys: dict[str, str] = {}
+
+    def scope(container: nnx.Module, name_prefix: str, key_prefix: str) -> None:
+        counts: dict[str, int] = {}
+
+        def next_key(class_name: str) -> str:
+            stem = snake_case(class_name)
+            counts[stem] = counts.get(stem, -1) + 1
+            return key_prefix + (stem if counts[stem] == 0 else f"{stem}_{counts[stem]}")
+
+        def visit(module: nnx.Module, prefix: str) -> None:
+            for key, child in sublayers(module):
+                if isinstance(child, Model):
+                    scope(child, f"{prefix}{key}/", next_key(child.keras_class) + "/layers/")
+                elif layer_variables(child):
+                    keys[prefix + key] = next_key(type(child).__name__)
+                else:
+                    visit(child, f"{prefix}{key}/")
+
+        visit(container, name_prefix)
+
+    scope(model, "", "")
     return keys
 
 
@@ -71,7 +94,7 @@ def write_keras_v3(model: nnx.Module, path: str | os.PathLike) -> None:
         f.create_group("vars")
         root = f.create_group("layers")
         for name, key in class_keys(model).items():
-            variables = root.create_group(key).create_group("vars")
+            variables = root.require_group(key).create_group("vars")
             variables.attrs["name"] = name.rsplit("/", 1)[-1]
             for i, (_, variable) in enumerate(layer_variables(layers[name])):
                 variables.create_dataset(str(i), data=np.asarray(variable[...]))

@@ -10,6 +10,8 @@ attributes after Keras layers.
 
 from flax import nnx
 
+from jaxvision.layers.base import sublayers
+
 # Keras-2 and TF.js spellings of variables that Keras 3 renamed, per layer class.
 VARIABLE_ALIASES = {"DepthwiseConv2D": {"depthwise_kernel": "kernel"}}
 WEIGHT_TYPES = (nnx.Param, nnx.BatchStat)
@@ -29,20 +31,12 @@ def layer_variables(layer: nnx.Module) -> list[tuple[str, nnx.Variable]]:
                                            KERAS_ORDER.index(item[0]) if item[0] in KERAS_ORDER else len(KERAS_ORDER)))
 
 
-def _children(module: nnx.Module) -> list[tuple[str, nnx.Module]]:
-    """Sub-modules in ``layer_names`` order when the module has one (attribute order is lost
-    when NNX rebuilds a module from its state, e.g. after ``nnx.merge``), then any others."""
-    children = {k: v for k, v in _attributes(module) if isinstance(v, nnx.Module)}
-    ordered = [n for n in getattr(module, "layer_names", ()) if n in children]
-    return [(n, children[n]) for n in ordered] + [(n, v) for n, v in children.items() if n not in ordered]
-
-
 def keras_layers(model: nnx.Module) -> dict[str, nnx.Module]:
     """Every layer that holds weights, by name, in the model's (Keras) order."""
     layers: dict[str, nnx.Module] = {}
 
     def walk(module: nnx.Module, prefix: str) -> None:
-        for key, value in _children(module):
+        for key, value in sublayers(module):
             name = f"{prefix}{key}"
             if layer_variables(value):
                 layers[name] = value
