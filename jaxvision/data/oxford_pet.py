@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from jaxvision.data.download import data_root
 from jaxvision.data.image_io import load_rgb, resize
 
 SPLITS = ("trainval", "test", None)
@@ -102,8 +103,11 @@ def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike,
     return resize(image, image_size, "bilinear"), (resize(mask, image_size, "nearest") - 1).astype(np.uint8)
 
 
+DEFAULT_FOLDER = "weizmann_horse"  # the shared stand-in for the Oxford pets (same layout)
+
+
 def load_oxford_pet(
-    data_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
     image_size: tuple[int, int] = (200, 200),
     split: str | None = "trainval",
     *,
@@ -113,8 +117,9 @@ def load_oxford_pet(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(images float32 (N, H, W, 3) in [0, 255], masks uint8 (N, H, W))`` of a split.
 
-    See ``oxford_pet_pairs`` for ``split``, ``num_val_samples`` and the order; pairs are
-    decoded with ``num_threads`` threads.
+    ``data_dir`` defaults to ``$JAXVISION_DATA/weizmann_horse`` (:func:`data_root`). See
+    ``oxford_pet_pairs`` for ``split``, ``num_val_samples`` and the order; pairs are decoded
+    with ``num_threads`` threads.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
@@ -128,6 +133,8 @@ def load_oxford_pet(
     >>> y[:, 0, 0].tolist()  # pets 1, 0, 3 in the book's shuffle; trimap 1 + i % 3 -> i % 3
     [1, 0, 0]
     """
+    if data_dir is None:
+        data_dir = data_root() / DEFAULT_FOLDER
     pairs = oxford_pet_pairs(data_dir, split, num_val_samples=num_val_samples, seed=seed)
     images = np.empty((len(pairs), *image_size, 3), np.float32)
     masks = np.empty((len(pairs), *image_size), np.uint8)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvision.models.base import Model, Recorder, UnknownLayerNames
+from jaxvision.models.base import Model, Recorder, UnknownLayerNames, sublayer
 
 
 def eval_split(model: Model) -> tuple[nnx.GraphDef, nnx.State]:
@@ -56,15 +56,20 @@ def check_layers(model: Model, names: Sequence[str], images: jax.ShapeDtypeStruc
     return shapes
 
 
-def conv_and_pool_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
-    """Names of the convolution and pooling layers with an (N, H, W, C) output, in forward order.
+def spatial_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
+    """Every tapped name (nested paths included) with an (N, H, W, C) output, in forward order."""
+    return [name for name, shape in model.layer_shapes(tuple(input_shape)).items() if len(shape) == 4]
 
-    A layer counts when the type of ``getattr(model, name)`` has "Conv" or "Pool" in its name,
-    or the name itself contains "conv" or "pool" (for layers the model does not store).
+
+def conv_and_pool_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
+    """Names of the convolution and pooling layers with an (N, H, W, C) output, in forward
+    order — listing 10.6's choice (``isinstance(layer, (Conv2D, MaxPooling2D))``).
+
+    A layer counts when the type of the module at that path (``sublayer``; nested models'
+    layers included) has "Conv" or "Pool" in its name.
     """
-    shapes = model.layer_shapes(tuple(input_shape))
-    return [name for name, shape in shapes.items() if len(shape) == 4 and (
-        re.search("Conv|Pool", type(getattr(model, name, None)).__name__) or re.search("conv|pool", name))]
+    return [name for name in spatial_layers(model, input_shape)
+            if re.search("Conv|Pool", type(sublayer(model, name)).__name__)]
 
 
 @partial(jax.jit, static_argnames=("graphdef", "names"))
@@ -79,8 +84,8 @@ def activations(model: Model, images, layer_names: Iterable[str] | None = None) 
     Args:
       model: any :class:`~jaxvision.models.base.Model`.
       images: a batch in the model's input format (jaxvision models take [0, 255] pixels).
-      layer_names: tapped layer names; default every conv and pooling layer
-        (:func:`conv_and_pool_layers`).
+      layer_names: tapped layer names (``"backbone/conv_pw_1"`` inside a nested model);
+        default every tapped output that is an (N, H, W, C) map (:func:`spatial_layers`).
 
     Returns:
       ``{name: array}`` in the order of ``layer_names``.
@@ -89,13 +94,13 @@ def activations(model: Model, images, layer_names: Iterable[str] | None = None) 
     >>> import jax.numpy as jnp
     >>> from jaxvision.layers import Conv2D, Dense, Flatten
     >>> from jaxvision.models import Sequential
-    >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Flatten(), Dense(144, 2, rngs=nnx.Rngs(0))])
+    >>> model = Sequential([("stem", Conv2D(3, 4, 3, rngs=nnx.Rngs(0))), Flatten(), Dense(144, 2, rngs=nnx.Rngs(0))])
     >>> {name: a.shape for name, a in activations(model, jnp.ones((2, 8, 8, 3))).items()}
-    {'conv2d': (2, 6, 6, 4)}
+    {'stem': (2, 6, 6, 4)}
     """
     images = as_images(images)
     names = (tuple(layer_names) if layer_names is not None
-             else tuple(conv_and_pool_layers(model, images.shape)))
+             else tuple(spatial_layers(model, images.shape)))
     check_layers(model, names, images)
     if not names:
         return {}

@@ -21,6 +21,10 @@ _LOW_BITS = 24  # IoU counts: the low word stays below 2²⁴, so it converts to
 
 
 class Metric(Protocol):
+    """What ``fit``/``evaluate`` need of a metric: a ``name``, and pure functions of an
+    explicit state (``init``, ``update`` with an optional per-example ``sample_weight``,
+    ``result``), so the state lives on the devices inside the jitted steps."""
+
     name: str
 
     def init(self) -> Any: ...

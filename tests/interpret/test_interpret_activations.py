@@ -31,16 +31,28 @@ def images():
     return np.random.default_rng(0).uniform(0, 255, size=(2, 12, 12, 3)).astype(np.float32)
 
 
-def test_default_layers_are_the_spatial_conv_and_pool_layers(images):
+def test_default_layers_are_every_spatial_output_and_the_book_picks_conv_and_pool(images):
     model = small_model()
     assert conv_and_pool_layers(model, images.shape) == ["conv2d", "max_pooling2d", "conv2d_1"]
     acts = activations(model, images)
     assert {name: a.shape for name, a in acts.items()} == {
-        "conv2d": (2, 10, 10, 4), "max_pooling2d": (2, 5, 5, 4), "conv2d_1": (2, 3, 3, 6)}
+        "rescaling": (2, 12, 12, 3), "dropout": (2, 12, 12, 3), "conv2d": (2, 10, 10, 4),
+        "max_pooling2d": (2, 5, 5, 4), "conv2d_1": (2, 3, 3, 6)}
+
+
+def test_nested_model_layers_are_reached_by_path(images):
+    inner = Sequential([Conv2D(3, 4, 3, activation="relu", rngs=nnx.Rngs(0)), MaxPooling2D(2)])
+    model = Sequential([("rescale", Rescaling(1 / 255)), ("backbone", inner), Flatten(), Dense(100, 2, rngs=nnx.Rngs(0))])
+    assert conv_and_pool_layers(model, images.shape) == ["backbone/conv2d", "backbone/max_pooling2d"]
+    acts = activations(model, images, ["backbone/conv2d", "backbone"])
+    expected = np.maximum(0, np.asarray(inner.conv2d(jnp.asarray(images) / 255)))
+    np.testing.assert_allclose(acts["backbone/conv2d"], expected, rtol=1e-5, atol=1e-6)
+    assert acts["backbone"].shape == (2, 5, 5, 4)
 
 
 def test_activations_equal_a_manual_forward_in_eval_mode(images):
     model = small_model()
+    model.train()
     acts = activations(model, images, ["conv2d_1", "conv2d", "dense"])
     assert list(acts) == ["conv2d_1", "conv2d", "dense"]
     # Manual forward, Dropout skipped: activations() must run the model in eval mode.
@@ -83,7 +95,7 @@ def test_activation_grid_standardises_each_channel():
 
 
 def test_save_activation_grids_writes_one_png_per_layer(tmp_path, images):
-    acts = activations(small_model(), images)
+    acts = activations(small_model(), images, ["conv2d", "max_pooling2d", "conv2d_1"])
     paths = save_activation_grids(acts, tmp_path, images_per_row=2)
     assert [p.name for p in paths] == ["conv2d.png", "max_pooling2d.png", "conv2d_1.png"]
     with Image.open(paths[0]) as png:  # 4 channels of 10×10, 2 per row

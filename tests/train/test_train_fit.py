@@ -52,6 +52,7 @@ def test_same_seed_is_bit_identical_and_another_seed_differs():
 def test_batch_statistics_update_and_predict_uses_eval_mode():
     x, y = blobs()
     model = dropout_bn_net()
+    model.train()  # fit leaves the mode it finds, whichever it is
     before = weights(model)
     fit(model, (x, y), **train_kwargs(epochs=1))
     after = weights(model)

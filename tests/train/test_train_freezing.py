@@ -47,6 +47,7 @@ def test_flag_is_recursive_like_keras():
 def test_frozen_batchnorm_runs_in_inference_mode_like_keras(keras):
     x = np.random.default_rng(1).normal(size=(16, 8)).astype(np.float32) * 3 + 2
     bn = mlp().batch_normalization
+    bn.train()
     layer = keras.layers.BatchNormalization()
     layer.build((None, 8))
     layer.set_weights([np.asarray(v[...]) for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)])
