@@ -74,7 +74,7 @@ def get_regularizer(regularizer: str | Regularizer | None, *, what: str = "regul
     return _NAMED[regularizer]()
 
 
-_collectors: list[tuple[list[jax.Array], object]] = []
+_collectors: list[tuple[list[jax.Array], object, jax.Array | None]] = []
 
 
 def _trace_state() -> object:
@@ -82,8 +82,11 @@ def _trace_state() -> object:
 
 
 @contextlib.contextmanager
-def collect_losses() -> Iterator[list[jax.Array]]:
+def collect_losses(mask: jax.Array | None = None) -> Iterator[list[jax.Array]]:
     """Collect the losses that layers pass to :func:`add_loss` while the block runs.
+
+    ``mask`` (one bool per example) marks the real rows of a padded batch: activity
+    penalties then count only those rows (evaluation pads a partial last batch).
 
     >>> import jax.numpy as jnp
     >>> with collect_losses() as losses:
@@ -92,7 +95,7 @@ def collect_losses() -> Iterator[list[jax.Array]]:
     [2.0]
     """
     losses: list[jax.Array] = []
-    _collectors.append((losses, _trace_state()))
+    _collectors.append((losses, _trace_state(), mask))
     try:
         yield losses
     finally:
@@ -109,8 +112,14 @@ def add_loss(value: jax.Array) -> None:
 def activity_penalty(regularizer: Regularizer | None, output: jax.Array) -> None:
     """Keras 3's activity regularization of a layer output: ``regularizer(output)`` divided
     by the batch size, added with :func:`add_loss`."""
-    if regularizer is not None and _collectors:
+    if regularizer is None or not _collectors:
+        return
+    mask = _collectors[-1][2]
+    if mask is None or output.shape[:1] != mask.shape:
         add_loss(regularizer(output) / output.shape[0])
+    else:
+        keep = mask.reshape(mask.shape + (1,) * (output.ndim - 1))
+        add_loss(regularizer(jnp.where(keep, output, jnp.zeros_like(output))) / jnp.sum(mask))
 
 
 def weight_penalty(model: nnx.Module, trainable: Callable[[tuple, object], bool]) -> jax.Array | None:

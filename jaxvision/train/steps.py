@@ -185,7 +185,7 @@ class Steps:
 
         def eval_batch(params, state, rngs, sums, x, y, mask):
             model = nnx.merge(eval_graphdef, params, rngs, state)
-            with collect_losses() as added:
+            with collect_losses(mask) as added:
                 y_pred = model(x)
             penalty = with_auxiliary_losses(jnp.zeros((), jnp.float32), model, added)
             return masked_sums(sums, metrics, loss, y, y_pred, mask, penalty)
