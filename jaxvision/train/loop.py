@@ -89,7 +89,9 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     ``objective(model, x, y, key) -> (loss, y_pred)``: your own training objective (Keras's
     ``train_step`` override) — a gradient penalty, an auxiliary loss on activations
     (``model.intermediates``), anything computed from the train-mode model; ``key`` is fixed
-    by (seed, step). The auxiliary losses are added to its loss, metrics see its ``y_pred``,
+    by (seed, step); differentiate the model inside it with ``nnx.grad`` (a layer that updates
+    state, such as BatchNormalization, cannot be called under a bare ``jax.grad`` there).
+    The auxiliary losses are added to its loss, metrics see its ``y_pred``,
     and callbacks, checkpoints, resume and the mesh work as with ``loss``; validation and
     :func:`evaluate` still score ``loss`` (Keras's default ``test_step``).
     """
@@ -99,6 +101,7 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     val = None if validation_data is None else as_source(validation_data, batch_size, where, what="validation_data")
     steps_per_epoch = len(train) if isinstance(train, ArraySource) or train.has_len() else None
     progress = Progress(verbose if is_main_process() else 0, epochs, steps_per_epoch)
+    progress.message(f"Training on {where.describe()}")
     trainer = Trainer(model, loss=loss_fn, metrics=metric_objs, optimizer=optimizer, seed=seed, epochs=epochs,
                       progress=progress, placement=where, callbacks=_ordered(callbacks), augment=augment,
                       objective=objective)

@@ -2,6 +2,7 @@
 
 import io
 
+import jax
 import numpy as np
 import optax
 import pytest
@@ -134,9 +135,12 @@ def test_progress_lines_and_live_bar(capsys):
     x, y = blobs()
     fit(dropout_bn_net(), (x, y), **train_kwargs(epochs=2, verbose=2, validation_data=(x[:20], y[:20])))
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and lines[1].startswith("Epoch 2/2 - ")
+    devices = len(jax.devices())
+    assert lines[0] == (f"Training on {devices} × cpu device{'s' if devices > 1 else ''} (cpu) over 1 process, "
+                        f"mesh {{'data': {devices}}}")  # once, before the first epoch
+    assert len(lines) == 3 and lines[2].startswith("Epoch 2/2 - ")
     for part in ("img/s", "loss: ", "accuracy: ", "val_loss: ", "val_accuracy: "):
-        assert part in lines[0]
+        assert part in lines[1]
     fit(dropout_bn_net(), (x, y), **train_kwargs(epochs=1, verbose=0))
     assert capsys.readouterr().out == ""
 
