@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 import _common
-from jaxvision.data.image_io import load_rgb, resize
+from jaxvision.data.image_io import load_rgb, open_image, resize
 
 DEFAULT_IMAGE_SIZE = 180  # the book's dogs-vs-cats size, when the checkpoint folder does not say
 PRETRAINED_ALPHA = 0.75  # the MobileNet whose ImageNet weights ship offline (with their top)
@@ -77,7 +77,7 @@ def load_photo(path: Path, size: int) -> np.ndarray:
     """float32 (size, size, 3) in [0, 255] as ``keras.utils.load_img(path, target_size=(size,
     size), interpolation="bilinear")`` gives it (Pillow's filter, antialiased when shrinking):
     how the Keras reference numbers for the ImageNet models were computed."""
-    with Image.open(path) as img:
+    with open_image(path) as img:
         return np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.float32)
 
 

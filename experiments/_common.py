@@ -25,7 +25,7 @@ from jaxvision.train import BackupAndRestore, Callback, CSVLogger, ModelCheckpoi
 from jaxvision.train.sharding import is_main_process
 
 POLICIES = ("float32", "mixed_bfloat16", "bfloat16")
-USER_ERRORS = (OSError, ValueError)  # missing or unreadable files, undecodable data, bad values
+USER_ERRORS = (OSError, ValueError)  # missing or unreadable files, undecodable data, bad values (named as is)
 
 
 class UsageError(ValueError):
@@ -73,15 +73,19 @@ def parser(doc: str, name: str) -> ArgumentParser:
 
 
 def run(main: Callable[[list[str]], object]) -> object:
-    """Run ``main(sys.argv[1:])`` as a command: a user error (:data:`USER_ERRORS`) prints one
-    line naming the problem and exits with status 2; ``--debug`` shows the traceback instead."""
+    """Run ``main(sys.argv[1:])`` as a command: any error prints one line naming the problem and
+    exits with status 2 (inputs come from strangers: a damaged checkpoint, an image bomb or a
+    malformed weight file raises library errors of every type); ``--debug`` shows the
+    traceback instead. Errors other than :data:`USER_ERRORS` carry their type in the line."""
     argv = sys.argv[1:]
     try:
         return main(argv)
-    except USER_ERRORS as error:
+    except Exception as error:
         if "--debug" in argv:
             raise
         message = " ".join(str(error).split()) or type(error).__name__
+        if not isinstance(error, USER_ERRORS):
+            message = f"{type(error).__name__}: {message}"
         print(f"{Path(sys.argv[0]).name}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
 
 import _common
 from jaxvision.data import oxford_pet_pairs
+from jaxvision.data.image_io import open_image
 from jaxvision.models.segment_anything import SamPredictor, load_sam
 from jaxvision.models.segment_anything.checkpoint import DOWNLOAD_HINT
 from jaxvision.models.segment_anything.plots import show_box, show_mask, show_points
@@ -52,7 +52,7 @@ def numbers(text: str, count: int, flag: str) -> list[float]:
 
 def load_uint8(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             return np.asarray(img.convert("RGB"))
     except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
         raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
@@ -139,7 +139,7 @@ def score_horses(args, predictor: SamPredictor) -> dict:
     best_ious, single_ious, rows = [], [], []
     for i, (image_path, trimap_path) in enumerate(pairs):
         image = load_uint8(image_path)
-        with Image.open(trimap_path) as t:
+        with open_image(trimap_path) as t:
             classes = np.asarray(t).astype(np.int64) - 1  # 0 horse, 1 background, 2 band
         point = centroid_point(classes == 0)
         predictor.set_image(image)

@@ -55,6 +55,8 @@ def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]
     >>> decode_predictions(preds, top=2)[0][0][:2]
     ('n02504458', 'African_elephant')
     """
+    if isinstance(top, bool) or not isinstance(top, int | np.integer) or not 1 <= top <= 1000:
+        raise ValueError(f"decode_predictions: top must be an integer from 1 to 1000, got {top!r}")
     preds = np.asarray(preds)
     if preds.ndim != 2 or preds.shape[1] != 1000:
         raise ValueError("decode_predictions expects a batch of predictions, a 2-D array of shape "

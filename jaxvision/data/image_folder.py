@@ -262,8 +262,13 @@ def _index_directory(directory: str, labels, class_names) -> tuple[list[str], np
     else:
         subdirs = [""]
     paths, ids = [], []
+    root = os.path.realpath(directory)
     for index, subdir in enumerate(subdirs):
         folder = os.path.join(directory, subdir)
+        real = os.path.realpath(folder)
+        if subdir and os.path.commonpath([root, real]) == real:  # a link to the root or above it
+            raise ValueError(f"class folder {folder} links back to {real}, which contains the dataset root "
+                             f"{directory}; its images would be counted again under another label")
         found = [os.path.join(root, f) for root, _, files in sorted(os.walk(folder), key=lambda w: w[0])
                  for f in sorted(files) if f.lower().endswith(ALLOWLIST_FORMATS)]
         if not found:

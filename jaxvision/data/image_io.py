@@ -8,12 +8,22 @@ rebuilds those interpolation weights in NumPy, so data loading needs no JAX (wor
 processes stay light). The weights are the same float32 numbers; the sums differ in
 rounding only (jax contracts every input pixel, most with weight 0, and its CPU matmul
 was seen to drift up to ~1e-3 on the 0-255 scale; ours is within ~2e-5 of exact).
+
+Images are untrusted input: :func:`open_image` opens only regular files and refuses an image
+whose header declares more than :data:`MAX_IMAGE_PIXELS` pixels before anything is decoded
+(a 76 KiB PNG can declare 9000 × 9000, under Pillow's own bomb limit, and decode to gigabytes).
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
+
+from jaxvision.untrusted import regular_file
+
+MAX_IMAGE_PIXELS = 40_000_000  # 40 MP: larger than any camera photo the book uses; set it to allow more
 
 # Modes that hold more than 8 bits per pixel in one channel (16-bit PNG opens as "I;16").
 _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -43,30 +53,52 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
+@contextlib.contextmanager
+def open_image(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """``Image.open`` for untrusted files: a regular file whose declared size is at most
+    :data:`MAX_IMAGE_PIXELS` pixels (checked on the header, before decoding).
+
+    Raises:
+        ValueError: not a regular file, not an image, or too many pixels; the message names it.
+    """
+    try:
+        regular_file(path, "image file")
+        img = Image.open(path)
+    except Exception as e:  # a dangling link, a FIFO; Pillow's UnidentifiedImageError, DecompressionBombError…
+        raise ValueError(f"cannot decode image file {os.fspath(path)}: {type(e).__name__}: {e}") from e
+    with img:
+        width, height = img.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise ValueError(f"image file {os.fspath(path)} declares {width} × {height} = {width * height:,} pixels, "
+                             f"more than jaxvision.data.image_io.MAX_IMAGE_PIXELS ({MAX_IMAGE_PIXELS:,}); refused")
+        yield img
+
+
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file (first frame of a GIF) to float32 ``(H, W, 3)`` in [0, 255].
 
     Raises:
         ValueError: the file is unreadable, corrupt or truncated; the message names it.
     """
-    try:
-        with Image.open(path) as img:
+    with open_image(path) as img:
+        try:
             img.load()  # decode now, so truncation is caught here and not later
             return to_rgb_array(img)
-    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError… for bad files
-        raise ValueError(f"cannot decode image file {os.fspath(path)}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError… for bad files
+            raise ValueError(f"cannot decode image file {os.fspath(path)}: {type(e).__name__}: {e}") from e
 
 
 def check_decodable(path: str | os.PathLike) -> str | None:
     """``None`` if the file decodes, else the reason. JPEGs decode at 1/8 scale (fast,
     but the whole compressed stream is still read, so truncation is still found)."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.draft("RGB", (1, 1))
             img.load()
             to_rgb_array(img)
     except Exception as e:
-        return f"{type(e).__name__}: {e}"
+        cause = e.__cause__ or e  # the decoder's own error, not open_image's wrapper
+        return f"{type(cause).__name__}: {cause}"
     return None
 
 

@@ -13,12 +13,14 @@ Rebuild the sample with ``python -m jaxvision.data.make_mnist_sample [DATA_DIR]`
 
 import gzip
 import hashlib
+import math
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from jaxvision.data.download import data_root, fetch
+from jaxvision.untrusted import regular_file
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -136,19 +138,39 @@ def _find(folder: Path, name: str) -> Path | None:
     return None
 
 
+GZIP_EXPANSION = 64  # MNIST's gzip files inflate about 5×; a bomb is stopped at this ratio
+
+
+def _read_stream(path: Path, magic: int) -> bytes:
+    """The IDX bytes, read incrementally: the header first, then exactly the size it declares
+    (plus one byte, to see a file that is too long), never more than ``GZIP_EXPANSION`` × the
+    compressed size, so a small gzip bomb cannot inflate into gigabytes."""
+    ndim = magic - 2048
+    header = 4 + 4 * ndim
+    regular_file(path, "MNIST file")
+    limit = GZIP_EXPANSION * path.stat().st_size + header if path.suffix == ".gz" else path.stat().st_size
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            raw = f.read(header)
+            if len(raw) == header and int.from_bytes(raw[:4], "big") == magic:
+                dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+                declared = header + math.prod(dims)
+                if declared > limit:
+                    raise ValueError(f"{path}: the header declares {dims} ({declared:,} bytes), more than the "
+                                     f"file can hold ({limit:,} bytes at most); refused")
+                raw += f.read(declared + 1 - header)
+            return raw
+    # BadGzipFile (an OSError): bad header or CRC; EOFError: cut off; zlib.error: corrupt data.
+    except (OSError, EOFError, zlib.error) as e:
+        if path.suffix != ".gz":
+            raise ValueError(f"{path}: cannot read it ({type(e).__name__}: {e})") from e
+        raise ValueError(f"{path}: not a readable gzip file ({type(e).__name__}: {e}); "
+                         "delete it and download it again") from e
+
+
 def _read_idx(path: Path, magic: int, digests: tuple[str, ...], *, verify: bool) -> np.ndarray:
     """Parse one IDX file (big-endian header: magic, then one uint32 per dimension)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read it ({type(e).__name__}: {e})") from e
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        # BadGzipFile (an OSError): bad header or CRC; EOFError: cut off; zlib.error: corrupt data.
-        except (OSError, EOFError, zlib.error) as e:
-            raise ValueError(f"{path}: not a readable gzip file ({type(e).__name__}: {e}); "
-                             "delete it and download it again") from e
+    raw = _read_stream(path, magic)
     ndim = magic - 2048
     header = 4 + 4 * ndim
     if len(raw) < header:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from jaxvision.data.download import data_root
-from jaxvision.data.image_io import load_rgb, resize
+from jaxvision.data.image_io import load_rgb, open_image, resize
 
 SPLITS = ("trainval", "test", None)
 
@@ -85,7 +85,7 @@ def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike,
     """
     image = load_rgb(image_path)
     try:
-        with Image.open(mask_path) as m:
+        with open_image(mask_path) as m:
             m.load()
             # Single-channel trimaps hold the class values themselves (palette indices for
             # "P"); anything else is reduced to grey, as the book's load_img(grayscale) does.

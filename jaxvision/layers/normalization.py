@@ -48,9 +48,8 @@ class BatchNormalization(Layer):
            [ 1.,  1.]], dtype=float32)
     >>> [round(v, 4) for v in bn.moving_mean[...].tolist() + bn.moving_variance[...].tolist()]
     [0.02, 0.2, 1.03, 1.99]
-    >>> bn.eval(); bn(x).round(2)  # moving statistics: (x - 0.02) / sqrt(1.03 + 1e-3)
-    Array([[-0.02,  9.66],
-           [ 3.92, 29.39]], dtype=float32)
+    >>> bn.eval(); [round(v, 2) for v in bn(x)[1].tolist()]  # moving statistics: (x - mean) / sqrt(var + ε)
+    [3.92, 21.12]
     """
 
     def __init__(self, in_channels: int, momentum: float = 0.99, epsilon: float = 1e-3,

@@ -19,15 +19,23 @@ to :func:`save` and takes one back from :func:`load`; this module knows nothing 
 Writes are atomic: orbax writes ``<n+1>.orbax-checkpoint-tmp-*`` and renames it when
 complete, and only then deletes ``<n>``; readers only see finished checkpoints, so a crash
 mid-write leaves the previous checkpoint loadable.
+
+Integrity: ``meta`` holds the sha256 of every array (names, dtypes, shapes and bytes, in a
+fixed order) computed at save time; loading recomputes it, so a flipped byte in a data file is
+a named error rather than silently different weights. :func:`load_model` builds the model
+abstractly first (``nnx.eval_shape``) and compares every shape with the checkpoint's before
+allocating anything, so a ``build_config`` that asks for a huge model is refused cheaply.
 """
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -92,6 +100,17 @@ def with_arrays(state: nnx.State, arrays: dict[str, jax.Array], *, what: str, so
     return nnx.from_flat_state([(p, var.replace(arrays["/".join(map(str, p))])) for p, var in nnx.to_flat_state(state)])
 
 
+def arrays_sha256(arrays: dict) -> str:
+    """sha256 over every array of a (nested) dict: its path, dtype, shape and bytes, sorted
+    by path. Each process hashes its own copy of replicated arrays."""
+    digest = hashlib.sha256()
+    for path, leaf in sorted(jax.tree_util.tree_flatten_with_path(arrays)[0], key=lambda kv: jax.tree_util.keystr(kv[0])):
+        value = np.asarray(leaf.addressable_data(0) if isinstance(leaf, jax.Array) else leaf)
+        digest.update(f"{jax.tree_util.keystr(path)}|{value.dtype.str}|{value.shape}|".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
 def has_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds a finished checkpoint."""
     if not Path(path).is_dir():
@@ -109,7 +128,7 @@ def save(path: str | os.PathLike, training: TrainingState) -> None:
     meta = {"format": FORMAT, "epoch": training.epoch, "step": training.step, "seed": training.seed,
             "build_config": training.build_config, "history": training.history,
             "history_epochs": training.history_epochs, "callbacks": [list(c) for c in training.callbacks],
-            "stop_training": training.stop_training}
+            "stop_training": training.stop_training, "sha256": arrays_sha256(arrays)}
     with _manager(path, create=True) as manager:
         manager.save((manager.latest_step() or 0) + 1,
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
@@ -125,13 +144,21 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
         if step is None:
             raise FileNotFoundError(f"{path} holds no finished checkpoint")
         target = (where or placement(None)).replicated
-        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target),
-                                manager.item_metadata(step)["arrays"].tree)
-        restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract),
-                                                                   meta=ocp.args.JsonRestore()))
+        try:
+            abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target),
+                                    manager.item_metadata(step)["arrays"].tree)
+            restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract),
+                                                                       meta=ocp.args.JsonRestore()))
+        except Exception as e:  # orbax/tensorstore errors of every kind for a damaged directory
+            raise ValueError(f"checkpoint {path} (step {step}) cannot be read: {type(e).__name__}: "
+                             f"{str(e)[:300]}") from e
     arrays, meta = restored["arrays"], restored["meta"]
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a jaxvision.train checkpoint (format {meta.get('format')!r})")
+    if not isinstance(meta, dict) or not isinstance(arrays, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a jaxvision.train checkpoint (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    if "sha256" in meta and arrays_sha256(arrays) != meta["sha256"]:  # checkpoints before the checksum: none
+        raise ValueError(f"checkpoint {path}: its arrays do not match the sha256 written when it was saved "
+                         "(a damaged or altered file); refusing to load it")
     return TrainingState(params=arrays["params"], state=arrays["state"],
                          opt_state=[arrays["opt_state"][str(i)] for i in range(len(arrays["opt_state"]))],
                          epoch=meta["epoch"], step=meta["step"], seed=meta["seed"],
@@ -179,8 +206,11 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
         raise ValueError(f"checkpoint {path} has no build_config (its model was not made by "
                          "jaxvision.models.build_model or a @register-ed class), so it cannot be rebuilt; "
                          "create the model yourself and call jaxvision.train.restore(path, model)")
-    model = rebuild_model(training.build_config, trusted_modules=trusted_modules, source=f"checkpoint {path}")
-    model = _load_weights(model, training, path)
+    source = f"checkpoint {path}"
+    build = lambda: rebuild_model(training.build_config, trusted_modules=trusted_modules, source=source)  # noqa: E731
+    _, _, abstract = nnx.split(nnx.eval_shape(build), nnx.RngState, ...)
+    with_arrays(abstract, {**training.params, **training.state}, what="weights", source=source)  # shapes first
+    model = _load_weights(build(), training, path)
     model.eval()
     return model
 

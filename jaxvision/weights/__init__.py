@@ -30,6 +30,7 @@ from pathlib import Path
 
 from flax import nnx
 
+from jaxvision.untrusted import Budget
 from jaxvision.weights.hdf5 import open_h5
 from jaxvision.weights.keras_archive import is_keras_archive, read_keras_archive
 from jaxvision.weights.keras_v3 import class_keys, is_keras_v3, read_keras_v3, write_keras_v3
@@ -55,7 +56,7 @@ def _by_key(model: nnx.Module, layers: dict[str, FileLayer], by_name: bool):
 
 
 def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool = False, *,
-                       strict: bool = True) -> LoadResult:
+                       strict: bool = True, max_bytes: int | None = None) -> LoadResult:
     """Load a Keras weight file (any format above) into ``model`` in place.
 
     Args:
@@ -65,42 +66,51 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
       by_name: pair layers by name instead of Keras's default for the format.
       strict: raise when the model has layers the file lacks or the other way round (always
         the case when loading by order with different layer counts); else load what matches.
+      max_bytes: the most array data the file may make jaxvision read; default a few times
+        the file's size (see :mod:`jaxvision.weights.hdf5`; TF.js: the shards' size).
 
     Returns:
       :class:`LoadResult`: the layers loaded, missing from the file, and unexpected.
 
     Raises:
-      ValueError: a foreign or truncated file, a shape mismatch (naming the layer and both
-        shapes) or, with ``strict``, missing / unexpected layers (listing them).
+      ValueError: a foreign, truncated or malformed file (naming it and the key), a path or
+        link that leads outside it, a declared size over the budget, a shape mismatch (naming
+        the layer and both shapes) or, with ``strict``, missing / unexpected layers (listing them).
     """
     path = Path(path)
+    try:
+        pairs, missing, unexpected = _read(model, path, by_name, max_bytes)
+    except (KeyError, TypeError, AttributeError, IndexError, RecursionError, UnicodeError) as e:
+        raise ValueError(f"{path}: malformed weights file ({type(e).__name__}: {e})") from None
+    if strict:
+        check_complete(model, str(path), missing, unexpected)
+    assign(pairs, str(path))
+    return LoadResult(tuple(name for name, _, _ in pairs), tuple(missing), tuple(unexpected))
+
+
+def _read(model: nnx.Module, path: Path, by_name: bool, max_bytes: int | None):
+    """``(pairs, missing, unexpected)`` from the file, whatever its format."""
     source = str(path)
     if is_tfjs(path):
-        pairs, missing, unexpected = match_by_name(model, read_tfjs(path))
-    elif is_keras_archive(path):
-        pairs, missing, unexpected = _by_key(model, read_keras_archive(path), by_name)
-    elif is_kerashub_preset(path):
-        pairs, missing, unexpected = _by_key(model, read_kerashub_preset(path), by_name)
-    elif path.is_dir():
+        return match_by_name(model, read_tfjs(path, max_bytes))
+    if is_keras_archive(path):
+        return _by_key(model, read_keras_archive(path, max_bytes), by_name)
+    if is_kerashub_preset(path):
+        return _by_key(model, read_kerashub_preset(path, max_bytes), by_name)
+    if path.is_dir():
         raise ValueError(f"{path} is a directory but neither a TF.js model (model.json) nor a KerasHub preset "
                          "(config.json + model.weights.h5)")
-    else:
-        with open_h5(path) as f:
-            if is_legacy(f):
-                file_layers = read_legacy_h5(f, path)
-                if by_name:
-                    pairs, missing, unexpected = match_by_name(model, file_layers)
-                else:
-                    pairs, missing, unexpected = match_by_order(model, file_layers, source), [], []
-            elif is_keras_v3(f):
-                pairs, missing, unexpected = _by_key(model, read_keras_v3(f, path), by_name)
-            else:
-                raise ValueError(f"{path}: an HDF5 file without 'layer_names' or a 'layers' group; not a Keras "
-                                 f"weights file (top-level keys: {sorted(f.keys())[:10]})")
-    if strict:
-        check_complete(model, source, missing, unexpected)
-    assign(pairs, source)
-    return LoadResult(tuple(name for name, _, _ in pairs), tuple(missing), tuple(unexpected))
+    with open_h5(path) as f:
+        budget = Budget(source, os.path.getsize(path), max_bytes)
+        if is_legacy(f):
+            file_layers = read_legacy_h5(f, path, budget)
+            if by_name:
+                return match_by_name(model, file_layers)
+            return match_by_order(model, file_layers, source), [], []
+        if is_keras_v3(f):
+            return _by_key(model, read_keras_v3(f, path, budget), by_name)
+        raise ValueError(f"{path}: an HDF5 file without 'layer_names' or a 'layers' group; not a Keras "
+                         f"weights file (top-level keys: {sorted(f.keys())[:10]})")
 
 
 def save_keras_weights(model: nnx.Module, path: str | os.PathLike) -> None:

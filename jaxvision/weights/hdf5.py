@@ -1,17 +1,81 @@
-"""Open an HDF5 file for reading with a clear error when it is not one (truncated or foreign)."""
+"""The one door to HDF5 weight files: every reader (``.h5``, ``.weights.h5``, ``.keras``
+members, KerasHub presets, SAM's KerasHub reader) opens files and reads groups and datasets
+through here, so an untrusted file cannot reach outside itself or exhaust memory:
 
+* only regular files are opened (a FIFO or a device is refused before ``open``);
+* links are not followed: an external link (another file), a soft link (possibly a loop) and
+  a virtual dataset (other files' data) are refused by name, as is a dataset with external
+  storage (its bytes live in some other local file);
+* group nesting deeper than :data:`MAX_DEPTH` is refused (hard-link cycles);
+* every dataset's declared size is charged to a :class:`~jaxvision.untrusted.Budget` *before*
+  it is read: by default a few times the file's size (Keras stores weights uncompressed, so a
+  real file needs 1×), or an explicit ``max_bytes``.
+"""
+
+import io
 import os
 
 import h5py
+import numpy as np
+
+from jaxvision.untrusted import Budget, regular_file
+
+MAX_DEPTH = 32
 
 
 def open_h5(path: str | os.PathLike) -> h5py.File:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file {path} does not exist")
+    """Open a weights file for reading: a regular file, HDF5, with a clear error otherwise."""
+    regular_file(path, "weights file")
     try:
         return h5py.File(path, "r")
     except OSError as e:  # h5py's message for truncated files and non-HDF5 bytes
         raise ValueError(f"{path} is not a readable HDF5 weights file (truncated or not HDF5): {e}") from None
+
+
+def open_h5_bytes(data: bytes, source: str) -> h5py.File:
+    """An HDF5 file held in memory (a ``.keras`` archive's member)."""
+    try:
+        return h5py.File(io.BytesIO(data), "r")
+    except OSError as e:
+        raise ValueError(f"{source} is not a readable HDF5 file: {e}") from None
+
+
+def child(group: h5py.Group, name: str, source: str) -> h5py.Group | h5py.Dataset | None:
+    """``group[name]`` without following links out of the file; ``None`` when absent."""
+    link = group.get(name, getlink=True)
+    if link is None:
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        raise ValueError(f"{source}: {group.name.rstrip('/')}/{name} is an external link to {link.filename!r}; "
+                         "refused (weights must live inside the file)")
+    if isinstance(link, h5py.SoftLink):
+        raise ValueError(f"{source}: {group.name.rstrip('/')}/{name} is a soft link to {link.path!r}; refused")
+    node = group[name]
+    depth = node.name.count("/")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{source}: groups nested deeper than {MAX_DEPTH} levels at {node.name[:200]}; refused "
+                         "(a link cycle?)")
+    return node
+
+
+def children(group: h5py.Group, source: str) -> list[tuple[str, h5py.Group | h5py.Dataset]]:
+    """The members of ``group`` (see :func:`child`), in HDF5's order."""
+    return [(name, child(group, name, source)) for name in group.keys()]
+
+
+def read_dataset(dataset: h5py.Dataset, budget: Budget) -> np.ndarray:
+    """A dataset's values, once its storage is known to be inside the file and its declared
+    size fits the budget."""
+    source = budget.source
+    if dataset.is_virtual:
+        raise ValueError(f"{source}: {dataset.name} is a virtual dataset (data from other files); refused")
+    if dataset.external:
+        raise ValueError(f"{source}: {dataset.name} stores its data in external file(s) "
+                         f"{[e[0] for e in dataset.external]}; refused")
+    if dataset.dtype.kind not in "biuf":
+        raise ValueError(f"{source}: {dataset.name} holds non-numeric data ({dataset.dtype})")
+    budget.take(int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize, dataset.name)
+    return dataset[()]
 
 
 def decode(value) -> str:

@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 from flax import nnx
 
-from jaxvision.weights.hdf5 import decode
+from jaxvision.untrusted import Budget
+from jaxvision.weights.hdf5 import child, children, decode, read_dataset
 from jaxvision.weights.matching import FileLayer
 from jaxvision.layers.base import sublayers
 from jaxvision.models.base import Model
@@ -60,29 +61,35 @@ def class_keys(model: nnx.Module) -> dict[str, str]:
 
 
 def is_keras_v3(f: h5py.File) -> bool:
-    return "layers" in f and isinstance(f["layers"], h5py.Group)
+    return isinstance(f.get("layers", getlink=True), h5py.HardLink) and isinstance(f["layers"], h5py.Group)
 
 
-def read_keras_v3(f: h5py.File, path: str | os.PathLike) -> dict[str, FileLayer]:
-    """Path key (``conv2d_3``, or ``outer/layers/conv2d`` when nested) → layer with weights."""
+def read_keras_v3(f: h5py.File, path: str | os.PathLike, budget: Budget) -> dict[str, FileLayer]:
+    """Path key (``conv2d_3``, or ``outer/layers/conv2d`` when nested) → layer with weights,
+    read through :mod:`~jaxvision.weights.hdf5` (no links followed, sizes charged to ``budget``)."""
     found: dict[str, FileLayer] = {}
+    source = str(path)
 
     def walk(group: h5py.Group, prefix: str) -> None:
-        for key, sub in group.items():
+        for key, sub in children(group, source):
             if not isinstance(sub, h5py.Group):
                 continue
-            variables = sub.get("vars")
+            variables = child(sub, "vars", source)
             if isinstance(variables, h5py.Group) and len(variables):
                 indices = sorted(variables, key=lambda k: int(k) if k.isdigit() else -1)
                 if not all(k.isdigit() for k in indices) or [int(k) for k in indices] != list(range(len(indices))):
                     raise ValueError(f"{path}: {sub.name}/vars holds {indices}, expected 0..n-1 "
                                      "(not a Keras .weights.h5 file?)")
                 name = decode(variables.attrs.get("name", f"{prefix}{key}"))
-                found[f"{prefix}{key}"] = FileLayer(name, [(k, np.asarray(variables[k])) for k in indices])
-            if isinstance(sub.get("layers"), h5py.Group):
-                walk(sub["layers"], f"{prefix}{key}/layers/")
+                arrays = [(k, child(variables, k, source)) for k in indices]
+                if not all(isinstance(a, h5py.Dataset) for _, a in arrays):
+                    raise ValueError(f"{path}: {sub.name}/vars holds groups, expected datasets")
+                found[f"{prefix}{key}"] = FileLayer(name, [(k, read_dataset(a, budget)) for k, a in arrays])
+            nested = child(sub, "layers", source)
+            if isinstance(nested, h5py.Group):
+                walk(nested, f"{prefix}{key}/layers/")
 
-    walk(f["layers"], "")
+    walk(child(f, "layers", source), "")
     return found
 
 

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from jaxvision.untrusted import Budget
 from jaxvision.weights.hdf5 import open_h5
 from jaxvision.weights.keras_v3 import is_keras_v3, read_keras_v3
 from jaxvision.weights.matching import FileLayer
@@ -16,7 +17,7 @@ def is_kerashub_preset(path: str | os.PathLike) -> bool:
     return path.is_dir() and (path / "config.json").is_file() and (path / "model.weights.h5").is_file()
 
 
-def read_kerashub_preset(path: str | os.PathLike) -> dict[str, FileLayer]:
+def read_kerashub_preset(path: str | os.PathLike, max_bytes: int | None = None) -> dict[str, FileLayer]:
     """Path key → layer, the backbone's and (if present) the task head's together."""
     path = Path(path)
     try:
@@ -33,7 +34,8 @@ def read_kerashub_preset(path: str | os.PathLike) -> dict[str, FileLayer]:
         with open_h5(path / file_name) as f:
             if not is_keras_v3(f):
                 raise ValueError(f"{path / file_name}: no 'layers' group; not a Keras 3 .weights.h5 file")
-            for key, layer in read_keras_v3(f, path / file_name).items():
+            budget = Budget(str(path / file_name), os.path.getsize(path / file_name), max_bytes)
+            for key, layer in read_keras_v3(f, path / file_name, budget).items():
                 if key in layers:
                     raise ValueError(f"{path}: layer key {key!r} is in both model.weights.h5 and task.weights.h5")
                 layers[key] = layer

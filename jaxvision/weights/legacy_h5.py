@@ -8,30 +8,44 @@ Keras's order (trainable, then non-trainable), e.g. ``conv1/conv1/kernel:0``.
 import os
 
 import h5py
-import numpy as np
 
-from jaxvision.weights.hdf5 import decode
+from jaxvision.untrusted import Budget
+from jaxvision.weights.hdf5 import child, decode, read_dataset
 from jaxvision.weights.matching import FileLayer
 
 
 def is_legacy(f: h5py.File) -> bool:
-    return "layer_names" in f.attrs or ("model_weights" in f and "layer_names" in f["model_weights"].attrs)
+    return "layer_names" in f.attrs or (isinstance(f.get("model_weights", getlink=True), h5py.HardLink)
+                                        and "layer_names" in f["model_weights"].attrs)
 
 
-def read_legacy_h5(f: h5py.File, path: str | os.PathLike) -> list[FileLayer]:
-    """Every layer of the file (weightless ones too, with no weights), in file order."""
-    group = f["model_weights"] if "layer_names" not in f.attrs else f
+def read_legacy_h5(f: h5py.File, path: str | os.PathLike, budget: Budget) -> list[FileLayer]:
+    """Every layer of the file (weightless ones too, with no weights), in file order, read
+    through :mod:`~jaxvision.weights.hdf5` (no links followed, sizes charged to ``budget``)."""
+    source = str(path)
+    group = child(f, "model_weights", source) if "layer_names" not in f.attrs else f
     layers = []
     for layer_name in (decode(n) for n in group.attrs["layer_names"]):
-        if layer_name not in group:
+        layer_group = child(group, layer_name, source) if layer_name else None
+        if not isinstance(layer_group, h5py.Group):
             raise ValueError(f"{path}: layer {layer_name!r} is listed in layer_names but has no group "
                              "(truncated or damaged file)")
-        layer_group = group[layer_name]
         weights = []
         for weight_name in (decode(n) for n in layer_group.attrs.get("weight_names", [])):
-            if weight_name not in layer_group:
+            dataset = _weight(layer_group, weight_name, source)
+            if not isinstance(dataset, h5py.Dataset):
                 raise ValueError(f"{path}: weight {weight_name!r} of layer {layer_name!r} is missing "
                                  "(truncated or damaged file)")
-            weights.append((weight_name, np.asarray(layer_group[weight_name])))
+            weights.append((weight_name, read_dataset(dataset, budget)))
         layers.append(FileLayer(layer_name, weights))
     return layers
+
+
+def _weight(group: h5py.Group, name: str, source: str) -> h5py.Dataset | h5py.Group | None:
+    """``group[name]`` for a path such as ``conv1/kernel:0``, one link at a time."""
+    node = group
+    for part in name.split("/"):
+        if not isinstance(node, h5py.Group) or not part:
+            return None
+        node = child(node, part, source)
+    return node

@@ -80,14 +80,14 @@ def test_unreadable_raw_file_is_named_as_unreadable(tmp_path):
     """A raw IDX file that cannot be read is not reported as a bad gzip file."""
     _write_set(tmp_path, gz=False)
     path = tmp_path / NAMES[1]
-    real_read = Path.read_bytes
+    real_open = open
 
-    def guarded(self):
-        if self == path:
+    def guarded(file, *args, **kwargs):
+        if Path(file) == path:
             raise PermissionError(13, "Permission denied", str(path))
-        return real_read(self)
+        return real_open(file, *args, **kwargs)
 
-    with mock.patch.object(Path, "read_bytes", guarded):
+    with mock.patch("jaxvision.data.mnist.open", guarded, create=True):
         with pytest.raises(ValueError, match=rf"{path}: cannot read it \(PermissionError: .*Permission denied"):
             load_mnist(tmp_path, download=False, verify=False)
 

@@ -22,6 +22,7 @@ from jaxvision.layers import Conv2D, Conv2DTranspose, Dense
 from jaxvision.models.segment_anything.common import Embedding, LayerNorm
 from jaxvision.models.segment_anything.sam import CONFIGS, Sam, SamConfig
 from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
+from jaxvision.untrusted import regular_file
 
 # (module type, our attribute) → (reference leaf name, axes of the reference tensor in our order)
 _LEAVES: dict[tuple[type, str], tuple[str, tuple[int, ...] | None]] = {
@@ -184,7 +185,12 @@ def _load_safetensors(path: str) -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
     except ImportError:
         raise ImportError(f"{path}: reading .safetensors needs the 'safetensors' package (pip install safetensors)") from None
-    hf = load_file(path)
+    try:
+        hf = load_file(regular_file(path, "checkpoint"))
+    except (OSError, ValueError):
+        raise
+    except Exception as e:  # safetensors' own error type: a header or size the file does not back up
+        raise ValueError(f"{path}: not a readable .safetensors file ({type(e).__name__}: {e})") from None
     depth = len({k.split(".")[2] for k in hf if k.startswith("vision_encoder.layers.")})
     tensors = {}
     for key in reference_keys(depth):
@@ -226,6 +232,7 @@ def load_sam(path: str | os.PathLike) -> tuple[Sam, CheckpointInfo]:
     elif path.suffix == ".safetensors":
         tensors, fmt, hashed = _load_safetensors(str(path)), "safetensors", path
     else:
+        regular_file(path, "checkpoint")
         tensors, fmt, hashed = load_torch_state_dict(path), "torch", path
     model = sam_from_state_dict(tensors, source=str(hashed))
     sha256, md5 = file_digests(hashed)

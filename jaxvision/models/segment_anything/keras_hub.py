@@ -115,15 +115,24 @@ def load_keras_hub_preset(weights: str | os.PathLike, reference_keys: Callable[[
     leaf below ``checkpoint``)."""
     import h5py
 
+    from jaxvision.untrusted import Budget
+    from jaxvision.weights.hdf5 import child, open_h5, read_dataset
+
     weights = os.fspath(weights)
+    budget = Budget(weights, os.path.getsize(weights))
     try:
-        with h5py.File(weights, "r") as f:
-            depth = len([name for name in f.get("layers", {}) if name.startswith("windowed_transformer_encoder")])
+        with open_h5(weights) as f:
+            layers = child(f, "layers", weights)
+            names = list(layers.keys()) if isinstance(layers, h5py.Group) else []
+            depth = len([name for name in names if name.startswith("windowed_transformer_encoder")])
             tensors = {}
             for key in reference_keys(depth):
                 path, axes = keras_hub_path(key)
-                if path in f:
-                    value = np.asarray(f[path][()], dtype=np.float32)
+                node = f
+                for part in path.split("/"):  # one link at a time, none followed out of the file
+                    node = child(node, part, weights) if isinstance(node, h5py.Group) else None
+                if isinstance(node, h5py.Dataset):
+                    value = np.asarray(read_dataset(node, budget), dtype=np.float32)
                     tensors[key] = value if axes is None else value.transpose(np.argsort(axes))
     except OSError as e:
         raise ValueError(f"{weights}: not a readable Keras weights file ({e})") from e

@@ -4,16 +4,27 @@ unpickling anything but tensors.
 The archive holds ``<name>/data.pkl`` (the pickled dict), ``<name>/data/<key>`` (raw tensor
 storages) and ``<name>/byteorder``. The pickle may only name the globals a state dict needs
 (``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` and the storage types); any
-other global, e.g. ``os.system`` in a malicious file, is refused *before* it is called.
+other global, e.g. ``os.system`` in a malicious file, is refused *before* it is called. Each
+allowed global is handed out as a fresh object, so a ``BUILD`` opcode in the pickle can only
+change that object, never this module's functions (a later file sees them unchanged).
+
+Declared sizes are checked before anything is allocated: the pickle and every storage member
+against a budget of a few times the file's size, each storage's bytes against its declared
+element count, and every tensor view against its storage (no stride-0 blow-ups). Unknown byte
+orders, bool storages holding values other than 0 and 1, and one storage read with two dtypes
+are errors naming the file.
 """
 
 import collections
+import math
 import os
 import pickle
 import zipfile
 
 import ml_dtypes
 import numpy as np
+
+from jaxvision.untrusted import Budget, read_member, regular_file
 
 STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -36,6 +47,9 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple
     if not (isinstance(storage, np.ndarray) and all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride))
             and len(size) == len(stride)):
         raise ValueError(f"malformed tensor record (offset {offset!r}, size {size!r}, stride {stride!r})")
+    if math.prod(size) > len(storage):
+        raise ValueError(f"tensor of size {tuple(size)} has more elements than its storage ({len(storage)}); "
+                         "refused (a zero-stride view would multiply memory)")
     if 0 in size:
         return np.zeros(size, storage.dtype)
     if offset + sum((n - 1) * s for n, s in zip(size, stride)) >= len(storage):
@@ -47,16 +61,16 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, byteorder: str, path: str):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, byteorder: str, path: str, budget: Budget):
         super().__init__(file)
-        self.archive, self.prefix, self.byteorder, self.path = archive, prefix, byteorder, path
+        self.archive, self.prefix, self.byteorder, self.path, self.budget = archive, prefix, byteorder, path, budget
         self.storages: dict[str, np.ndarray] = {}
 
     def find_class(self, module: str, name: str):
         if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
+            return collections.OrderedDict  # a built-in type: its attributes cannot be set
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
+            return lambda *args: _rebuild_tensor(*args)  # fresh: BUILD may only mutate this copy
         if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
         raise UnsafeCheckpointError(
@@ -67,16 +81,26 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
             raise UnsafeCheckpointError(f"{self.path}: unexpected persistent id {pid!r} in the pickle")
         _, storage_type, key, _location, numel = pid
-        if key not in self.storages:
-            try:
-                raw = self.archive.read(f"{self.prefix}data/{key}")
-            except KeyError:
-                raise ValueError(f"{self.path}: storage data/{key} is missing from the archive") from None
-            dtype = storage_type.dtype.newbyteorder("<" if self.byteorder == "little" else ">")
-            if len(raw) != numel * dtype.itemsize:
-                raise ValueError(f"{self.path}: storage data/{key} has {len(raw)} bytes, expected "
-                                 f"{numel} × {dtype.itemsize}")
-            self.storages[key] = np.frombuffer(raw, dtype=dtype).astype(storage_type.dtype)
+        if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
+            raise ValueError(f"{self.path}: malformed storage record {pid!r}")
+        if key in self.storages:
+            if self.storages[key].dtype != storage_type.dtype:
+                raise ValueError(f"{self.path}: storage data/{key} is used as {self.storages[key].dtype} and as "
+                                 f"{storage_type.dtype}; refused")
+            return self.storages[key]
+        name = f"{self.prefix}data/{key}"
+        try:
+            info = self.archive.getinfo(name)
+        except KeyError:
+            raise ValueError(f"{self.path}: storage data/{key} is missing from the archive") from None
+        dtype = storage_type.dtype.newbyteorder("<" if self.byteorder == "little" else ">")
+        if info.file_size != numel * dtype.itemsize:
+            raise ValueError(f"{self.path}: storage data/{key} has {info.file_size} bytes, expected "
+                             f"{numel} × {dtype.itemsize}")
+        values = np.frombuffer(read_member(self.archive, name, self.budget), dtype=dtype)
+        if dtype == np.bool_ and np.any(values.view(np.uint8) > 1):
+            raise ValueError(f"{self.path}: bool storage data/{key} holds values other than 0 and 1")
+        self.storages[key] = values.astype(storage_type.dtype)
         return self.storages[key]
 
 
@@ -88,7 +112,8 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
       ValueError: the file is not a zip archive (e.g. torch's legacy format), is truncated, or
         does not hold a dict of tensors; the message names the file.
     """
-    path = os.fspath(path)
+    path = os.fspath(regular_file(path, "checkpoint"))
+    budget = Budget(path, os.path.getsize(path))
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a torch zip checkpoint (torch.save since 1.6 writes a zip archive); "
                          "the file may be truncated, or in torch's legacy format: re-save it with torch.save")
@@ -99,9 +124,13 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 raise ValueError(f"{path}: expected one data.pkl in the archive, found {len(pickles)}")
             prefix = pickles[0][:-len("data.pkl")]
             names = set(archive.namelist())
-            byteorder = archive.read(prefix + "byteorder").decode().strip() if prefix + "byteorder" in names else "little"
+            byteorder = (read_member(archive, prefix + "byteorder", Budget(path, 0, 16)).decode().strip()
+                         if prefix + "byteorder" in names else "little")
+            if byteorder not in ("little", "big"):
+                raise ValueError(f"byteorder must be 'little' or 'big', got {byteorder[:20]!r}")
+            budget.take(archive.getinfo(pickles[0]).file_size, "data.pkl")
             with archive.open(pickles[0]) as f:
-                state = _RestrictedUnpickler(f, archive, prefix, byteorder, path).load()
+                state = _RestrictedUnpickler(f, archive, prefix, byteorder, path, budget).load()
     except UnsafeCheckpointError:
         raise
     except Exception as e:  # zip, zlib, pickle and record errors alike: the file is not what it claims

@@ -202,5 +202,5 @@ def test_tensor_reading_past_its_storage_is_refused(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", payload)
         archive.writestr("archive/data/0", np.arange(4, dtype=np.float32).tobytes())
-    with pytest.raises(ValueError, match=r"overrun.pth: corrupt .* size \(16,\) and stride \(1,\) overruns"):
+    with pytest.raises(ValueError, match=r"overrun.pth: corrupt .* size \(16,\) has more elements than its storage \(4\)"):
         load_sam(path)
