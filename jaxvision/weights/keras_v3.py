@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from jaxvision.untrusted import Budget
-from jaxvision.weights.hdf5 import child, children, decode, read_dataset
+from jaxvision.weights.hdf5 import MAX_DEPTH, child, children, decode, read_dataset
 from jaxvision.weights.matching import FileLayer
 from jaxvision.layers.base import sublayers
 from jaxvision.models.base import Model
@@ -71,6 +71,9 @@ def read_keras_v3(f: h5py.File, path: str | os.PathLike, budget: Budget) -> dict
     source = str(path)
 
     def walk(group: h5py.Group, prefix: str) -> None:
+        if prefix.count("/layers/") > MAX_DEPTH:
+            raise ValueError(f"{path}: models nested deeper than {MAX_DEPTH} levels at {prefix[:200]}; refused "
+                             "(a link cycle?)")
         for key, sub in children(group, source):
             if not isinstance(sub, h5py.Group):
                 continue

@@ -100,3 +100,29 @@ def test_a_run_resumes_its_evaluation_finishes_once_and_retrains_only_with_force
 
     ch08_mnist_convnet.main([*flags, "--force"])
     assert "Epoch 1/1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["garbage checkpoint", "non-library error"])
+def test_every_error_from_inputs_is_one_line(case, tmp_path, monkeypatch, capsys):
+    """Damaged inputs raise library errors of every type (orbax, tensorstore, Pillow…); the
+    script still prints one line, naming the type when it is not a ValueError/OSError."""
+    import ch10_activations
+
+    if case == "garbage checkpoint":
+        step = tmp_path / "ckpt" / "1"
+        step.mkdir(parents=True)
+        (step / "_CHECKPOINT_METADATA").write_text("{not json")
+        (step / "arrays").mkdir()
+        (step / "arrays" / "junk").write_bytes(b"\x00" * 64)
+        main, argv, expected = ch10_activations.main, ["--checkpoint", str(tmp_path / "ckpt")], "ckpt"
+    else:
+        def main(argv):
+            raise KeyError("weightsManifest")
+
+        argv, expected = [], "KeyError: 'weightsManifest'"
+    monkeypatch.setattr(sys, "argv", ["experiments/ch10_activations.py", *argv, "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_:
+        _common.run(main)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and expected in err, err
