@@ -4,29 +4,30 @@ declares dies with ``MemoryError`` instead of taking the machine. For every gene
 reader must return or raise ``ValueError``/``FileNotFoundError`` (named errors), within the
 per-case deadline, and never return bytes of the secret file that sits beside the folder.
 
-Run: python tests/fuzz_untrusted_run.py OUT_JSON [EXAMPLES]
+Run: FUZZ_EXAMPLES=500 python tests/fuzz_untrusted_run.py OUT_JSON
 """
 
 import json
+import os
 import resource
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+import h5py
+import numpy as np
+from flax import nnx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jaxvision.layers import Dense
+from jaxvision.models import Sequential
+from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
+from jaxvision.weights import load_keras_weights
+
 LIMIT = 3 << 30  # bytes of address space: jax needs ~1 GB; one careless allocation exceeds the rest
-resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-
-import h5py  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from jaxvision.layers import Dense  # noqa: E402
-from jaxvision.models import Sequential  # noqa: E402
-from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict  # noqa: E402
-from jaxvision.weights import load_keras_weights  # noqa: E402
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 
 SECRET = np.full(16, 7.25, "<f4").tobytes()  # 64 bytes: exactly dense/kernel + dense/bias
 NAMED = (ValueError, FileNotFoundError)
@@ -61,8 +62,8 @@ manifests = st.lists(st.fixed_dictionaries({"paths": st.lists(paths, max_size=4)
                                             "weights": st.lists(entries, max_size=4)}), max_size=3)
 
 
-@settings(max_examples=int(sys.argv[2]) if len(sys.argv) > 2 else 150, derandomize=True, deadline=5000,
-          database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=5000, database=None,
+          suppress_health_check=list(HealthCheck))
 @given(manifest=st.one_of(manifests, st.just({}), st.integers()), s=st.binary(max_size=80), t=st.binary(max_size=80))
 def fuzz_tfjs(manifest, s, t):
     counts["tfjs"] += 1
@@ -82,8 +83,8 @@ nodes = st.sampled_from(["dataset", "big", "external_storage", "external_link", 
                          "virtual", "group", "string"])
 
 
-@settings(max_examples=int(sys.argv[2]) if len(sys.argv) > 2 else 150, derandomize=True, deadline=5000,
-          database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=5000, database=None,
+          suppress_health_check=list(HealthCheck))
 @given(kind=nodes, shape=st.lists(st.integers(0, 5), max_size=3), index=st.sampled_from(["0", "1", "x"]),
        legacy=st.booleans())
 def fuzz_hdf5(kind, shape, index, legacy):
@@ -142,8 +143,8 @@ def valid_pth() -> bytes:
     return payload
 
 
-@settings(max_examples=int(sys.argv[2]) if len(sys.argv) > 2 else 150, derandomize=True, deadline=5000,
-          database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=5000, database=None,
+          suppress_health_check=list(HealthCheck))
 @given(edits=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
        storage=st.binary(max_size=64), byteorder=st.sampled_from([b"little", b"big", b"", b"\xff"]),
        compress=st.booleans())
@@ -165,6 +166,7 @@ def fuzz_pth(edits, storage, byteorder, compress):
 
 
 if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
     fuzz_tfjs()
     fuzz_hdf5()
     fuzz_pth()

@@ -91,7 +91,7 @@ class MobileNetV1(Sequential):
 @register
 def mobilenet(alpha: float = 1.0, depth_multiplier: int = 1, include_top: bool = True, pooling: str | None = None,
               classes: int = 1000, dropout: float = 1e-3, classifier_activation: str | None = "softmax",
-              seed: int = 0) -> MobileNetV1:
+              seed: int = 0, manifest: str | os.PathLike | dict | None = None) -> MobileNetV1:
     """MobileNet v1 with random weights (what checkpoints rebuild before restoring theirs).
 
     >>> from flax import nnx
@@ -106,7 +106,7 @@ def mobilenet(alpha: float = 1.0, depth_multiplier: int = 1, include_top: bool =
 def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.0, depth_multiplier: int = 1,
               dropout: float = 1e-3, include_top: bool = True, weights: str | os.PathLike | None = None,
               pooling: str | None = None, classes: int = 1000, classifier_activation: str | None = "softmax",
-              seed: int = 0) -> MobileNetV1:
+              seed: int = 0, manifest: str | os.PathLike | dict | None = None) -> MobileNetV1:
     """``keras.applications.MobileNet``: the same arguments, layer names and weights.
 
     Args:
@@ -118,6 +118,8 @@ def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.
         ``mobilenet_<alpha>_<size>_tf[_no_top].h5`` or the TF.js copy under
         ``$JAXVISION_DATA/pretrained/``, else downloaded) or a path to a Keras weights file.
       seed: for the random initial weights and dropout.
+      manifest: a weights manifest (:func:`jaxvision.weights.make_manifest`) the loaded file
+        must match: its sha256, every tensor and a golden input → output pair.
 
     >>> import jax.numpy as jnp
     >>> model = MobileNet(alpha=0.75, weights="imagenet")  # offline: the TF.js copy
@@ -151,5 +153,5 @@ def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.
         if not include_top:
             alternatives.insert(0, f"mobilenet_{IMAGENET_ALPHAS.get(alpha, alpha)}_{rows}_tf.h5")
         load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHT_URL + keras_file, sha256=None,
-                     alternatives=alternatives, head=("conv_preds",))
+                     alternatives=alternatives, head=("conv_preds",), manifest=manifest)
     return model

@@ -40,7 +40,8 @@ def build(name: str, weights: str | os.PathLike | None, **kwargs) -> nnx.Module:
 
 
 def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_file: str, url: str,
-                 sha256: str | None, alternatives: Sequence[str] = (), head: Sequence[str] = ()) -> None:
+                 sha256: str | None, alternatives: Sequence[str] = (), head: Sequence[str] = (),
+                 manifest: str | os.PathLike | dict | None = None) -> None:
     """Load ``weights`` into ``model`` as ``keras.applications`` does.
 
     Args:
@@ -50,6 +51,7 @@ def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_
       alternatives: other file or directory names under ``pretrained/`` holding the same
         weights, loaded by layer name, where layers in ``head`` may be left over.
       head: the classifier layers a with-top alternative has and a model without top lacks.
+      manifest: checked against whichever file is loaded (see :mod:`jaxvision.weights.manifest`).
     """
     if weights is None:
         return
@@ -57,15 +59,15 @@ def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_
         if not os.path.exists(weights):
             raise FileNotFoundError(f"weights={weights!r}: no such file; pass None, 'imagenet' or a path "
                                     "to a Keras weights file")
-        load_keras_weights(model, weights)
+        load_keras_weights(model, weights, manifest=manifest)
         return
     folder = data_root() / "pretrained"
     if (folder / keras_file).exists():
-        load_keras_weights(model, folder / keras_file)
+        load_keras_weights(model, folder / keras_file, manifest=manifest)
         return
     for name in alternatives:
         if (folder / name).exists():
-            _load_without_head(model, folder / name, head)
+            _load_without_head(model, folder / name, head, manifest)
             return
     try:
         path = fetch(url, folder / keras_file, sha256)
@@ -74,11 +76,11 @@ def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_
         raise RuntimeError(f"ImageNet weights {keras_file}{also} not found in {folder} and the download "
                            f"failed. Put {keras_file} (from {url}) into {folder}, or set JAXVISION_DATA to a "
                            f"folder whose pretrained/ holds it.\n{e}") from None
-    load_keras_weights(model, path)
+    load_keras_weights(model, path, manifest=manifest)
 
 
-def _load_without_head(model: nnx.Module, path: Path, head: Sequence[str]) -> None:
-    result = load_keras_weights(model, path, by_name=True, strict=False)
+def _load_without_head(model: nnx.Module, path: Path, head: Sequence[str], manifest) -> None:
+    result = load_keras_weights(model, path, by_name=True, strict=False, manifest=manifest)
     extra = set(result.unexpected) - set(head)
     if result.missing or extra:
         raise ValueError(f"{path} does not fit {type(model).__name__}: missing {list(result.missing)}, "

@@ -142,7 +142,8 @@ def xception(include_top: bool = True, pooling: str | None = None, classes: int 
 
 
 def Xception(include_top: bool = True, weights: str | os.PathLike | None = None, pooling: str | None = None,
-             classes: int = 1000, classifier_activation: str | None = "softmax", seed: int = 0) -> XceptionNet:
+             classes: int = 1000, classifier_activation: str | None = "softmax", seed: int = 0,
+             manifest: str | os.PathLike | dict | None = None) -> XceptionNet:
     """``keras.applications.Xception``: the same arguments, layer names and weight files.
 
     Args:
@@ -153,6 +154,7 @@ def Xception(include_top: bool = True, weights: str | os.PathLike | None = None,
         Keras ``.h5`` / ``.weights.h5`` file or a KerasHub ``xception_41_imagenet`` preset
         directory (its classifier gives logits; pass ``classifier_activation=None`` to match).
       seed: for the random initial weights.
+      manifest: a weights manifest the loaded file must match (see ``MobileNet``).
 
     Inputs are at least 71 × 71, scaled by :func:`~jaxvision.applications.preprocess_input`.
 
@@ -166,5 +168,6 @@ def Xception(include_top: bool = True, weights: str | os.PathLike | None = None,
     model = build("xception", weights, include_top=include_top, pooling=pooling, classes=classes,
                         classifier_activation=classifier_activation, seed=seed)
     keras_file, sha256 = WEIGHTS[include_top]
-    load_weights(model, weights, keras_file=keras_file, url=WEIGHTS_URL + keras_file, sha256=sha256)
+    load_weights(model, weights, keras_file=keras_file, url=WEIGHTS_URL + keras_file, sha256=sha256,
+                 manifest=manifest)
     return model

@@ -36,11 +36,12 @@ from jaxvision.weights.keras_archive import is_keras_archive, read_keras_archive
 from jaxvision.weights.keras_v3 import class_keys, is_keras_v3, read_keras_v3, write_keras_v3
 from jaxvision.weights.kerashub import is_kerashub_preset, read_kerashub_preset
 from jaxvision.weights.legacy_h5 import is_legacy, read_legacy_h5
+from jaxvision.weights.manifest import check_file, check_manifest, make_manifest
 from jaxvision.weights.matching import FileLayer, LoadResult, assign, check_complete, match_by_name, match_by_order
 from jaxvision.weights.model_layers import keras_layers
 from jaxvision.weights.tfjs import is_tfjs, read_tfjs
 
-__all__ = ["LoadResult", "keras_layers", "load_keras_weights", "save_keras_weights"]
+__all__ = ["LoadResult", "check_manifest", "keras_layers", "load_keras_weights", "make_manifest", "save_keras_weights"]
 
 
 def _by_key(model: nnx.Module, layers: dict[str, FileLayer], by_name: bool):
@@ -56,7 +57,8 @@ def _by_key(model: nnx.Module, layers: dict[str, FileLayer], by_name: bool):
 
 
 def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool = False, *,
-                       strict: bool = True, max_bytes: int | None = None) -> LoadResult:
+                       strict: bool = True, max_bytes: int | None = None,
+                       manifest: str | os.PathLike | dict | None = None) -> LoadResult:
     """Load a Keras weight file (any format above) into ``model`` in place.
 
     Args:
@@ -68,6 +70,8 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
         the case when loading by order with different layer counts); else load what matches.
       max_bytes: the most array data the file may make jaxvision read; default a few times
         the file's size (see :mod:`jaxvision.weights.hdf5`; TF.js: the shards' size).
+      manifest: a manifest (JSON path or dict, :func:`make_manifest`) the file must match:
+        its sha256 is checked before reading, every tensor and the golden pair after loading.
 
     Returns:
       :class:`LoadResult`: the layers loaded, missing from the file, and unexpected.
@@ -78,6 +82,8 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
         the layer and both shapes) or, with ``strict``, missing / unexpected layers (listing them).
     """
     path = Path(path)
+    if manifest is not None:
+        manifest = check_file(path, manifest)
     try:
         pairs, missing, unexpected = _read(model, path, by_name, max_bytes)
     except (KeyError, TypeError, AttributeError, IndexError, RecursionError, UnicodeError) as e:
@@ -85,6 +91,8 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
     if strict:
         check_complete(model, str(path), missing, unexpected)
     assign(pairs, str(path))
+    if manifest is not None:
+        check_manifest(model, path, manifest, file_checked=True)
     return LoadResult(tuple(name for name, _, _ in pairs), tuple(missing), tuple(unexpected))
 
 

@@ -23,6 +23,7 @@ from jaxvision.models.segment_anything.common import Embedding, LayerNorm
 from jaxvision.models.segment_anything.sam import CONFIGS, Sam, SamConfig
 from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
 from jaxvision.untrusted import regular_file
+from jaxvision.weights.manifest import check_file, check_manifest
 
 # (module type, our attribute) → (reference leaf name, axes of the reference tensor in our order)
 _LEAVES: dict[tuple[type, str], tuple[str, tuple[int, ...] | None]] = {
@@ -212,9 +213,13 @@ def file_digests(path: str | os.PathLike) -> tuple[str, str]:
     return sha256.hexdigest(), md5.hexdigest()
 
 
-def load_sam(path: str | os.PathLike) -> tuple[Sam, CheckpointInfo]:
+def load_sam(path: str | os.PathLike, *, manifest: str | os.PathLike | dict | None = None
+             ) -> tuple[Sam, CheckpointInfo]:
     """Load a SAM checkpoint: a torch ``.pth`` (zip) state dict, a ``.safetensors`` file from
     Hugging Face, or a KerasHub preset directory holding ``model.weights.h5``.
+
+    ``manifest`` (:func:`jaxvision.weights.make_manifest` with ``input_shape=None``): the file's
+    sha256 is checked before it is read and every tensor after.
 
     Returns the model and a :class:`CheckpointInfo` with the detected variant and the sha256
     of the file read.
@@ -222,6 +227,8 @@ def load_sam(path: str | os.PathLike) -> tuple[Sam, CheckpointInfo]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint; use {DOWNLOAD_HINT}")
+    if manifest is not None:
+        check_file(path / "model.weights.h5" if path.is_dir() else path, manifest)
     if path.is_dir():
         from jaxvision.models.segment_anything.keras_hub import load_keras_hub_preset
 
@@ -235,6 +242,8 @@ def load_sam(path: str | os.PathLike) -> tuple[Sam, CheckpointInfo]:
         regular_file(path, "checkpoint")
         tensors, fmt, hashed = load_torch_state_dict(path), "torch", path
     model = sam_from_state_dict(tensors, source=str(hashed))
+    if manifest is not None:
+        check_manifest(model, hashed, manifest, file_checked=True)
     sha256, md5 = file_digests(hashed)
     release = next((name for name, known in RELEASED_MD5.items() if known == md5), None)
     return model, CheckpointInfo(str(hashed), fmt, variant_name(model.config), sha256, md5, release)

@@ -1,0 +1,323 @@
+"""Where do two implementations of one network part ways? A layer-by-layer divergence finder.
+
+:func:`compare` runs a jaxvision model and a reference on the same inputs and compares every
+named intermediate in execution order: the forward activations and, with ``grads=True``, the
+gradients of a fixed scalar objective ``sum(output · P)`` (``P`` a seeded random projection)
+with respect to the model's input and to every layer's weights. A tensor agrees when every
+element satisfies ``|ours − ref| ≤ rtol · (|ref| + max|ref|)``: NumPy's ``allclose`` with
+``atol = rtol × the layer's largest magnitude``, so rounding that accumulates over dozens of
+float32 layers (≈1e-6 of the scale per layer) passes and a real fault does not. Each row
+shows the largest absolute error and the largest ratio to that bound's scale; the first row
+over the dtype's ``rtol`` is the divergence, and the report stops there.
+
+The reference is a Keras 3 model (:func:`keras_intermediates` reads every layer's output,
+nested models included as ``outer/inner``), or any callable ``x -> {name: array}`` in
+execution order, e.g. another jaxvision model (:func:`jaxvision_intermediates`) — which is
+how :func:`drift` maps float32 against ``mixed_bfloat16`` and one device against a mesh.
+"""
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxvision.models.base import Model, Recorder
+
+TOLERANCES = {"float32": 1e-5, "bfloat16": 1e-2, "float16": 1e-3, "float64": 1e-12}
+Intermediates = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+@dataclasses.dataclass
+class Row:
+    """One compared tensor: its name, shape, largest absolute error, that error relative to
+    the reference's largest magnitude, and whether it is within tolerance."""
+
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+
+@dataclasses.dataclass
+class Report:
+    """The rows in execution order (forward, then gradients), up to and including the first
+    divergence; ``unmatched`` lists names only one side has."""
+
+    rows: list[Row]
+    tolerance: float
+    unmatched: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def first_divergence(self) -> Row | None:
+        return next((row for row in self.rows if not row.ok), None)
+
+    @property
+    def identical(self) -> bool:
+        return self.first_divergence is None
+
+    def __str__(self) -> str:
+        width = max([len(r.name) for r in self.rows] + [5])
+        lines = [f"{'layer':<{width}}  {'shape':<22} {'max abs':>10} {'max rel':>10}",
+                 *(f"{r.name:<{width}}  {str(r.shape):<22} {r.max_abs:>10.3g} {r.max_rel:>10.3g}"
+                   f"{'' if r.ok else '  <-- first divergence'}" for r in self.rows)]
+        bad = self.first_divergence
+        lines.append(f"identical to {self.tolerance:g} at every one of {len(self.rows)} compared tensors"
+                     if bad is None else
+                     f"first divergence: {bad.name} (max abs {bad.max_abs:.3g}, rel {bad.max_rel:.3g} > {self.tolerance:g})")
+        if self.unmatched:
+            lines.append(f"not compared (only one side has them): {self.unmatched[:20]}")
+        return "\n".join(lines)
+
+
+def _row(name: str, ours: np.ndarray, theirs: np.ndarray, tolerance: float) -> Row:
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    if ours.shape != theirs.shape:
+        return Row(name, tuple(ours.shape), float("inf"), float("inf"), False)
+    if not ours.size:
+        return Row(name, tuple(ours.shape), 0.0, 0.0, True)
+    if not (np.all(np.isfinite(ours)) and np.all(np.isfinite(theirs))):
+        same = bool(np.array_equal(ours, theirs, equal_nan=True))
+        return Row(name, tuple(ours.shape), 0.0 if same else float("inf"), 0.0 if same else float("inf"), same)
+    difference = np.abs(ours - theirs)
+    bound = np.abs(theirs) + np.max(np.abs(theirs))
+    ratio = np.divide(difference, bound, out=np.where(difference > 0, np.inf, 0.0), where=bound > 0)
+    rel = float(np.max(ratio))
+    return Row(name, tuple(ours.shape), float(np.max(difference)), rel, rel <= tolerance)
+
+
+def _projection(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def jaxvision_intermediates(model: Model, *, training: bool = False) -> Intermediates:
+    """``x -> {tap name: activation}`` (nested models as ``outer/inner``) from one jitted pass
+    of ``model`` in eval mode (``training=True``: train mode, BatchNorm on batch statistics).
+    The model itself is left untouched."""
+    view = nnx.merge(*nnx.split(model))
+    view.train() if training else view.eval()
+    graphdef, state = nnx.split(view)
+
+    return _ordered_run(graphdef, state, lambda x: jnp.asarray(x))
+
+
+def _ordered_run(graphdef: nnx.GraphDef, state: nnx.State, place: Callable) -> Intermediates:
+    """One jitted pass returning every tap in execution order (jit would sort a dict's keys)."""
+    names: list[str] = []
+
+    @jax.jit
+    def run(state, x):
+        recorder = Recorder()
+        recorder.run(nnx.merge(graphdef, state), x)
+        names[:] = [*recorder.found, "output"]
+        return [*recorder.found.values(), recorder.output]
+
+    def call(x):
+        values = run(state, place(x))
+        return dict(zip(names, (np.asarray(jax.device_get(v)) for v in values), strict=True))
+
+    return call
+
+
+def keras_intermediates(keras_model, *, training: bool = False) -> Intermediates:
+    """``x -> {layer name: output}`` of a Keras 3 functional/sequential model, every layer in
+    its order; a nested model's layers are named ``<nested model name>/<layer>``."""
+    import keras
+
+    outputs, names = [], []
+
+    def collect(model, prefix):
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            if isinstance(layer, keras.Model) and hasattr(layer, "layers"):
+                collect(layer, f"{prefix}{layer.name}/")
+            names.append(prefix + layer.name)
+            outputs.append(layer.output)
+
+    collect(keras_model, "")
+    try:
+        inputs = keras_model.inputs
+        probe = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
+    except ValueError:  # nested models' inner tensors live in their own graphs: flatten one level
+        probe = None
+
+    def run(x):
+        if probe is not None:
+            found = dict(zip(names, (np.asarray(v) for v in probe(x, training=training))))
+        else:
+            found, value = {}, x
+            for layer in keras_model.layers:
+                if isinstance(layer, keras.layers.InputLayer):
+                    continue
+                if isinstance(layer, keras.Model):
+                    inner = keras_intermediates(layer, training=training)(value)
+                    found.update({f"{layer.name}/{k}": v for k, v in inner.items() if k != "output"})
+                value = layer(value, training=training)
+                found[layer.name] = np.asarray(value)
+        found["output"] = np.asarray(keras_model(x, training=training))
+        return found
+
+    return run
+
+
+def _match(ours: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray], rename: Mapping[str, str]
+           ) -> tuple[list[tuple[str, str]], list[str]]:
+    """Pairs (our name, their name) in our execution order: by name after ``rename`` of our
+    prefixes, else by the last path component when that is unique on their side."""
+    by_leaf: dict[str, list[str]] = {}
+    for name in theirs:
+        by_leaf.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+    pairs, unmatched = [], []
+    for name in ours:
+        target = name
+        for old, new in rename.items():
+            if target == old or target.startswith(old + "/"):
+                target = new + target[len(old):]
+        leaf = by_leaf.get(target.rsplit("/", 1)[-1], [])
+        if target in theirs:
+            pairs.append((name, target))
+        elif len(leaf) == 1:
+            pairs.append((name, leaf[0]))
+        else:
+            unmatched.append(name)
+    paired = {t for _, t in pairs}
+    return pairs, unmatched + [f"(reference) {n}" for n in theirs if n not in paired]
+
+
+def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = None, grads: bool = False,
+            training: bool = False, dtype: str | None = None, tolerances: Mapping[str, float] | None = None,
+            rename: Mapping[str, str] | None = None, stop_at_first: bool = True) -> Report:
+    """Compare ``model`` with ``reference`` layer by layer on ``inputs``.
+
+    Args:
+      model: a jaxvision :class:`~jaxvision.models.base.Model`.
+      reference: a Keras 3 model, or a callable ``x -> {name: array}`` in execution order.
+      inputs: one batch, as both models take it.
+      layers: compare only these names (default: every name both sides have).
+      grads: also compare the gradients of ``sum(output · P)`` with respect to the input and to
+        every weight (reference: a Keras model, run with ``stateless_call`` under ``jax.grad``).
+      training: run both in training mode (BatchNorm on batch statistics, as Keras's
+        ``training=True``); default inference.
+      dtype: the compute dtype deciding the tolerance (default: the model's first layer's).
+      tolerances: overrides of :data:`TOLERANCES` (float32 1e-5, bfloat16 1e-2), relative to the
+        reference's largest magnitude at each layer.
+      rename: our name prefix → theirs (``{"backbone": "mobilenet_0.75_224"}``).
+      stop_at_first: end the report at the first divergence.
+
+    >>> from flax import nnx
+    >>> from jaxvision.layers import Dense
+    >>> from jaxvision.models import Sequential
+    >>> model = Sequential([Dense(3, 4, rngs=nnx.Rngs(0)), Dense(4, 2, rngs=nnx.Rngs(1))])
+    >>> twin = Sequential([Dense(3, 4, rngs=nnx.Rngs(0)), Dense(4, 2, rngs=nnx.Rngs(2))])
+    >>> report = compare(model, jaxvision_intermediates(twin), np.ones((2, 3), np.float32))
+    >>> report.first_divergence.name
+    'dense_1'
+    """
+    tolerance_of = {**TOLERANCES, **(tolerances or {})}
+    dtype = dtype or str(getattr(next((m for _, m in nnx.iter_graph(model) if hasattr(m, "dtype")), None), "dtype",
+                                 "float32"))
+    tolerance = tolerance_of.get(np.dtype(dtype).name if dtype != "bfloat16" else "bfloat16", 1e-5)
+    is_keras = hasattr(reference, "layers") and hasattr(reference, "stateless_call")
+    theirs_fn = keras_intermediates(reference, training=training) if is_keras else reference
+    x = np.asarray(inputs)
+    ours, theirs = jaxvision_intermediates(model, training=training)(x), dict(theirs_fn(x))
+    pairs, unmatched = _match(ours, theirs, rename or {})
+    if layers is not None:
+        wanted = set(layers)
+        pairs = [p for p in pairs if p[0] in wanted]
+    rows = []
+    for name, their_name in pairs:
+        rows.append(_row(name, ours[name], theirs[their_name], tolerance))
+        if stop_at_first and not rows[-1].ok:
+            return Report(rows, tolerance, unmatched)
+    if grads:
+        if not is_keras:
+            raise ValueError("compare(grads=True) needs a Keras model as the reference (it differentiates both)")
+        for row in _gradient_rows(model, reference, x, training, tolerance):
+            rows.append(row)
+            if stop_at_first and not row.ok:
+                break
+    return Report(rows, tolerance, unmatched)
+
+
+def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tolerance: float) -> list[Row]:
+    """Gradients of ``sum(output · P)`` for every weight, from the output back, then d/dx."""
+    view = nnx.merge(*nnx.split(model))
+    view.train() if training else view.eval()
+    graphdef, params, rest = nnx.split(view, nnx.Param, ...)
+    out_shape = jax.eval_shape(lambda p, v: nnx.merge(graphdef, p, rest)(v), params, jnp.asarray(x)).shape
+    projection = jnp.asarray(_projection(out_shape))
+
+    def ours(p, v):
+        return jnp.sum(nnx.merge(graphdef, p, rest, copy=True)(v) * projection)
+
+    grad_params, grad_x = jax.grad(ours, argnums=(0, 1))(params, jnp.asarray(x))
+    trainable = [v.value for v in keras_model.trainable_variables]
+    non_trainable = [v.value for v in keras_model.non_trainable_variables]
+
+    def theirs(tv, v):
+        out, _ = keras_model.stateless_call(tv, non_trainable, v, training=training)
+        return jnp.sum(out * projection)
+
+    their_params, their_x = jax.grad(theirs, argnums=(0, 1))(trainable, jnp.asarray(x))
+    rows = []
+    ours_by_name = {"/".join(map(str, path)): np.asarray(v.get_value()) for path, v in nnx.to_flat_state(grad_params)}
+    for variable, grad in zip(keras_model.trainable_variables, their_params):
+        name = variable.path  # "conv1/kernel", or "outer/conv1/kernel" when nested
+        key = next((k for k in ours_by_name if k == name or k.endswith("/" + name) or
+                    name.endswith("/" + k)), None)
+        if key is None:
+            key = next((k for k in ours_by_name if k.split("/")[-2:] == name.split("/")[-2:]), None)
+        if key is not None:
+            rows.append(_row(f"d/d {key}", ours_by_name[key], grad, tolerance))
+    # Backward order: a fault corrupts the gradients of every layer before it, so the first
+    # wrong row seen from the output names the layer where the backward pass goes wrong.
+    return [*reversed(rows), _row("d/d input", grad_x, their_x, tolerance)]
+
+
+def sharded_intermediates(model: Model, mesh: jax.sharding.Mesh, *, training: bool = False) -> Intermediates:
+    """:func:`jaxvision_intermediates` with the batch split over ``mesh``'s ``"data"`` axis
+    and the weights replicated, as ``fit``/``predict`` place them."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    view = nnx.merge(*nnx.split(model))
+    view.train() if training else view.eval()
+    graphdef, state = nnx.split(view)
+    state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+    return _ordered_run(graphdef, state,
+                        lambda x: jax.device_put(jnp.asarray(x), NamedSharding(mesh, PartitionSpec("data"))))
+
+
+def drift(model: Model, inputs, *, policy: str | None = None, mesh: jax.sharding.Mesh | None = None,
+          training: bool = False, tolerances: Mapping[str, float] | None = None) -> Report:
+    """Where ``model``'s numbers move when it changes precision or topology, before spending
+    accelerator time: float32 (the reference) against the same weights under ``policy``
+    (``"mixed_bfloat16"``; bfloat16 tolerance), or one device against ``mesh`` (float32
+    tolerance). Exactly one of ``policy`` and ``mesh``.
+
+    >>> from flax import nnx
+    >>> from jaxvision.layers import Conv2D
+    >>> from jaxvision.models import Sequential
+    >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Conv2D(4, 2, 3, rngs=nnx.Rngs(1))])
+    >>> drift(model, np.ones((2, 8, 8, 3), np.float32), policy="mixed_bfloat16").identical
+    True
+    """
+    from jaxvision.layers.precision import get_policy, set_policy
+
+    if (policy is None) == (mesh is None):
+        raise ValueError("drift: pass exactly one of policy= and mesh=")
+    if policy is not None:
+        other = nnx.merge(*nnx.split(model))
+        set_policy(other, policy)
+        reference, dtype = jaxvision_intermediates(other, training=training), get_policy(policy).compute_dtype.name
+        report = compare(model, reference, inputs, training=training, dtype=dtype, tolerances=tolerances,
+                         stop_at_first=False)
+    else:
+        reference = sharded_intermediates(model, mesh, training=training)
+        report = compare(model, reference, inputs, training=training, dtype="float32", tolerances=tolerances,
+                         stop_at_first=False)
+    return report

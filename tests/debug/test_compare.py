@@ -1,0 +1,152 @@
+"""The divergence finder locates injected faults at the right layer — forward (a wrong BN
+epsilon, a transposed kernel, a padding change, a moving variance never loaded) and backward
+(an activation with a wrong derivative) — in MobileNet, the mini-Xception and the segmenter,
+reports nothing on the real weights, and maps precision and device drift."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxvision.applications import MobileNet, preprocess_input
+from jaxvision.data import data_root
+from jaxvision.debug import compare, drift
+from jaxvision.models import build_model
+from jaxvision.weights import save_keras_weights
+from keras_twins import keras_mini_xception, keras_segmenter
+
+NO_TOP = "mobilenet_2_5_224_tf_no_top.h5"
+
+
+@pytest.fixture(scope="module")
+def mobilenets(keras):
+    path = data_root() / "pretrained" / NO_TOP
+    if not path.exists():
+        pytest.skip(f"{path} is not in the shared data")
+    reference = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.25, include_top=False,
+                                             weights=str(path))
+    x = preprocess_input(np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype(np.float32))
+    return lambda: MobileNet(alpha=0.25, include_top=False, weights=str(path)), reference, x
+
+
+def test_real_weights_are_identical_forward_and_backward(mobilenets):
+    build, reference, x = mobilenets
+    report = compare(build(), reference, x, grads=True)
+    assert report.identical, str(report)
+    names = [row.name for row in report.rows]
+    assert names[:2] == ["conv1", "conv1_bn"] and "conv_pw_13_relu" in names and names[-1] == "d/d input"
+    assert sum(name.startswith("d/d ") for name in names) == 3 + 13 * 6 + 1  # every trainable weight, the input
+    assert str(report).splitlines()[-1].startswith("identical to 1e-05 at every one of")
+
+
+def _transpose_pointwise(model, name):
+    kernel = getattr(model, name).kernel
+    kernel[...] = jnp.swapaxes(kernel[...], 2, 3)
+
+
+@pytest.mark.parametrize("fault, layer", [
+    ("epsilon", "conv_dw_5_bn"), ("transposed", "conv_pw_3"), ("padding", "conv_pad_4"),
+    ("moving_variance", "conv_pw_7_bn")])
+def test_forward_faults_are_located_in_mobilenet(mobilenets, fault, layer):
+    build, reference, x = mobilenets
+    model = build()
+    if fault == "epsilon":
+        model.conv_dw_5_bn.epsilon = 1e-1
+    elif fault == "transposed":
+        _transpose_pointwise(model, "conv_pw_3")  # (1, 1, 32, 32): loads, runs, computes something else
+    elif fault == "padding":
+        model.conv_pad_4.padding = ((1, 0), (1, 0))  # Keras pads ((0, 1), (0, 1)) before a stride-2 conv
+    else:
+        model.conv_pw_7_bn.moving_variance[...] = jnp.ones_like(model.conv_pw_7_bn.moving_variance[...])
+    report = compare(model, reference, x)
+    assert report.first_divergence.name == layer, str(report)
+    assert all(row.ok for row in report.rows[:-1]) and report.rows[-1].name == layer
+
+
+def test_a_backward_fault_is_located_from_the_output(mobilenets):
+    build, reference, x = mobilenets
+    model = build()
+
+    @jax.custom_jvp
+    def relu6(v):
+        return jnp.clip(v, 0, 6)
+
+    relu6.defjvp(lambda primals, tangents: (relu6(primals[0]), 0.5 * tangents[0] * (primals[0] > 0)
+                                                                                 * (primals[0] < 6)))
+    model.conv_pw_5_relu._fn = relu6  # the forward pass is exact, its derivative is half
+    report = compare(model, reference, x, grads=True)
+    forward = [row for row in report.rows if not row.name.startswith("d/d")]
+    assert all(row.ok for row in forward) and forward[-1].name == "output"
+    # Seen from the output, the first wrong gradient is the layer feeding the faulty activation.
+    assert report.first_divergence.name.startswith("d/d conv_pw_5_bn/"), str(report)
+
+
+@pytest.fixture
+def fresh_keras(keras):
+    keras.backend.clear_session()  # Keras's automatic names start again at conv2d, as jaxvision's
+    return keras
+
+
+def test_faults_are_located_in_the_mini_xception_and_the_segmenter(fresh_keras, tmp_path):
+    keras = fresh_keras
+    model, twin = build_model("mini_xception", augmented=False), keras_mini_xception(keras, 64)
+    save_keras_weights(model, tmp_path / "m.weights.h5")
+    twin.load_weights(tmp_path / "m.weights.h5")
+    x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    assert compare(model, twin, x, grads=True).identical
+    model.block3_bn2.epsilon = 0.5
+    assert compare(model, twin, x).first_divergence.name == "block3_bn2"
+    assert compare(model, twin, x, training=True).first_divergence.name == "block3_bn2"  # batch statistics too
+
+    keras.backend.clear_session()
+    model, twin = build_model("segmentation_model", image_size=[32, 32]), keras_segmenter(keras, (32, 32))
+    save_keras_weights(model, tmp_path / "s.weights.h5")
+    twin.load_weights(tmp_path / "s.weights.h5")
+    x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    assert compare(model, twin, x, grads=True).identical
+    kernel = model.conv2d_transpose.kernel  # (3, 3, 256, 256): (kh, kw, out, in)
+    kernel[...] = jnp.swapaxes(kernel[...], 2, 3)
+    report = compare(model, twin, x, grads=True)
+    assert report.first_divergence.name == "conv2d_transpose", str(report)
+
+
+def test_command_line_prints_the_table_and_sets_the_exit_status(mobilenets, tmp_path):
+    _, reference, _ = mobilenets
+    reference.save(tmp_path / "m.keras")
+    command = [sys.executable, "-m", "jaxvision.debug", "compare", "--keras", str(tmp_path / "m.keras"),
+               "--jaxvision", "mobilenet", "--arg", "alpha=0.25", "--arg", "include_top=false", "--preprocess", "tf"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].split() == ["layer", "shape", "max", "abs", "max", "rel"]
+    assert done.stdout.splitlines()[-1].startswith("identical to 1e-05 at every one of")
+    other = MobileNet(alpha=0.25, include_top=False, seed=3)
+    save_keras_weights(other, tmp_path / "other.weights.h5")
+    done = subprocess.run(command + ["--weights", str(tmp_path / "other.weights.h5")], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1 and done.stdout.splitlines()[-1].startswith("first divergence: conv1 ")
+
+
+def test_precision_and_device_drift_maps(mobilenets):
+    build, _, x = mobilenets
+    model = build()
+    report = drift(model, x, policy="mixed_bfloat16")
+    assert report.tolerance == 1e-2 and len(report.rows) == len(model.layer_shapes(x.shape)) + 1
+    assert 1e-4 < report.rows[1].max_rel < 0.1  # conv1 in bfloat16: moved, but by rounding only
+    code = textwrap.dedent(f"""
+        import numpy as np, jax
+        from jax.sharding import Mesh
+        from jaxvision.applications import MobileNet
+        from jaxvision.debug import drift
+        model = MobileNet(alpha=0.25, include_top=False, seed=0)
+        x = np.random.default_rng(0).uniform(-1, 1, (8, 64, 64, 3)).astype(np.float32)
+        report = drift(model, x, mesh=Mesh(np.array(jax.devices()), ("data",)))
+        print(len(jax.devices()), report.identical, len(report.rows))
+        """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.split() == ["8", "True", str(len(model.layer_shapes(x.shape)) + 1)], done.stderr
