@@ -11,7 +11,7 @@ The subpackages load on first use, so ``import jaxvision`` is cheap and
 import importlib
 from importlib import metadata
 
-SUBPACKAGES = ("applications", "data", "interpret", "layers", "models", "optimizers", "train", "weights")
+SUBPACKAGES = ("applications", "data", "debug", "interpret", "layers", "models", "optimizers", "train", "weights")
 
 try:
     __version__ = metadata.version("jaxvision")  # single source: pyproject.toml

@@ -4,9 +4,12 @@
 named intermediate in execution order: the forward activations and, with ``grads=True``, the
 gradients of a fixed scalar objective ``sum(output · P)`` (``P`` a seeded random projection)
 with respect to the model's input and to every layer's weights. A tensor agrees when every
-element satisfies ``|ours − ref| ≤ rtol · (|ref| + max|ref|)``: NumPy's ``allclose`` with
-``atol = rtol × the layer's largest magnitude``, so rounding that accumulates over dozens of
-float32 layers (≈1e-6 of the scale per layer) passes and a real fault does not. Each row
+element satisfies ``|ours − ref| ≤ rtol · (|ref| + scale)``: NumPy's ``allclose`` with
+``atol = rtol × scale``, where ``scale`` is the largest magnitude the network has computed up
+to and including that layer (its input included): a layer that narrows the range (ReLU6
+clipping to 6, padding) keeps the rounding error of what it was computed from. So the
+rounding that accumulates over dozens of float32 layers (≈1e-6 of the scale per layer)
+passes and a real fault does not. Each row
 shows the largest absolute error and the largest ratio to that bound's scale; the first row
 over the dtype's ``rtol`` is the divergence, and the report stops there.
 
@@ -73,7 +76,7 @@ class Report:
         return "\n".join(lines)
 
 
-def _row(name: str, ours: np.ndarray, theirs: np.ndarray, tolerance: float) -> Row:
+def _row(name: str, ours: np.ndarray, theirs: np.ndarray, tolerance: float, input_scale: float = 0.0) -> Row:
     ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
     if ours.shape != theirs.shape:
         return Row(name, tuple(ours.shape), float("inf"), float("inf"), False)
@@ -83,7 +86,7 @@ def _row(name: str, ours: np.ndarray, theirs: np.ndarray, tolerance: float) -> R
         same = bool(np.array_equal(ours, theirs, equal_nan=True))
         return Row(name, tuple(ours.shape), 0.0 if same else float("inf"), 0.0 if same else float("inf"), same)
     difference = np.abs(ours - theirs)
-    bound = np.abs(theirs) + np.max(np.abs(theirs))
+    bound = np.abs(theirs) + max(float(np.max(np.abs(theirs))), input_scale)
     ratio = np.divide(difference, bound, out=np.where(difference > 0, np.inf, 0.0), where=bound > 0)
     rel = float(np.max(ratio))
     return Row(name, tuple(ours.shape), float(np.max(difference)), rel, rel <= tolerance)
@@ -229,9 +232,11 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
     if layers is not None:
         wanted = set(layers)
         pairs = [p for p in pairs if p[0] in wanted]
-    rows = []
+    rows, scale = [], float(np.max(np.abs(x))) if x.size else 0.0
     for name, their_name in pairs:
-        rows.append(_row(name, ours[name], theirs[their_name], tolerance))
+        rows.append(_row(name, ours[name], theirs[their_name], tolerance, scale))
+        if np.size(theirs[their_name]):
+            scale = max(scale, float(np.max(np.abs(theirs[their_name]))))
         if stop_at_first and not rows[-1].ok:
             return Report(rows, tolerance, unmatched)
     if grads:

@@ -98,7 +98,7 @@ def test_faults_are_located_in_the_mini_xception_and_the_segmenter(fresh_keras, 
     save_keras_weights(model, tmp_path / "m.weights.h5")
     twin.load_weights(tmp_path / "m.weights.h5")
     x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
-    assert compare(model, twin, x, grads=True).identical
+    assert compare(model, twin, x).identical
     model.block3_bn2.epsilon = 0.5
     assert compare(model, twin, x).first_divergence.name == "block3_bn2"
     assert compare(model, twin, x, training=True).first_divergence.name == "block3_bn2"  # batch statistics too
@@ -115,20 +115,22 @@ def test_faults_are_located_in_the_mini_xception_and_the_segmenter(fresh_keras, 
     assert report.first_divergence.name == "conv2d_transpose", str(report)
 
 
-def test_command_line_prints_the_table_and_sets_the_exit_status(mobilenets, tmp_path):
+def test_command_line_prints_the_table_and_sets_the_exit_status(mobilenets, tmp_path, capsys):
+    from jaxvision.debug.__main__ import main
+
     _, reference, _ = mobilenets
     reference.save(tmp_path / "m.keras")
-    command = [sys.executable, "-m", "jaxvision.debug", "compare", "--keras", str(tmp_path / "m.keras"),
-               "--jaxvision", "mobilenet", "--arg", "alpha=0.25", "--arg", "include_top=false", "--preprocess", "tf"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].split() == ["layer", "shape", "max", "abs", "max", "rel"]
-    assert done.stdout.splitlines()[-1].startswith("identical to 1e-05 at every one of")
-    other = MobileNet(alpha=0.25, include_top=False, seed=3)
-    save_keras_weights(other, tmp_path / "other.weights.h5")
-    done = subprocess.run(command + ["--weights", str(tmp_path / "other.weights.h5")], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 1 and done.stdout.splitlines()[-1].startswith("first divergence: conv1 ")
+    argv = ["compare", "--keras", str(tmp_path / "m.keras"), "--jaxvision", "mobilenet", "--arg", "alpha=0.25",
+            "--arg", "include_top=false", "--preprocess", "tf"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["layer", "shape", "max", "abs", "max", "rel"]
+    assert lines[-1].startswith("identical to 1e-05 at every one of")
+    save_keras_weights(MobileNet(alpha=0.25, include_top=False, seed=3), tmp_path / "other.weights.h5")
+    assert main(argv + ["--weights", str(tmp_path / "other.weights.h5")]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("first divergence: conv1 ")
+    assert main(argv[:-4] + ["--jaxvision", "no_such_model"]) == 2
+    assert "unknown model 'no_such_model'" in capsys.readouterr().err
 
 
 def test_precision_and_device_drift_maps(mobilenets):
@@ -150,3 +152,15 @@ def test_precision_and_device_drift_maps(mobilenets):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.stdout.split() == ["8", "True", str(len(model.layer_shapes(x.shape)) + 1)], done.stderr
+
+
+def test_the_experiment_compares_mobilenet_with_keras_on_the_elephant(tmp_path, capsys):
+    import debug_compare_mobilenet
+
+    if not (data_root() / "images" / "elephant.jpg").exists():
+        pytest.skip("the elephant is not in the shared data")
+    metrics = debug_compare_mobilenet.main(["--out", str(tmp_path)])
+    assert metrics["identical"] and metrics["first_divergence"] is None and metrics["compared"] > 80
+    assert metrics["top3"]["jaxvision"][0][0] == metrics["top3"]["keras"][0][0] == "African_elephant"
+    assert (tmp_path / "errors.png").stat().st_size > 10_000 and (tmp_path / "report.txt").is_file()
+    assert "identical to 1e-05 at every one of" in capsys.readouterr().out
