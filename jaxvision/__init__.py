@@ -3,9 +3,10 @@
 The subpackages load on first use, so ``import jaxvision`` is cheap and
 ``jaxvision.layers.Conv2D`` works without a separate import:
 
->>> import jaxvision
->>> jaxvision.layers.Conv2D.__name__, isinstance(jaxvision.__version__, str)
-('Conv2D', True)
+Examples:
+    >>> import jaxvision
+    >>> jaxvision.layers.Conv2D.__name__, isinstance(jaxvision.__version__, str)
+    ('Conv2D', True)
 """
 
 import importlib

@@ -14,8 +14,9 @@ def device_description() -> str:
     """``cpu (2 cores, x86_64)`` or ``gpu (NVIDIA H100 80GB HBM3)``, plus the device count
     when there are several.
 
-    >>> device_description().split(" ")[0] in ("cpu", "gpu", "tpu")
-    True
+    Examples:
+        >>> device_description().split(" ")[0] in ("cpu", "gpu", "tpu")
+        True
     """
     devices = jax.devices()
     device = devices[0]
@@ -27,8 +28,9 @@ def device_description() -> str:
 def library_versions() -> dict[str, str]:
     """Installed versions of :data:`LIBRARIES` (``"not installed"`` for a missing one).
 
-    >>> sorted(library_versions()) == sorted(LIBRARIES)
-    True
+    Examples:
+        >>> sorted(library_versions()) == sorted(LIBRARIES)
+        True
     """
     versions = {}
     for name in LIBRARIES:

@@ -35,12 +35,13 @@ class Budget:
     """Bytes that may still be read from one file: :data:`EXPANSION` × its size (plus
     :data:`SLACK`), or an explicit ``max_bytes``.
 
-    >>> budget = Budget("w.h5", file_size=1000, max_bytes=100)
-    >>> budget.take(60, "kernel"); budget.left
-    40
-    >>> budget.take(60, "bias")
-    Traceback (most recent call last):
-    ValueError: w.h5: bias declares 60 bytes, more than this file may hold (40 left of its budget; pass max_bytes= to allow more)
+    Examples:
+        >>> budget = Budget("w.h5", file_size=1000, max_bytes=100)
+        >>> budget.take(60, "kernel"); budget.left
+        40
+        >>> budget.take(60, "bias")
+        Traceback (most recent call last):
+        ValueError: w.h5: bias declares 60 bytes, more than this file may hold (40 left of its budget; pass max_bytes= to allow more)
     """
 
     def __init__(self, source: str, file_size: int, max_bytes: int | None = None):

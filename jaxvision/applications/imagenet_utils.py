@@ -21,8 +21,9 @@ def preprocess_input(x):
     """Scale [0, 255] pixels to [-1, 1] (``x / 127.5 - 1``, Keras's mode "tf", used by
     MobileNet and Xception). NumPy in, float32 NumPy out; JAX arrays stay JAX arrays.
 
-    >>> preprocess_input(np.array([0, 127.5, 255])).tolist()
-    [-1.0, 0.0, 1.0]
+    Examples:
+        >>> preprocess_input(np.array([0, 127.5, 255])).tolist()
+        [-1.0, 0.0, 1.0]
     """
     if isinstance(x, jax.Array):
         return x.astype(jnp.promote_types(x.dtype, jnp.float32)) / 127.5 - 1.0
@@ -51,9 +52,10 @@ def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]
     """The ``top`` classes of each row of ``preds`` (N, 1000) as Keras returns them:
     ``[[(wordnet_id, name, score), ...], ...]``, highest score first.
 
-    >>> preds = np.zeros((1, 1000), np.float32); preds[0, 386] = 0.9; preds[0, 101] = 0.1
-    >>> decode_predictions(preds, top=2)[0][0][:2]
-    ('n02504458', 'African_elephant')
+    Examples:
+        >>> preds = np.zeros((1, 1000), np.float32); preds[0, 386] = 0.9; preds[0, 101] = 0.1
+        >>> decode_predictions(preds, top=2)[0][0][:2]
+        ('n02504458', 'African_elephant')
     """
     if isinstance(top, bool) or not isinstance(top, int | np.integer) or not 1 <= top <= 1000:
         raise ValueError(f"decode_predictions: top must be an integer from 1 to 1000, got {top!r}")

@@ -94,10 +94,11 @@ def mobilenet(alpha: float = 1.0, depth_multiplier: int = 1, include_top: bool =
               seed: int = 0, manifest: str | os.PathLike | dict | None = None) -> MobileNetV1:
     """MobileNet v1 with random weights (what checkpoints rebuild before restoring theirs).
 
-    >>> from flax import nnx
-    >>> model = nnx.eval_shape(lambda: mobilenet(alpha=0.25, include_top=False))  # shapes only
-    >>> model.layer_shapes((1, 224, 224, 3))["conv_pw_13_relu"]
-    (1, 7, 7, 256)
+    Examples:
+        >>> from flax import nnx
+        >>> model = nnx.eval_shape(lambda: mobilenet(alpha=0.25, include_top=False))  # shapes only
+        >>> model.layer_shapes((1, 224, 224, 3))["conv_pw_13_relu"]
+        (1, 7, 7, 256)
     """
     return MobileNetV1(alpha, depth_multiplier, include_top, pooling, classes, dropout, classifier_activation,
                        rngs=model_rngs(seed))
@@ -121,10 +122,11 @@ def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.
       manifest: a weights manifest (:func:`jaxvision.weights.make_manifest`) the loaded file
         must match: its sha256, every tensor and a golden input → output pair.
 
-    >>> import jax.numpy as jnp
-    >>> model = MobileNet(alpha=0.75, weights="imagenet")  # offline: the TF.js copy
-    >>> model(jnp.zeros((1, 224, 224, 3))).shape
-    (1, 1000)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> model = MobileNet(alpha=0.75, weights="imagenet")  # offline: the TF.js copy
+        >>> model(jnp.zeros((1, 224, 224, 3))).shape
+        (1, 1000)
     """
     if input_shape is not None:
         if len(input_shape) != 3 or input_shape[2] != 3 or min(input_shape[:2]) < 32:

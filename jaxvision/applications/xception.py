@@ -158,10 +158,11 @@ def Xception(include_top: bool = True, weights: str | os.PathLike | None = None,
 
     Inputs are at least 71 × 71, scaled by :func:`~jaxvision.applications.preprocess_input`.
 
-    >>> from flax import nnx
-    >>> model = nnx.eval_shape(lambda: Xception(include_top=False))  # shapes only, no weights
-    >>> model.layer_shapes((1, 299, 299, 3))["block14_sepconv2_act"]
-    (1, 10, 10, 2048)
+    Examples:
+        >>> from flax import nnx
+        >>> model = nnx.eval_shape(lambda: Xception(include_top=False))  # shapes only, no weights
+        >>> model.layer_shapes((1, 299, 299, 3))["block14_sepconv2_act"]
+        (1, 10, 10, 2048)
     """
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(f"Xception: ImageNet weights with include_top=True need classes=1000, got {classes}")

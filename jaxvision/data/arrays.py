@@ -18,13 +18,14 @@ class ArrayDataset:
     processes, each yields only its part of every global batch of ``batch_size``
     (:mod:`jaxvision.data.process_share`).
 
-    >>> import numpy as np
-    >>> data = ArrayDataset(np.arange(5.0), np.arange(5), batch_size=2, seed=0)
-    >>> len(data), [len(x) for x, _ in data]
-    (3, [2, 2, 1])
-    >>> data.set_epoch(3); a = [y.tolist() for _, y in data]; data.set_epoch(3)
-    >>> a == [y.tolist() for _, y in data]
-    True
+    Examples:
+        >>> import numpy as np
+        >>> data = ArrayDataset(np.arange(5.0), np.arange(5), batch_size=2, seed=0)
+        >>> len(data), [len(x) for x, _ in data]
+        (3, [2, 2, 1])
+        >>> data.set_epoch(3); a = [y.tolist() for _, y in data]; data.set_epoch(3)
+        >>> a == [y.tolist() for _, y in data]
+        True
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, *, batch_size: int, shuffle: bool = True, seed: int = 0,

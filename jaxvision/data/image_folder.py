@@ -68,19 +68,20 @@ def image_dataset_from_directory(
             batch, with a ``np.random.Generator`` that depends only on (seed, epoch, batch
             index), for augmentation that reproduces on resume.
 
-    >>> import tempfile, pathlib
-    >>> from PIL import Image
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> for cls, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
-    ...     (root / cls).mkdir()
-    ...     for i in range(3):
-    ...         Image.new("RGB", (10, 8), colour).save(root / cls / f"{i}.png")
-    >>> ds = image_dataset_from_directory(root, image_size=(4, 4), batch_size=4, seed=0)
-    >>> ds.class_names, ds.num_images, len(ds)
-    (['cat', 'dog'], 6, 2)
-    >>> images, labels = next(iter(ds))
-    >>> images.shape, images.dtype, labels.dtype
-    ((4, 4, 4, 3), dtype('float32'), dtype('int32'))
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for cls, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+        ...     (root / cls).mkdir()
+        ...     for i in range(3):
+        ...         Image.new("RGB", (10, 8), colour).save(root / cls / f"{i}.png")
+        >>> ds = image_dataset_from_directory(root, image_size=(4, 4), batch_size=4, seed=0)
+        >>> ds.class_names, ds.num_images, len(ds)
+        (['cat', 'dog'], 6, 2)
+        >>> images, labels = next(iter(ds))
+        >>> images.shape, images.dtype, labels.dtype
+        ((4, 4, 4, 3), dtype('float32'), dtype('int32'))
     """
     directory = os.fspath(directory)
     if isinstance(labels, (list, tuple, np.ndarray)):

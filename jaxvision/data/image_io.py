@@ -37,10 +37,11 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     16-bit grey is scaled to the 8-bit range by ``v / 257`` (65535 -> 255.0), where Keras's
     ``img.convert("RGB")`` would clip every value above 255.
 
-    >>> to_rgb_array(Image.new("I;16", (2, 1), 25700))[0, 0].tolist()
-    [100.0, 100.0, 100.0]
-    >>> to_rgb_array(Image.new("CMYK", (1, 1), (0, 255, 255, 0)))[0, 0].tolist()
-    [255.0, 0.0, 0.0]
+    Examples:
+        >>> to_rgb_array(Image.new("I;16", (2, 1), 25700))[0, 0].tolist()
+        [100.0, 100.0, 100.0]
+        >>> to_rgb_array(Image.new("CMYK", (1, 1), (0, 255, 255, 0)))[0, 0].tolist()
+        [255.0, 0.0, 0.0]
     """
     if img.mode in _WIDE_GREY:
         grey = np.clip(np.asarray(img, dtype=np.float32), 0, 65535) / np.float32(257)
@@ -131,11 +132,12 @@ def resize(image: np.ndarray, size: tuple[int, int], interpolation: str = "bilin
     ``"bilinear"`` returns float32 and matches ``jax.image.resize(..., antialias=False)``;
     ``"nearest"`` keeps the dtype (use it for label masks).
 
-    >>> x = np.array([[0.0, 10.0], [20.0, 30.0]], np.float32)
-    >>> resize(x, (4, 4))[0].tolist()
-    [0.0, 2.5, 7.5, 10.0]
-    >>> resize(np.array([[1, 2], [3, 4]], np.uint8), (3, 3), "nearest").tolist()
-    [[1, 2, 2], [3, 4, 4], [3, 4, 4]]
+    Examples:
+        >>> x = np.array([[0.0, 10.0], [20.0, 30.0]], np.float32)
+        >>> resize(x, (4, 4))[0].tolist()
+        [0.0, 2.5, 7.5, 10.0]
+        >>> resize(np.array([[1, 2], [3, 4]], np.uint8), (3, 3), "nearest").tolist()
+        [[1, 2, 2], [3, 4, 4], [3, 4, 4]]
     """
     height, width = image.shape[:2]
     if interpolation == "nearest":

@@ -104,9 +104,10 @@ def load_mnist(
 def load_mnist_sample() -> tuple[Split, Split]:
     """The packaged sample: the first 10,000 training and 2,000 test images of MNIST.
 
-    >>> (x_train, y_train), (x_test, y_test) = load_mnist_sample()
-    >>> x_train.shape, x_train.dtype, y_test.shape, y_train[:10].tolist()
-    ((10000, 28, 28), dtype('uint8'), (2000,), [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
+    Examples:
+        >>> (x_train, y_train), (x_test, y_test) = load_mnist_sample()
+        >>> x_train.shape, x_train.dtype, y_test.shape, y_train[:10].tolist()
+        ((10000, 28, 28), dtype('uint8'), (2000,), [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
     """
     with np.load(SAMPLE_PATH) as z:
         return (z["x_train"], z["y_train"]), (z["x_test"], z["y_test"])

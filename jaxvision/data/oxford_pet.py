@@ -121,17 +121,18 @@ def load_oxford_pet(
     ``oxford_pet_pairs`` for ``split``, ``num_val_samples`` and the order; pairs are decoded
     with ``num_threads`` threads.
 
-    >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> (root / "images").mkdir(); (root / "annotations" / "trimaps").mkdir(parents=True)
-    >>> for i in range(5):
-    ...     Image.new("RGB", (30, 20), (i, 0, 0)).save(root / "images" / f"pet{i}.jpg")
-    ...     Image.new("L", (30, 20), 1 + i % 3).save(root / "annotations" / "trimaps" / f"pet{i}.png")
-    >>> x, y = load_oxford_pet(root, (8, 8), "trainval", num_val_samples=2)
-    >>> x.shape, x.dtype, y.shape, y.dtype
-    ((3, 8, 8, 3), dtype('float32'), (3, 8, 8), dtype('uint8'))
-    >>> y[:, 0, 0].tolist()  # pets 1, 0, 3 in the book's shuffle; trimap 1 + i % 3 -> i % 3
-    [1, 0, 0]
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "images").mkdir(); (root / "annotations" / "trimaps").mkdir(parents=True)
+        >>> for i in range(5):
+        ...     Image.new("RGB", (30, 20), (i, 0, 0)).save(root / "images" / f"pet{i}.jpg")
+        ...     Image.new("L", (30, 20), 1 + i % 3).save(root / "annotations" / "trimaps" / f"pet{i}.png")
+        >>> x, y = load_oxford_pet(root, (8, 8), "trainval", num_val_samples=2)
+        >>> x.shape, x.dtype, y.shape, y.dtype
+        ((3, 8, 8, 3), dtype('float32'), (3, 8, 8), dtype('uint8'))
+        >>> y[:, 0, 0].tolist()  # pets 1, 0, 3 in the book's shuffle; trimap 1 + i % 3 -> i % 3
+        [1, 0, 0]
     """
     if data_dir is None:
         data_dir = data_root() / DEFAULT_FOLDER

@@ -15,8 +15,9 @@ import numpy as np
 def process_positions(n: int, batch_size: int, process_index: int, process_count: int) -> np.ndarray:
     """The positions (in an epoch's order of ``n`` examples) that process ``process_index`` loads.
 
-    >>> process_positions(10, 4, process_index=1, process_count=2).tolist()  # batches [0-3] [4-7] [8-9]
-    [2, 3, 6, 7, 9]
+    Examples:
+        >>> process_positions(10, 4, process_index=1, process_count=2).tolist()  # batches [0-3] [4-7] [8-9]
+        [2, 3, 6, 7, 9]
     """
     if batch_size % process_count:
         raise ValueError(f"batch_size {batch_size} does not split over {process_count} processes; "

@@ -18,19 +18,20 @@ def make_subset(
     the Kaggle ``train/`` folder into ``new_base_dir/subset_name/{cat,dog}/``; returns that
     subset folder. Every source file is checked before anything is copied.
 
-    >>> import tempfile
-    >>> src, dst = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
-    >>> for name in ("cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg"):
-    ...     _ = (src / name).write_bytes(b"jpeg")
-    >>> out = make_subset(src, dst, "train", 0, 2)
-    >>> sorted(str(p.relative_to(dst)) for p in out.rglob("*.jpg"))
-    ['train/cat/cat.0.jpg', 'train/cat/cat.1.jpg', 'train/dog/dog.0.jpg', 'train/dog/dog.1.jpg']
+    Examples:
+        >>> import tempfile
+        >>> src, dst = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+        >>> for name in ("cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg"):
+        ...     _ = (src / name).write_bytes(b"jpeg")
+        >>> out = make_subset(src, dst, "train", 0, 2)
+        >>> sorted(str(p.relative_to(dst)) for p in out.rglob("*.jpg"))
+        ['train/cat/cat.0.jpg', 'train/cat/cat.1.jpg', 'train/dog/dog.0.jpg', 'train/dog/dog.1.jpg']
 
-    Raises:
-        FileNotFoundError: ``original_dir`` or some of the source files are missing (the
-            message names them).
-        FileExistsError: the target class folder already holds one of the files, as the
-            book's ``os.makedirs`` would refuse a second run.
+        Raises:
+            FileNotFoundError: ``original_dir`` or some of the source files are missing (the
+                message names them).
+            FileExistsError: the target class folder already holds one of the files, as the
+                book's ``os.makedirs`` would refuse a second run.
     """
     original_dir, subset_dir = Path(original_dir), Path(new_base_dir) / subset_name
     if not original_dir.is_dir():

@@ -211,14 +211,15 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
       rename: our name prefix → theirs (``{"backbone": "mobilenet_0.75_224"}``).
       stop_at_first: end the report at the first divergence.
 
-    >>> from flax import nnx
-    >>> from jaxvision.layers import Dense
-    >>> from jaxvision.models import Sequential
-    >>> model = Sequential([Dense(3, 4, rngs=nnx.Rngs(0)), Dense(4, 2, rngs=nnx.Rngs(1))])
-    >>> twin = Sequential([Dense(3, 4, rngs=nnx.Rngs(0)), Dense(4, 2, rngs=nnx.Rngs(2))])
-    >>> report = compare(model, jaxvision_intermediates(twin), np.ones((2, 3), np.float32))
-    >>> report.first_divergence.name
-    'dense_1'
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.layers import Dense
+        >>> from jaxvision.models import Sequential
+        >>> model = Sequential([Dense(3, 4, rngs=nnx.Rngs(0)), Dense(4, 2, rngs=nnx.Rngs(1))])
+        >>> twin = Sequential([Dense(3, 4, rngs=nnx.Rngs(0)), Dense(4, 2, rngs=nnx.Rngs(2))])
+        >>> report = compare(model, jaxvision_intermediates(twin), np.ones((2, 3), np.float32))
+        >>> report.first_divergence.name
+        'dense_1'
     """
     tolerance_of = {**TOLERANCES, **(tolerances or {})}
     dtype = dtype or str(getattr(next((m for _, m in nnx.iter_graph(model) if hasattr(m, "dtype")), None), "dtype",
@@ -304,12 +305,13 @@ def drift(model: Model, inputs, *, policy: str | None = None, mesh: jax.sharding
     (``"mixed_bfloat16"``; bfloat16 tolerance), or one device against ``mesh`` (float32
     tolerance). Exactly one of ``policy`` and ``mesh``.
 
-    >>> from flax import nnx
-    >>> from jaxvision.layers import Conv2D
-    >>> from jaxvision.models import Sequential
-    >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Conv2D(4, 2, 3, rngs=nnx.Rngs(1))])
-    >>> drift(model, np.ones((2, 8, 8, 3), np.float32), policy="mixed_bfloat16").identical
-    True
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.layers import Conv2D
+        >>> from jaxvision.models import Sequential
+        >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Conv2D(4, 2, 3, rngs=nnx.Rngs(1))])
+        >>> drift(model, np.ones((2, 8, 8, 3), np.float32), policy="mixed_bfloat16").identical
+        True
     """
     from jaxvision.layers.precision import get_policy, set_policy
 

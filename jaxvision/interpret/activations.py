@@ -90,13 +90,14 @@ def activations(model: Model, images, layer_names: Iterable[str] | None = None) 
     Returns:
       ``{name: array}`` in the order of ``layer_names``.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> from jaxvision.layers import Conv2D, Dense, Flatten
-    >>> from jaxvision.models import Sequential
-    >>> model = Sequential([("stem", Conv2D(3, 4, 3, rngs=nnx.Rngs(0))), Flatten(), Dense(144, 2, rngs=nnx.Rngs(0))])
-    >>> {name: a.shape for name, a in activations(model, jnp.ones((2, 8, 8, 3))).items()}
-    {'stem': (2, 6, 6, 4)}
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> from jaxvision.layers import Conv2D, Dense, Flatten
+        >>> from jaxvision.models import Sequential
+        >>> model = Sequential([("stem", Conv2D(3, 4, 3, rngs=nnx.Rngs(0))), Flatten(), Dense(144, 2, rngs=nnx.Rngs(0))])
+        >>> {name: a.shape for name, a in activations(model, jnp.ones((2, 8, 8, 3))).items()}
+        {'stem': (2, 6, 6, 4)}
     """
     images = as_images(images)
     names = (tuple(layer_names) if layer_names is not None

@@ -106,12 +106,13 @@ def visualize_filters(model: Model, layer_name: str, filter_indices: Sequence[in
     Returns:
       (len(filter_indices), height, width, channels) float32 images as fed to the model.
 
-    >>> from flax import nnx
-    >>> from jaxvision.layers import Conv2D
-    >>> from jaxvision.models import Sequential
-    >>> model = Sequential([Conv2D(3, 8, 3, activation="relu", rngs=nnx.Rngs(0))])
-    >>> visualize_filters(model, "conv2d", [0, 5], image_size=12, steps=3).shape
-    (2, 12, 12, 3)
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.layers import Conv2D
+        >>> from jaxvision.models import Sequential
+        >>> model = Sequential([Conv2D(3, 8, 3, activation="relu", rngs=nnx.Rngs(0))])
+        >>> visualize_filters(model, "conv2d", [0, 5], image_size=12, steps=3).shape
+        (2, 12, 12, 3)
     """
     (graphdef, state), indices, starts = _setup(model, layer_name, filter_indices, image_size,
                                                 channels, seed, init_range)
@@ -149,9 +150,10 @@ def deprocess_image(image: np.ndarray, crop: int = 25) -> np.ndarray:
     """Listing 10.14: standardise, map to mean 128 / std 64, clip to [0, 255], crop ``crop``
     pixels from each side (the border the loss ignores is noisy), cast to uint8.
 
-    >>> import numpy as np
-    >>> deprocess_image(np.random.default_rng(0).normal(size=(60, 60, 3))).shape
-    (10, 10, 3)
+    Examples:
+        >>> import numpy as np
+        >>> deprocess_image(np.random.default_rng(0).normal(size=(60, 60, 3))).shape
+        (10, 10, 3)
     """
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 3 or min(image.shape[:2]) <= 2 * crop:

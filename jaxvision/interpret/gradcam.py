@@ -33,11 +33,12 @@ from jaxvision.models.base import Model
 def class_scores(outputs: jax.Array, class_index: jax.Array, from_logits: bool = False) -> jax.Array:
     """Per-image score (N,) of class ``class_index`` (N,), where -1 picks the predicted class.
 
-    >>> import jax.numpy as jnp
-    >>> class_scores(jnp.array([[0.2, 0.7, 0.1]]), jnp.array([-1]))
-    Array([0.7], dtype=float32)
-    >>> class_scores(jnp.array([[0.5], [0.5]]), jnp.array([1, 0]))
-    Array([ 0., -0.], dtype=float32)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> class_scores(jnp.array([[0.2, 0.7, 0.1]]), jnp.array([-1]))
+        Array([0.7], dtype=float32)
+        >>> class_scores(jnp.array([[0.5], [0.5]]), jnp.array([1, 0]))
+        Array([ 0., -0.], dtype=float32)
     """
     if outputs.shape[-1] > 1:
         chosen = jnp.where(class_index < 0, jnp.argmax(outputs, axis=-1), class_index)
@@ -81,12 +82,13 @@ def default_layer(model: Model, input_shape: tuple[int, ...]) -> str:
     """The last layer whose output is an (N, h, w, C) map with more than one position — the
     book's "last convolutional layer". On a 1 × 1 map the heatmap is uniform by construction.
 
-    >>> from flax import nnx
-    >>> from jaxvision.layers import Conv2D, MaxPooling2D
-    >>> from jaxvision.models import Sequential
-    >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), MaxPooling2D(2), MaxPooling2D(2)])
-    >>> model.layer_shapes((1, 6, 6, 3))["max_pooling2d_1"], default_layer(model, (1, 6, 6, 3))
-    ((1, 1, 1, 4), 'max_pooling2d')
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.layers import Conv2D, MaxPooling2D
+        >>> from jaxvision.models import Sequential
+        >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), MaxPooling2D(2), MaxPooling2D(2)])
+        >>> model.layer_shapes((1, 6, 6, 3))["max_pooling2d_1"], default_layer(model, (1, 6, 6, 3))
+        ((1, 1, 1, 4), 'max_pooling2d')
     """
     spatial = _multi_position_layers(model, input_shape)
     if not spatial:
@@ -146,15 +148,16 @@ def grad_cam(model: Model, images, layer_name: str | None = None, class_index: i
 
     An image whose weighted map is nowhere positive gets an all-zero heatmap.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> from jaxvision.layers import Conv2D, Dense, Flatten
-    >>> from jaxvision.models import Sequential
-    >>> model = Sequential([Conv2D(3, 4, 3, activation="relu", rngs=nnx.Rngs(0)), Flatten(),
-    ...                     Dense(144, 1, activation="sigmoid", rngs=nnx.Rngs(1))])
-    >>> heatmaps = grad_cam(model, jnp.ones((2, 8, 8, 3)), "conv2d")
-    >>> heatmaps.shape, bool(heatmaps.min() >= 0), bool(heatmaps.max() <= 1)
-    ((2, 6, 6), True, True)
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> from jaxvision.layers import Conv2D, Dense, Flatten
+        >>> from jaxvision.models import Sequential
+        >>> model = Sequential([Conv2D(3, 4, 3, activation="relu", rngs=nnx.Rngs(0)), Flatten(),
+        ...                     Dense(144, 1, activation="sigmoid", rngs=nnx.Rngs(1))])
+        >>> heatmaps = grad_cam(model, jnp.ones((2, 8, 8, 3)), "conv2d")
+        >>> heatmaps.shape, bool(heatmaps.min() >= 0), bool(heatmaps.max() <= 1)
+        ((2, 6, 6), True, True)
     """
     images, index, layer_name = _prepare(model, images, layer_name, class_index)
     activation, grads = _score_gradient(*eval_split(model), images, index, layer_name, from_logits)

@@ -25,9 +25,10 @@ def activation_grid(activation: np.ndarray, images_per_row: int = 16) -> np.ndar
     Args:
       activation: (H, W, C), or (N, H, W, C) of which the first image is drawn.
 
-    >>> import numpy as np
-    >>> activation_grid(np.ones((1, 5, 5, 20)), images_per_row=16).shape
-    (11, 95)
+    Examples:
+        >>> import numpy as np
+        >>> activation_grid(np.ones((1, 5, 5, 20)), images_per_row=16).shape
+        (11, 95)
     """
     activation = np.asarray(activation, dtype=np.float64)
     if activation.ndim == 4:
@@ -103,10 +104,11 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) 
     added at ``alpha`` × 255 to the image ([0, 255], (H, W, 3) or (H, W, 1)); the sum is
     min–max rescaled to [0, 255] uint8 as ``keras.utils.array_to_img`` does.
 
-    >>> import numpy as np
-    >>> out = overlay_heatmap(np.zeros((32, 48, 3)), np.eye(4))
-    >>> out.shape, out.dtype
-    ((32, 48, 3), dtype('uint8'))
+    Examples:
+        >>> import numpy as np
+        >>> out = overlay_heatmap(np.zeros((32, 48, 3)), np.eye(4))
+        >>> out.shape, out.dtype
+        ((32, 48, 3), dtype('uint8'))
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 3 or image.shape[-1] not in (1, 3):

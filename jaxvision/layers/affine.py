@@ -9,11 +9,12 @@ nearest rounds half away from zero; bilinear weights the four neighbours, and wi
 ``fill_mode="constant"`` each neighbour outside the image contributes ``fill_value``, so
 edges blend into the fill rather than being cut sharply.
 
->>> import jax.numpy as jnp
->>> image = jnp.arange(4.0).reshape(1, 1, 4, 1)
->>> shift = jnp.array([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]])  # sample one column to the right
->>> affine_transform(image, shift, "nearest", "reflect", 0.0)[0, 0, :, 0]
-Array([1., 2., 3., 3.], dtype=float32)
+Examples:
+    >>> import jax.numpy as jnp
+    >>> image = jnp.arange(4.0).reshape(1, 1, 4, 1)
+    >>> shift = jnp.array([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]])  # sample one column to the right
+    >>> affine_transform(image, shift, "nearest", "reflect", 0.0)[0, 0, :, 0]
+    Array([1., 2., 3., 3.], dtype=float32)
 """
 
 import jax

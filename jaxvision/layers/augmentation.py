@@ -96,11 +96,12 @@ class RandomFlip(_Augmentation):
       rngs: ``nnx.Rngs``; the ``augment`` stream drives the flips.
       name: optional layer name used in error messages.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> flip = RandomFlip("horizontal", rngs=nnx.Rngs(augment=0))
-    >>> flip.transform(jnp.arange(3.0).reshape(1, 1, 3, 1), jnp.array([[True, False]]))[0, 0, :, 0]
-    Array([2., 1., 0.], dtype=float32)
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> flip = RandomFlip("horizontal", rngs=nnx.Rngs(augment=0))
+        >>> flip.transform(jnp.arange(3.0).reshape(1, 1, 3, 1), jnp.array([[True, False]]))[0, 0, :, 0]
+        Array([2., 1., 0.], dtype=float32)
     """
 
     def __init__(self, mode: str = "horizontal_and_vertical", *, rngs: nnx.Rngs, name: str | None = None):
@@ -168,11 +169,12 @@ class RandomRotation(_AffineAugmentation):
       rngs: ``nnx.Rngs``; the ``augment`` stream draws the angles.
       name: optional layer name used in error messages.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> rotate = RandomRotation(0.1, rngs=nnx.Rngs(augment=0))
-    >>> rotate(jnp.ones((2, 8, 8, 3))).shape
-    (2, 8, 8, 3)
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> rotate = RandomRotation(0.1, rngs=nnx.Rngs(augment=0))
+        >>> rotate(jnp.ones((2, 8, 8, 3))).shape
+        (2, 8, 8, 3)
     """
 
     def __init__(self, factor: float | Sequence[float], fill_mode: str = "reflect",
@@ -200,12 +202,13 @@ class RandomZoom(_AffineAugmentation):
         keeping the aspect ratio. Parameters are (N, 2) zooms ``[height, width]``.
       fill_mode, interpolation, fill_value, rngs, name: as for :class:`RandomRotation`.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> zoom = RandomZoom(0.2, rngs=nnx.Rngs(augment=0))
-    >>> zooms = zoom.sample(jax.random.key(1), 4)
-    >>> zooms.shape, bool(jnp.all(zooms[:, 0] == zooms[:, 1]))
-    ((4, 2), True)
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> zoom = RandomZoom(0.2, rngs=nnx.Rngs(augment=0))
+        >>> zooms = zoom.sample(jax.random.key(1), 4)
+        >>> zooms.shape, bool(jnp.all(zooms[:, 0] == zooms[:, 1]))
+        ((4, 2), True)
     """
 
     def __init__(self, height_factor: float | Sequence[float], width_factor: float | Sequence[float] | None = None,
@@ -250,12 +253,13 @@ class AugmentBatch:
     For arrays already on the accelerator, pass ``augment=aug.apply_pair`` to
     ``jaxvision.train.fit`` instead: the same augmentation then runs inside the train step.
 
-    >>> import numpy as np
-    >>> from flax import nnx
-    >>> aug = AugmentBatch([RandomFlip("horizontal", rngs=nnx.Rngs(0))])
-    >>> out, labels = aug((np.ones((2, 4, 4, 1), np.float32), np.arange(2)), np.random.default_rng(0))
-    >>> type(out).__name__, out.shape, labels
-    ('ndarray', (2, 4, 4, 1), array([0, 1]))
+    Examples:
+        >>> import numpy as np
+        >>> from flax import nnx
+        >>> aug = AugmentBatch([RandomFlip("horizontal", rngs=nnx.Rngs(0))])
+        >>> out, labels = aug((np.ones((2, 4, 4, 1), np.float32), np.arange(2)), np.random.default_rng(0))
+        >>> type(out).__name__, out.shape, labels
+        ('ndarray', (2, 4, 4, 1), array([0, 1]))
     """
 
     def __init__(self, layers: Sequence[_Augmentation], *, masks: bool = False):

@@ -33,16 +33,17 @@ def set_trainable(module: nnx.Module, value: bool) -> None:
 class Layer(nnx.Module):
     """Base class adding Keras's recursive ``trainable`` flag.
 
-    >>> from flax import nnx
-    >>> from jaxvision.layers import BatchNormalization, Dense
-    >>> from jaxvision.models import Sequential
-    >>> model = Sequential([Dense(2, 3, rngs=nnx.Rngs(0)), BatchNormalization(3, rngs=nnx.Rngs(0))])
-    >>> model.trainable = False
-    >>> model.dense.trainable, count_params(model)
-    (False, (0, 21))
-    >>> model.trainable = True; model.batch_normalization.trainable = False
-    >>> count_params(model)
-    (9, 12)
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.layers import BatchNormalization, Dense
+        >>> from jaxvision.models import Sequential
+        >>> model = Sequential([Dense(2, 3, rngs=nnx.Rngs(0)), BatchNormalization(3, rngs=nnx.Rngs(0))])
+        >>> model.trainable = False
+        >>> model.dense.trainable, count_params(model)
+        (False, (0, 21))
+        >>> model.trainable = True; model.batch_normalization.trainable = False
+        >>> count_params(model)
+        (9, 12)
     """
 
     def add_loss(self, value: jax.Array) -> None:

@@ -42,11 +42,12 @@ class Conv2D(Layer):
         global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
       param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> conv = Conv2D(1, 32, 3, activation="relu", rngs=nnx.Rngs(0))
-    >>> conv.kernel.shape, conv(jnp.ones((2, 28, 28, 1))).shape
-    ((3, 3, 1, 32), (2, 26, 26, 32))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> conv = Conv2D(1, 32, 3, activation="relu", rngs=nnx.Rngs(0))
+        >>> conv.kernel.shape, conv(jnp.ones((2, 28, 28, 1))).shape
+        ((3, 3, 1, 32), (2, 26, 26, 32))
     """
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],

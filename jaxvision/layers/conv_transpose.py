@@ -158,11 +158,12 @@ class Conv2DTranspose(Layer):
 
     The kernel is ``(kh, kw, filters, in_channels)``, output channels first, as in Keras.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> up = Conv2DTranspose(8, 4, 3, strides=2, padding="same", rngs=nnx.Rngs(0))
-    >>> up.kernel.shape, up(jnp.ones((2, 5, 5, 8))).shape
-    ((3, 3, 4, 8), (2, 10, 10, 4))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> up = Conv2DTranspose(8, 4, 3, strides=2, padding="same", rngs=nnx.Rngs(0))
+        >>> up.kernel.shape, up(jnp.ones((2, 5, 5, 8))).shape
+        ((3, 3, 4, 8), (2, 10, 10, 4))
     """
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],

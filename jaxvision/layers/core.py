@@ -61,9 +61,10 @@ class Activation(Layer):
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
         global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
 
-    >>> import jax.numpy as jnp
-    >>> Activation("relu")(jnp.array([-1.0, 2.0]))
-    Array([0., 2.], dtype=float32)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> Activation("relu")(jnp.array([-1.0, 2.0]))
+        Array([0., 2.], dtype=float32)
     """
 
     def __init__(self, activation: str | Callable, *, name: str | None = None, dtype: PolicyLike | None = None):
@@ -93,11 +94,12 @@ class Dense(Layer):
         global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
       param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> layer = Dense(3, 4, rngs=nnx.Rngs(0))
-    >>> layer.kernel.shape, layer(jnp.ones((2, 3))).shape
-    ((3, 4), (2, 4))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> layer = Dense(3, 4, rngs=nnx.Rngs(0))
+        >>> layer.kernel.shape, layer(jnp.ones((2, 3))).shape
+        ((3, 4), (2, 4))
     """
 
     def __init__(self, in_features: int, units: int, activation: str | Callable | None = None,
@@ -143,13 +145,14 @@ class Dropout(Layer):
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
         global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> drop = Dropout(0.5, rngs=nnx.Rngs(0))
-    >>> drop(jnp.ones((3,)))
-    Array([1., 1., 1.], dtype=float32)
-    >>> drop.train(); int((drop(jnp.ones((1000,))) == 0).sum())
-    486
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> drop = Dropout(0.5, rngs=nnx.Rngs(0))
+        >>> drop(jnp.ones((3,)))
+        Array([1., 1., 1.], dtype=float32)
+        >>> drop.train(); int((drop(jnp.ones((1000,))) == 0).sum())
+        486
     """
 
     def __init__(self, rate: float, *, rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None):
@@ -178,9 +181,10 @@ class Rescaling(Layer):
       dtype: compute dtype (policy name or dtype; ``None`` is the global policy). Inputs of any
         numeric dtype, uint8 images included, are cast to it, as in Keras.
 
-    >>> import jax.numpy as jnp
-    >>> Rescaling(1 / 127.5, offset=-1.0)(jnp.array([0.0, 255.0]))
-    Array([-1.,  1.], dtype=float32)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> Rescaling(1 / 127.5, offset=-1.0)(jnp.array([0.0, 255.0]))
+        Array([-1.,  1.], dtype=float32)
     """
 
     def __init__(self, scale: float, offset: float = 0.0, *, name: str | None = None,
@@ -196,9 +200,10 @@ class Rescaling(Layer):
 class Flatten(Layer):
     """Flatten all axes but the batch axis (row-major, as Keras on channels-last).
 
-    >>> import jax.numpy as jnp
-    >>> Flatten()(jnp.ones((2, 3, 3, 4))).shape
-    (2, 36)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> Flatten()(jnp.ones((2, 3, 3, 4))).shape
+        (2, 36)
     """
 
     def __init__(self, *, name: str | None = None, dtype: PolicyLike | None = None):

@@ -39,17 +39,18 @@ class BatchNormalization(Layer):
         to it and so is the output, but the statistics are computed and kept in float32.
       param_dtype: dtype of ``gamma`` and ``beta``; ``None`` is the policy's.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> bn = BatchNormalization(2, rngs=nnx.Rngs(0))
-    >>> x = jnp.array([[0.0, 10.0], [4.0, 30.0]])  # batch mean (2, 20), biased variance (4, 100)
-    >>> bn.train(); bn(x).round(2)
-    Array([[-1., -1.],
-           [ 1.,  1.]], dtype=float32)
-    >>> [round(v, 4) for v in bn.moving_mean[...].tolist() + bn.moving_variance[...].tolist()]
-    [0.02, 0.2, 1.03, 1.99]
-    >>> bn.eval(); [round(v, 2) for v in bn(x)[1].tolist()]  # moving statistics: (x - mean) / sqrt(var + ε)
-    [3.92, 21.12]
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> bn = BatchNormalization(2, rngs=nnx.Rngs(0))
+        >>> x = jnp.array([[0.0, 10.0], [4.0, 30.0]])  # batch mean (2, 20), biased variance (4, 100)
+        >>> bn.train(); bn(x).round(2)
+        Array([[-1., -1.],
+               [ 1.,  1.]], dtype=float32)
+        >>> [round(v, 4) for v in bn.moving_mean[...].tolist() + bn.moving_variance[...].tolist()]
+        [0.02, 0.2, 1.03, 1.99]
+        >>> bn.eval(); [round(v, 2) for v in bn(x)[1].tolist()]  # moving statistics: (x - mean) / sqrt(var + ε)
+        [3.92, 21.12]
     """
 
     def __init__(self, in_channels: int, momentum: float = 0.99, epsilon: float = 1e-3,
@@ -102,14 +103,15 @@ def unfreeze_except_batchnorm(module: nnx.Module) -> None:
     book's advice for fine-tuning a pretrained backbone: unfrozen, they would normalise with
     the statistics of small fine-tuning batches and wreck what the backbone learned.
 
-    >>> from flax import nnx
-    >>> from jaxvision.layers import Conv2D
-    >>> from jaxvision.models import Sequential
-    >>> backbone = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), BatchNormalization(4, rngs=nnx.Rngs(0))])
-    >>> backbone.trainable = False
-    >>> unfreeze_except_batchnorm(backbone)
-    >>> backbone.conv2d.trainable, backbone.batch_normalization.trainable
-    (True, False)
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.layers import Conv2D
+        >>> from jaxvision.models import Sequential
+        >>> backbone = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), BatchNormalization(4, rngs=nnx.Rngs(0))])
+        >>> backbone.trainable = False
+        >>> unfreeze_except_batchnorm(backbone)
+        >>> backbone.conv2d.trainable, backbone.batch_normalization.trainable
+        (True, False)
     """
     set_trainable(module, True)
     for _, node in nnx.iter_graph(module):

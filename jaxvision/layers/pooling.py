@@ -54,11 +54,12 @@ class MaxPooling2D(_Pooling2D):
       dtype: compute dtype (policy name or dtype; ``None`` is the global policy); floating
         inputs are cast to it.
 
-    >>> import jax.numpy as jnp
-    >>> MaxPooling2D(2)(jnp.ones((2, 26, 26, 32))).shape
-    (2, 13, 13, 32)
-    >>> MaxPooling2D(2, padding="same")(jnp.ones((1, 5, 5, 3))).shape
-    (1, 3, 3, 3)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> MaxPooling2D(2)(jnp.ones((2, 26, 26, 32))).shape
+        (2, 13, 13, 32)
+        >>> MaxPooling2D(2, padding="same")(jnp.ones((1, 5, 5, 3))).shape
+        (1, 3, 3, 3)
     """
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -76,9 +77,10 @@ class AveragePooling2D(_Pooling2D):
       dtype: compute dtype (policy name or dtype; ``None`` is the global policy); floating
         inputs are cast to it.
 
-    >>> import jax.numpy as jnp
-    >>> AveragePooling2D(2, padding="same")(jnp.arange(3.0).reshape(1, 1, 3, 1))[0, 0, :, 0]
-    Array([0.5, 2. ], dtype=float32)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> AveragePooling2D(2, padding="same")(jnp.arange(3.0).reshape(1, 1, 3, 1))[0, 0, :, 0]
+        Array([0.5, 2. ], dtype=float32)
     """
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -106,11 +108,12 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
       dtype: compute dtype (policy name or dtype; ``None`` is the global policy); floating
         inputs are cast to it.
 
-    >>> import jax.numpy as jnp
-    >>> GlobalAveragePooling2D()(jnp.ones((2, 8, 8, 128))).shape
-    (2, 128)
-    >>> GlobalAveragePooling2D(keepdims=True)(jnp.ones((2, 8, 8, 128))).shape
-    (2, 1, 1, 128)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> GlobalAveragePooling2D()(jnp.ones((2, 8, 8, 128))).shape
+        (2, 128)
+        >>> GlobalAveragePooling2D(keepdims=True)(jnp.ones((2, 8, 8, 128))).shape
+        (2, 1, 1, 128)
     """
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -127,9 +130,10 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
       dtype: compute dtype (policy name or dtype; ``None`` is the global policy); floating
         inputs are cast to it.
 
-    >>> import jax.numpy as jnp
-    >>> GlobalMaxPooling2D()(jnp.arange(8.0).reshape(1, 2, 2, 2))
-    Array([[6., 7.]], dtype=float32)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> GlobalMaxPooling2D()(jnp.arange(8.0).reshape(1, 2, 2, 2))
+        Array([[6., 7.]], dtype=float32)
     """
 
     def __call__(self, x: jax.Array) -> jax.Array:

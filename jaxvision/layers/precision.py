@@ -14,15 +14,16 @@ The global policy is read when a layer is built; change it with :func:`set_globa
 one block of code with :func:`policy_scope`, for one layer with its ``dtype`` argument, or
 for a built model with :func:`set_policy`.
 
->>> from flax import nnx
->>> import jax.numpy as jnp
->>> from jaxvision.layers import Dense
->>> with policy_scope("mixed_bfloat16"):
-...     layer = Dense(3, 4, rngs=nnx.Rngs(0))
->>> layer.kernel.dtype, layer(jnp.ones((2, 3))).dtype
-(dtype('float32'), dtype(bfloat16))
->>> global_policy().name
-'float32'
+Examples:
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> from jaxvision.layers import Dense
+    >>> with policy_scope("mixed_bfloat16"):
+    ...     layer = Dense(3, 4, rngs=nnx.Rngs(0))
+    >>> layer.kernel.dtype, layer(jnp.ones((2, 3))).dtype
+    (dtype('float32'), dtype(bfloat16))
+    >>> global_policy().name
+    'float32'
 """
 
 import contextlib
@@ -113,11 +114,12 @@ def set_policy(model: nnx.Module, policy: PolicyLike) -> nnx.Module:
     parameters cast to the policy's parameter dtype (statistics stay at least float32). Returns
     ``model``, changed in place. Use it before building the optimizer state.
 
-    >>> from flax import nnx
-    >>> from jaxvision.layers import BatchNormalization
-    >>> bn = set_policy(BatchNormalization(2, rngs=nnx.Rngs(0)), "bfloat16")
-    >>> bn.dtype, bn.gamma.dtype, bn.moving_mean.dtype
-    (dtype(bfloat16), dtype(bfloat16), dtype('float32'))
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.layers import BatchNormalization
+        >>> bn = set_policy(BatchNormalization(2, rngs=nnx.Rngs(0)), "bfloat16")
+        >>> bn.dtype, bn.gamma.dtype, bn.moving_mean.dtype
+        (dtype(bfloat16), dtype(bfloat16), dtype('float32'))
     """
     policy = get_policy(policy)
     for _, module in nnx.iter_modules(model):

@@ -28,9 +28,10 @@ Regularizer = Callable[[jax.Array], jax.Array]
 class L1L2:
     """``l1 * sum(|x|) + l2 * sum(x²)``, Keras's ``L1L2`` (``L1``/``L2`` set one factor).
 
-    >>> import jax.numpy as jnp
-    >>> float(L1L2(l1=0.5, l2=0.25)(jnp.array([1.0, -2.0])))
-    2.75
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> float(L1L2(l1=0.5, l2=0.25)(jnp.array([1.0, -2.0])))
+        2.75
     """
 
     l1: float = 0.0
@@ -53,9 +54,10 @@ def L1(l1: float = 0.01) -> L1L2:  # noqa: N802  (Keras's class name)
 def L2(l2: float = 0.01) -> L1L2:  # noqa: N802  (Keras's class name)
     """Keras's ``L2``: ``l2 * sum(x²)``.
 
-    >>> import jax.numpy as jnp
-    >>> float(L2(0.1)(jnp.array([3.0, 4.0])))
-    2.5
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> float(L2(0.1)(jnp.array([3.0, 4.0])))
+        2.5
     """
     return L1L2(l2=l2)
 
@@ -88,11 +90,12 @@ def collect_losses(mask: jax.Array | None = None) -> Iterator[list[jax.Array]]:
     ``mask`` (one bool per example) marks the real rows of a padded batch: activity
     penalties then count only those rows (evaluation pads a partial last batch).
 
-    >>> import jax.numpy as jnp
-    >>> with collect_losses() as losses:
-    ...     add_loss(jnp.float32(2.0))
-    >>> [float(v) for v in losses]
-    [2.0]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> with collect_losses() as losses:
+        ...     add_loss(jnp.float32(2.0))
+        >>> [float(v) for v in losses]
+        [2.0]
     """
     losses: list[jax.Array] = []
     _collectors.append((losses, _trace_state(), mask))

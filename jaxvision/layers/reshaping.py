@@ -32,9 +32,10 @@ class ZeroPadding2D(Layer):
       padding: ``p``, ``(rows, cols)`` (symmetric) or ``((top, bottom), (left, right))``.
       name: optional layer name used in error messages and summaries.
 
-    >>> import jax.numpy as jnp
-    >>> ZeroPadding2D(((0, 1), (0, 1)))(jnp.ones((2, 4, 4, 3))).shape
-    (2, 5, 5, 3)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> ZeroPadding2D(((0, 1), (0, 1)))(jnp.ones((2, 4, 4, 3))).shape
+        (2, 5, 5, 3)
     """
 
     def __init__(self, padding: int | Sequence = 1, *, name: str | None = None):
@@ -53,9 +54,10 @@ class Reshape(Layer):
       target_shape: the shape of one example.
       name: optional layer name used in error messages and summaries.
 
-    >>> import jax.numpy as jnp
-    >>> Reshape((10,))(jnp.ones((2, 1, 1, 10))).shape
-    (2, 10)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> Reshape((10,))(jnp.ones((2, 1, 1, 10))).shape
+        (2, 10)
     """
 
     def __init__(self, target_shape: Sequence[int], *, name: str | None = None):

@@ -32,15 +32,16 @@ class ResidualBlock(Layer):
       name: optional layer name used in error messages and summaries.
       dtype, param_dtype: of every sub-layer, as in :class:`~jaxvision.layers.Conv2D`.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> block = ResidualBlock(3, 32, pooling=True, rngs=nnx.Rngs(0))
-    >>> block(jnp.ones((2, 32, 32, 3))).shape
-    (2, 16, 16, 32)
-    >>> block.shortcut.kernel.shape, block.shortcut.strides
-    ((1, 1, 3, 32), (2, 2))
-    >>> ResidualBlock(32, 32, rngs=nnx.Rngs(0)).shortcut is None
-    True
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> block = ResidualBlock(3, 32, pooling=True, rngs=nnx.Rngs(0))
+        >>> block(jnp.ones((2, 32, 32, 3))).shape
+        (2, 16, 16, 32)
+        >>> block.shortcut.kernel.shape, block.shortcut.strides
+        ((1, 1, 3, 32), (2, 2))
+        >>> ResidualBlock(32, 32, rngs=nnx.Rngs(0)).shortcut is None
+        True
     """
 
     def __init__(self, in_channels: int, filters: int, pooling: bool = False, *,

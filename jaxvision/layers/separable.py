@@ -126,11 +126,12 @@ class DepthwiseConv2D(Layer):
         global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
       param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> layer = DepthwiseConv2D(3, 3, padding="same", depth_multiplier=2, rngs=nnx.Rngs(0))
-    >>> layer.kernel.shape, layer(jnp.ones((2, 8, 8, 3))).shape
-    ((3, 3, 3, 2), (2, 8, 8, 6))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> layer = DepthwiseConv2D(3, 3, padding="same", depth_multiplier=2, rngs=nnx.Rngs(0))
+        >>> layer.kernel.shape, layer(jnp.ones((2, 8, 8, 3))).shape
+        ((3, 3, 3, 2), (2, 8, 8, 6))
     """
 
     def __init__(self, in_channels: int, kernel_size: int | Sequence[int], strides: int | Sequence[int] = 1,
@@ -167,11 +168,12 @@ class SeparableConv2D(Layer):
         global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
       param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> layer = SeparableConv2D(3, 16, 3, padding="same", rngs=nnx.Rngs(0))
-    >>> layer.depthwise_kernel.shape, layer.pointwise_kernel.shape, layer(jnp.ones((2, 8, 8, 3))).shape
-    ((3, 3, 3, 1), (1, 1, 3, 16), (2, 8, 8, 16))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> layer = SeparableConv2D(3, 16, 3, padding="same", rngs=nnx.Rngs(0))
+        >>> layer.depthwise_kernel.shape, layer.pointwise_kernel.shape, layer(jnp.ones((2, 8, 8, 3))).shape
+        ((3, 3, 3, 1), (1, 1, 3, 16), (2, 8, 8, 16))
     """
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],

@@ -165,14 +165,15 @@ class Model(Layer):
 class Sequential(Model):
     """A stack of layers, each stored as an attribute under its Keras-style name.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> from jaxvision.layers import Conv2D, Flatten
-    >>> model = Sequential([Conv2D(1, 4, 3, rngs=nnx.Rngs(0)), Conv2D(4, 2, 3, rngs=nnx.Rngs(0)), Flatten()])
-    >>> model.layer_names
-    ('conv2d', 'conv2d_1', 'flatten')
-    >>> model(jnp.ones((1, 8, 8, 1))).shape
-    (1, 32)
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> from jaxvision.layers import Conv2D, Flatten
+        >>> model = Sequential([Conv2D(1, 4, 3, rngs=nnx.Rngs(0)), Conv2D(4, 2, 3, rngs=nnx.Rngs(0)), Flatten()])
+        >>> model.layer_names
+        ('conv2d', 'conv2d_1', 'flatten')
+        >>> model(jnp.ones((1, 8, 8, 1))).shape
+        (1, 32)
     """
 
     keras_class = "Sequential"

@@ -12,9 +12,10 @@ def mnist_convnet(num_classes: int = 10, seed: int = 0) -> Sequential:
     """Listing 8.1: three 3×3 convs (64, 128, 256), two max-pools, global average pooling,
     softmax; 372,234 parameters on 28×28×1 inputs.
 
-    >>> import jax.numpy as jnp
-    >>> mnist_convnet()(jnp.zeros((2, 28, 28, 1))).shape
-    (2, 10)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> mnist_convnet()(jnp.zeros((2, 28, 28, 1))).shape
+        (2, 10)
     """
     rngs = model_rngs(seed)
     return Sequential([
@@ -34,9 +35,10 @@ def dogs_vs_cats_convnet(augmented: bool = False, seed: int = 0) -> Sequential:
     (``augmented=True``: augmentation first and Dropout(0.25) before the classifier; the
     same parameter count). Inputs are [0, 255] images of any size ≥ 78×78 (smaller ones leave nothing for the last 3×3 conv).
 
-    >>> import jax.numpy as jnp
-    >>> dogs_vs_cats_convnet()(jnp.zeros((1, 180, 180, 3))).shape
-    (1, 1)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> dogs_vs_cats_convnet()(jnp.zeros((1, 180, 180, 3))).shape
+        (1, 1)
     """
     rngs = model_rngs(seed)
     layers = [("data_augmentation", data_augmentation(rngs))] if augmented else []
@@ -59,9 +61,10 @@ def residual_convnet(seed: int = 0) -> Sequential:
     """Ch. 9's small residual convnet (listing 9.3's ``residual_block`` three times):
     297,697 parameters on 32×32×3 inputs.
 
-    >>> import jax.numpy as jnp
-    >>> residual_convnet()(jnp.zeros((1, 32, 32, 3))).shape
-    (1, 1)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> residual_convnet()(jnp.zeros((1, 32, 32, 3))).shape
+        (1, 1)
     """
     rngs = model_rngs(seed)
     return Sequential([

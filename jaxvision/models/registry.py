@@ -56,19 +56,20 @@ def register(builder: Callable[..., nnx.Module] | None = None, *, name: str | No
     ``MyNet(width=8, rngs=nnx.Rngs(0))`` can be checkpointed and rebuilt by
     :func:`~jaxvision.train.load_model` (its arguments other than ``rngs`` must be JSON values).
 
-    >>> from flax import nnx
-    >>> from jaxvision.layers import Dense
-    >>> from jaxvision.models import Model
-    >>> @register(name="doctest_net")
-    ... class Net(Model):
-    ...     def __init__(self, width: int = 4, *, rngs: nnx.Rngs):
-    ...         self.dense = Dense(3, width, rngs=rngs)
-    ...     def forward(self, x, tap):
-    ...         return tap("dense", self.dense(x))
-    >>> Net(width=2, rngs=nnx.Rngs(0)).build_config
-    '{"kwargs": {"width": 2}, "module": "jaxvision.models.registry", "name": "doctest_net"}'
-    >>> build_model("doctest_net", width=5, seed=1).dense.kernel.shape
-    (3, 5)
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.layers import Dense
+        >>> from jaxvision.models import Model
+        >>> @register(name="doctest_net")
+        ... class Net(Model):
+        ...     def __init__(self, width: int = 4, *, rngs: nnx.Rngs):
+        ...         self.dense = Dense(3, width, rngs=rngs)
+        ...     def forward(self, x, tap):
+        ...         return tap("dense", self.dense(x))
+        >>> Net(width=2, rngs=nnx.Rngs(0)).build_config
+        '{"kwargs": {"width": 2}, "module": "jaxvision.models.registry", "name": "doctest_net"}'
+        >>> build_model("doctest_net", width=5, seed=1).dense.kernel.shape
+        (3, 5)
     """
     def decorate(target):
         key = name or target.__name__

@@ -12,9 +12,10 @@ def model_rngs(seed: int) -> nnx.Rngs:
     Stream *i* starts from ``fold_in(key(seed), i)``, so no two streams of any two seeds
     share a key (seed ``s``'s dropout stream is not seed ``s + 1``'s weights).
 
-    >>> rngs = model_rngs(0)
-    >>> sorted(name for name in STREAMS if name in rngs)
-    ['augment', 'dropout', 'params']
+    Examples:
+        >>> rngs = model_rngs(0)
+        >>> sorted(name for name in STREAMS if name in rngs)
+        ['augment', 'dropout', 'params']
     """
     key = jax.random.key(seed)
     return nnx.Rngs(**{name: jax.random.fold_in(key, i) for i, name in enumerate(STREAMS)})

@@ -31,9 +31,10 @@ def segmentation_model(image_size: Sequence[int] = (200, 200), num_classes: int 
     The encoder rounds odd sizes up at each stride-2 step and the decoder doubles exactly,
     so only sizes divisible by 8 come back at their own size; others are refused.
 
-    >>> import jax.numpy as jnp
-    >>> segmentation_model((64, 48))(jnp.zeros((1, 64, 48, 3))).shape
-    (1, 64, 48, 3)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> segmentation_model((64, 48))(jnp.zeros((1, 64, 48, 3))).shape
+        (1, 64, 48, 3)
     """
     check_image_size("segmentation_model", image_size)
     rngs = model_rngs(seed)
@@ -104,9 +105,10 @@ def residual_segmentation_model(image_size: Sequence[int] = (200, 200), num_clas
                                 seed: int = 0) -> ResidualSegmenter:
     """The second, clearly labelled variant: :class:`ResidualSegmenter`.
 
-    >>> import jax.numpy as jnp
-    >>> residual_segmentation_model((32, 40))(jnp.zeros((1, 32, 40, 3))).shape
-    (1, 32, 40, 3)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> residual_segmentation_model((32, 40))(jnp.zeros((1, 32, 40, 3))).shape
+        (1, 32, 40, 3)
     """
     check_image_size("residual_segmentation_model", image_size)
     return ResidualSegmenter(num_classes, rngs=model_rngs(seed))

@@ -100,14 +100,15 @@ def summary(model: nnx.Module, input_shape: tuple[int, ...], *, print_fn: Callab
     plus BatchNorm moving statistics). Works for any ``nnx.Module`` that ``fit`` accepts; a
     layer never called in the forward pass shows ``?`` as its shape.
 
-    >>> from jaxvision.models import build_model
-    >>> text = summary(build_model("mnist_convnet"), (1, 28, 28, 1), print_fn=None)
-    >>> for row in text.splitlines()[4:6]:
-    ...     print(" ".join(row.split()))
-    conv2d (Conv2D) (None, 26, 26, 64) 640
-    max_pooling2d (MaxPooling2D) (None, 13, 13, 64) 0
-    >>> text.splitlines()[-3]
-    'Total params: 372,234'
+    Examples:
+        >>> from jaxvision.models import build_model
+        >>> text = summary(build_model("mnist_convnet"), (1, 28, 28, 1), print_fn=None)
+        >>> for row in text.splitlines()[4:6]:
+        ...     print(" ".join(row.split()))
+        conv2d (Conv2D) (None, 26, 26, 64) 640
+        max_pooling2d (MaxPooling2D) (None, 13, 13, 64) 0
+        >>> text.splitlines()[-3]
+        'Total params: 372,234'
     """
     shapes = _output_shapes(model, input_shape)
     paths = list(shapes) + [p for p in _all_paths(model) if p not in shapes]

@@ -24,10 +24,11 @@ class MiniXception(Model):
     ``block{i}_act2``, ``block{i}_sepconv2``, ``block{i}_pool``, ``block{i}_residual``,
     ``block{i}_add``; then ``global_average_pooling2d``, ``dropout``, ``dense``.
 
-    >>> import jax.numpy as jnp
-    >>> model = MiniXception(rngs=model_rngs(0))
-    >>> model(jnp.zeros((1, 64, 64, 3))).shape
-    (1, 1)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> model = MiniXception(rngs=model_rngs(0))
+        >>> model(jnp.zeros((1, 64, 64, 3))).shape
+        (1, 1)
     """
 
     def __init__(self, augmented: bool = True, dropout: float = 0.5, *, rngs: nnx.Rngs):

@@ -1,9 +1,10 @@
 """Keras 3's optimizers as optax ``GradientTransformation``s: same names, defaults and
 arithmetic, so a jaxvision ``fit`` follows Keras's weight trajectory.
 
->>> optimizer = get_optimizer("rmsprop")  # Keras's string names, with Keras's defaults
->>> get_optimizer(optimizer) is optimizer
-True
+Examples:
+    >>> optimizer = get_optimizer("rmsprop")  # Keras's string names, with Keras's defaults
+    >>> get_optimizer(optimizer) is optimizer
+    True
 """
 
 import functools

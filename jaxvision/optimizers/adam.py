@@ -33,14 +33,15 @@ def Adam(learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float
         epsilon: added to ``√v`` before bias correction, as in Keras.
         amsgrad: use the maximum of past second moments (AMSGrad).
 
-    >>> import jax.numpy as jnp
-    >>> optimizer = Adam(learning_rate=0.1)
-    >>> params = {"w": jnp.array([1.0, -2.0])}
-    >>> updates, state = optimizer.update({"w": jnp.array([0.5, -2.0])}, optimizer.init(params), params)
-    >>> # ≈ -lr·sign(g) on the first step, as keras.optimizers.Adam(0.1) gives (compared with a
-    >>> # tolerance: the last printed digit may differ between CPU models)
-    >>> bool(jnp.allclose(updates["w"], jnp.array([-0.09999869, 0.09999917]), rtol=1e-6, atol=0))
-    True
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> optimizer = Adam(learning_rate=0.1)
+        >>> params = {"w": jnp.array([1.0, -2.0])}
+        >>> updates, state = optimizer.update({"w": jnp.array([0.5, -2.0])}, optimizer.init(params), params)
+        >>> # ≈ -lr·sign(g) on the first step, as keras.optimizers.Adam(0.1) gives (compared with a
+        >>> # tolerance: the last printed digit may differ between CPU models)
+        >>> bool(jnp.allclose(updates["w"], jnp.array([-0.09999869, 0.09999917]), rtol=1e-6, atol=0))
+        True
     """
 
     def init(params: optax.Params) -> AdamState:

@@ -30,13 +30,14 @@ def RMSprop(learning_rate: LearningRate = 0.001, rho: float = 0.9, momentum: flo
         epsilon: added to the mean square inside the square root.
         centered: divide by the gradients' estimated variance instead of their mean square.
 
-    >>> import jax.numpy as jnp
-    >>> optimizer = RMSprop(learning_rate=0.01)
-    >>> params = jnp.zeros(2)
-    >>> updates, state = optimizer.update(jnp.array([1.0, -1.0]), optimizer.init(params), params)
-    >>> # -lr·g/√(0.1·g² + ε) on the first step (with a tolerance: the last digit depends on the CPU)
-    >>> bool(jnp.allclose(updates, jnp.array([-0.03162276, 0.03162276]), rtol=1e-6, atol=0))
-    True
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> optimizer = RMSprop(learning_rate=0.01)
+        >>> params = jnp.zeros(2)
+        >>> updates, state = optimizer.update(jnp.array([1.0, -1.0]), optimizer.init(params), params)
+        >>> # -lr·g/√(0.1·g² + ε) on the first step (with a tolerance: the last digit depends on the CPU)
+        >>> bool(jnp.allclose(updates, jnp.array([-0.03162276, 0.03162276]), rtol=1e-6, atol=0))
+        True
     """
 
     def init(params: optax.Params) -> RMSpropState:

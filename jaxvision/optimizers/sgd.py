@@ -27,13 +27,14 @@ def SGD(learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: boo
         momentum: a float in [0, 1]; 0 for plain gradient descent.
         nesterov: use Nesterov momentum.
 
-    >>> import jax.numpy as jnp
-    >>> optimizer = SGD(learning_rate=0.1, momentum=0.9)
-    >>> params, state = jnp.zeros(1), optimizer.init(jnp.zeros(1))
-    >>> for _ in range(2):
-    ...     updates, state = optimizer.update(jnp.ones(1), state, params)
-    >>> updates  # 0.9·(−0.1) − 0.1
-    Array([-0.19], dtype=float32)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> optimizer = SGD(learning_rate=0.1, momentum=0.9)
+        >>> params, state = jnp.zeros(1), optimizer.init(jnp.zeros(1))
+        >>> for _ in range(2):
+        ...     updates, state = optimizer.update(jnp.ones(1), state, params)
+        >>> updates  # 0.9·(−0.1) − 0.1
+        Array([-0.19], dtype=float32)
     """
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
         raise ValueError(f"SGD: momentum must be a float in [0, 1], got {momentum!r}")

@@ -47,8 +47,9 @@ def monitor_mode(monitor: str, mode: str) -> str:
     """``"min"`` or ``"max"``; ``"auto"`` infers it from the name like Keras (losses go down,
     accuracies and IoUs go up).
 
-    >>> monitor_mode("val_loss", "auto"), monitor_mode("val_foreground_iou", "auto")
-    ('min', 'max')
+    Examples:
+        >>> monitor_mode("val_loss", "auto"), monitor_mode("val_foreground_iou", "auto")
+        ('min', 'max')
     """
     if mode in ("min", "max"):
         return mode

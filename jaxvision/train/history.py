@@ -7,10 +7,11 @@ class History:
     """Per-epoch logs, like ``keras.callbacks.History``: ``history["val_loss"][i]`` belongs to
     epoch ``epoch[i]`` (0-based).
 
-    >>> history = History()
-    >>> history.append(0, {"loss": 0.5})
-    >>> history.history, history.epoch
-    ({'loss': [0.5]}, [0])
+    Examples:
+        >>> history = History()
+        >>> history.append(0, {"loss": 0.5})
+        >>> history.history, history.epoch
+        ({'loss': [0.5]}, [0])
     """
 
     def __init__(self, history: dict[str, list[float]] | None = None, epoch: Sequence[int] = ()):

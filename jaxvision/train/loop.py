@@ -1,17 +1,18 @@
 """``fit``, ``evaluate`` and ``predict``: Keras's training loop as three functions.
 
->>> import numpy as np, optax
->>> from flax import nnx
->>> from jaxvision.layers import Dense
->>> x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
->>> y = (x[:, 0] > 0).astype("float32")
->>> model = Dense(2, 1, activation="sigmoid", rngs=nnx.Rngs(0))
->>> history = fit(model, (x, y), epochs=3, loss="binary_crossentropy", optimizer=optax.adam(0.1),
-...               metrics=["accuracy"], verbose=0)
->>> sorted(history.history), len(history.history["loss"])
-(['accuracy', 'loss'], 3)
->>> predict(model, x[:5]).shape
-(5, 1)
+Examples:
+    >>> import numpy as np, optax
+    >>> from flax import nnx
+    >>> from jaxvision.layers import Dense
+    >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+    >>> y = (x[:, 0] > 0).astype("float32")
+    >>> model = Dense(2, 1, activation="sigmoid", rngs=nnx.Rngs(0))
+    >>> history = fit(model, (x, y), epochs=3, loss="binary_crossentropy", optimizer=optax.adam(0.1),
+    ...               metrics=["accuracy"], verbose=0)
+    >>> sorted(history.history), len(history.history["loss"])
+    (['accuracy', 'loss'], 3)
+    >>> predict(model, x[:5]).shape
+    (5, 1)
 """
 
 import os

@@ -48,9 +48,10 @@ def sparse_categorical_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_l
 
     Works unchanged for segmentation: ``(N, H, W)`` masks against ``(N, H, W, C)`` outputs.
 
-    >>> import jax.numpy as jnp
-    >>> round(float(sparse_categorical_crossentropy(jnp.array([0, 1]), jnp.array([[0.5, 0.5], [0.0, 1.0]]))), 4)
-    0.3466
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> round(float(sparse_categorical_crossentropy(jnp.array([0, 1]), jnp.array([[0.5, 0.5], [0.0, 1.0]]))), 4)
+        0.3466
     """
     y_true, y_pred = jnp.asarray(y_true), _predictions(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
@@ -65,9 +66,10 @@ def sparse_categorical_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_l
 def categorical_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_logits: bool = False) -> jax.Array:
     """One-hot (or soft) labels against class scores of the same shape.
 
-    >>> import jax.numpy as jnp
-    >>> round(float(categorical_crossentropy(jnp.array([[0.0, 1.0]]), jnp.array([[0.2, 0.8]]))), 4)
-    0.2231
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> round(float(categorical_crossentropy(jnp.array([[0.0, 1.0]]), jnp.array([[0.2, 0.8]]))), 4)
+        0.2231
     """
     y_pred = _predictions(y_pred)
     y_true = jnp.asarray(y_true).astype(y_pred.dtype)
@@ -80,9 +82,10 @@ def categorical_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_logits: 
 def binary_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_logits: bool = False) -> jax.Array:
     """0/1 labels against probabilities (or logits), averaged over the last axis, then the batch.
 
-    >>> import jax.numpy as jnp
-    >>> round(float(binary_crossentropy(jnp.array([1.0, 0.0]), jnp.array([[0.9], [0.0]]))), 4)
-    0.0527
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> round(float(binary_crossentropy(jnp.array([1.0, 0.0]), jnp.array([[0.9], [0.0]]))), 4)
+        0.0527
     """
     y_pred = _predictions(y_pred)
     y_true, y_pred = same_rank(jnp.asarray(y_true).astype(y_pred.dtype), y_pred)

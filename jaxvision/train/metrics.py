@@ -68,11 +68,12 @@ class MeanMetric:
     """The sample-weighted mean of an elementwise function, like ``keras.metrics.MeanMetricWrapper``:
     each example's values are averaged first, then examples count equally.
 
-    >>> import jax.numpy as jnp
-    >>> m = MeanMetric("accuracy", accuracy)
-    >>> s = m.update(m.init(), jnp.array([0, 1, 1]), jnp.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
-    >>> round(float(m.result(s)), 4)
-    0.6667
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> m = MeanMetric("accuracy", accuracy)
+        >>> s = m.update(m.init(), jnp.array([0, 1, 1]), jnp.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+        >>> round(float(m.result(s)), 4)
+        0.6667
     """
 
     name: str
@@ -105,10 +106,11 @@ class IoU:
     equal to ``ignore_class`` are skipped. ``sparse_y_pred=False`` takes the arg-max of
     the last axis (a softmax output); ``sparse_y_true=False`` does the same for labels.
 
-    >>> import jax.numpy as jnp
-    >>> m = IoU(num_classes=2, target_class_ids=(0,))
-    >>> round(float(m.result(m.update(m.init(), jnp.array([0, 0, 1, 1]), jnp.array([0, 1, 0, 1])))), 4)
-    0.3333
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> m = IoU(num_classes=2, target_class_ids=(0,))
+        >>> round(float(m.result(m.update(m.init(), jnp.array([0, 0, 1, 1]), jnp.array([0, 1, 0, 1])))), 4)
+        0.3333
     """
 
     num_classes: int
@@ -178,10 +180,11 @@ class IoU:
 class MeanIoU(IoU):
     """``keras.metrics.MeanIoU``: :class:`IoU` averaged over every class.
 
-    >>> import jax.numpy as jnp
-    >>> m = MeanIoU(2)
-    >>> round(float(m.result(m.update(m.init(), jnp.array([0, 0, 1, 1]), jnp.array([0, 1, 0, 1])))), 4)
-    0.3333
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> m = MeanIoU(2)
+        >>> round(float(m.result(m.update(m.init(), jnp.array([0, 0, 1, 1]), jnp.array([0, 1, 0, 1])))), 4)
+        0.3333
     """
 
     def __init__(self, num_classes: int, *, sparse_y_true: bool = True, sparse_y_pred: bool = True,

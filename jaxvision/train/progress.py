@@ -23,8 +23,9 @@ def format_logs(logs: dict[str, float]) -> str:
 def epoch_line(epoch: int, epochs: int, logs: dict[str, float], seconds: float, images_per_second: float) -> str:
     """The summary printed after each epoch.
 
-    >>> epoch_line(0, 5, {"loss": 0.5, "val_loss": 0.25}, seconds=2.04, images_per_second=1234.4)
-    'Epoch 1/5 - 2.0s - 1234 img/s - loss: 0.5000 - val_loss: 0.2500'
+    Examples:
+        >>> epoch_line(0, 5, {"loss": 0.5, "val_loss": 0.25}, seconds=2.04, images_per_second=1234.4)
+        'Epoch 1/5 - 2.0s - 1234 img/s - loss: 0.5000 - val_loss: 0.2500'
     """
     return f"Epoch {epoch + 1}/{epochs} - {seconds:.1f}s - {images_per_second:.0f} img/s - {format_logs(logs)}"
 

@@ -40,8 +40,9 @@ def default_mesh() -> Mesh:
 def divisible_sizes(batch_size: int, devices: int) -> str:
     """The nearest batch sizes that split evenly, for error messages.
 
-    >>> divisible_sizes(30, 8)
-    '24 or 32'
+    Examples:
+        >>> divisible_sizes(30, 8)
+        '24 or 32'
     """
     below, above = batch_size // devices * devices, -(-batch_size // devices) * devices
     return str(above) if below == 0 else f"{below} or {above}"
@@ -169,8 +170,9 @@ def pad_index(start: int, size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``start .. start+size`` of ``n``, the ones past the end repeating the last row,
     and the mask of real rows (evaluation pads a partial batch instead of dropping it).
 
-    >>> [a.tolist() for a in pad_index(8, 4, 10)]
-    [[8, 9, 9, 9], [True, True, False, False]]
+    Examples:
+        >>> [a.tolist() for a in pad_index(8, 4, 10)]
+        [[8, 9, 9, 9], [True, True, False, False]]
     """
     positions = np.arange(start, start + size)
     return np.minimum(positions, n - 1).astype(np.int32), positions < n

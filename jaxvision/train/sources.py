@@ -41,8 +41,9 @@ Call = tuple[int, Callable]
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The shuffled example order of ``epoch``: the same for the same (seed, epoch).
 
-    >>> epoch_order(5, seed=0, epoch=1).tolist() == epoch_order(5, seed=0, epoch=1).tolist()
-    True
+    Examples:
+        >>> epoch_order(5, seed=0, epoch=1).tolist() == epoch_order(5, seed=0, epoch=1).tolist()
+        True
     """
     return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
 
@@ -50,16 +51,17 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def prefetch(items: Iterable, depth: int = PREFETCH) -> Iterator:
     """Yield ``items`` while keeping ``depth`` more already produced (uploads started).
 
-    >>> made = []
-    >>> def batches():
-    ...     for i in range(5):
-    ...         made.append(i)
-    ...         yield i
-    >>> ahead = prefetch(batches())
-    >>> next(ahead), made  # batch 0 is handed out with batches 1 and 2 already made
-    (0, [0, 1, 2])
-    >>> list(ahead)
-    [1, 2, 3, 4]
+    Examples:
+        >>> made = []
+        >>> def batches():
+        ...     for i in range(5):
+        ...         made.append(i)
+        ...         yield i
+        >>> ahead = prefetch(batches())
+        >>> next(ahead), made  # batch 0 is handed out with batches 1 and 2 already made
+        (0, [0, 1, 2])
+        >>> list(ahead)
+        [1, 2, 3, 4]
     """
     queue = collections.deque()
     for item in items:

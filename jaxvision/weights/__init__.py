@@ -14,15 +14,16 @@
 ``model.load_weights`` accepts for the same architecture. No format here runs code or
 unpickles anything: they are HDF5 datasets, JSON and raw little-endian arrays.
 
->>> import tempfile, os, numpy as np
->>> from jaxvision.models import build_model
->>> model, twin = build_model("mnist_convnet", seed=0), build_model("mnist_convnet", seed=1)
->>> path = os.path.join(tempfile.mkdtemp(), "mnist.weights.h5")
->>> save_keras_weights(model, path)
->>> load_keras_weights(twin, path).missing
-()
->>> bool(np.array_equal(model.dense.kernel[...], twin.dense.kernel[...]))
-True
+Examples:
+    >>> import tempfile, os, numpy as np
+    >>> from jaxvision.models import build_model
+    >>> model, twin = build_model("mnist_convnet", seed=0), build_model("mnist_convnet", seed=1)
+    >>> path = os.path.join(tempfile.mkdtemp(), "mnist.weights.h5")
+    >>> save_keras_weights(model, path)
+    >>> load_keras_weights(twin, path).missing
+    ()
+    >>> bool(np.array_equal(model.dense.kernel[...], twin.dense.kernel[...]))
+    True
 """
 
 import os

@@ -9,18 +9,19 @@ verifies all of it after a load, so a swapped or corrupted file, a tensor that w
 loaded, or a converter that computes something else is a ``ValueError`` naming the file, the
 tensor or the first layer whose statistics diverge.
 
->>> import tempfile, os
->>> from jaxvision.models import build_model
->>> from jaxvision.weights import save_keras_weights
->>> model = build_model("mnist_convnet")
->>> path = os.path.join(tempfile.mkdtemp(), "m.weights.h5")
->>> save_keras_weights(model, path)
->>> manifest = make_manifest(model, path, input_shape=(1, 28, 28, 1))
->>> check_manifest(model, path, manifest)  # silent: everything as recorded
->>> model.dense.bias[...] = model.dense.bias[...] + 1.0
->>> check_manifest(model, path, manifest)  # doctest: +ELLIPSIS
-Traceback (most recent call last):
-ValueError: ...m.weights.h5: tensor dense/bias does not hold the manifest's values (not loaded, or altered after loading)
+Examples:
+    >>> import tempfile, os
+    >>> from jaxvision.models import build_model
+    >>> from jaxvision.weights import save_keras_weights
+    >>> model = build_model("mnist_convnet")
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.weights.h5")
+    >>> save_keras_weights(model, path)
+    >>> manifest = make_manifest(model, path, input_shape=(1, 28, 28, 1))
+    >>> check_manifest(model, path, manifest)  # silent: everything as recorded
+    >>> model.dense.bias[...] = model.dense.bias[...] + 1.0
+    >>> check_manifest(model, path, manifest)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: ...m.weights.h5: tensor dense/bias does not hold the manifest's values (not loaded, or altered after loading)
 """
 
 import hashlib

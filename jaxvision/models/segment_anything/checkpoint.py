@@ -80,9 +80,10 @@ def _parameter_leaves(model: nnx.Module) -> list[tuple[tuple, str, tuple[int, ..
 def reference_shapes(config: SamConfig) -> dict[str, tuple[int, ...]]:
     """The reference ``state_dict`` keys and shapes for ``config`` (nothing is allocated).
 
-    >>> shapes = reference_shapes(CONFIGS["vit_b"])
-    >>> len(shapes), shapes["image_encoder.blocks.2.attn.rel_pos_h"]
-    (314, (127, 64))
+    Examples:
+        >>> shapes = reference_shapes(CONFIGS["vit_b"])
+        >>> len(shapes), shapes["image_encoder.blocks.2.attn.rel_pos_h"]
+        (314, (127, 64))
     """
     model = nnx.eval_shape(lambda: Sam(config, rngs=nnx.Rngs(0)))
     return {key: shape if axes is None else tuple(shape[axes.index(i)] for i in range(len(axes)))
@@ -152,10 +153,11 @@ def sam_from_state_dict(tensors: dict[str, np.ndarray], config: SamConfig | None
 def hf_key(key: str) -> str:
     """The Hugging Face ``SamModel`` name of a reference key (transformers' convert_sam_to_hf.py).
 
-    >>> hf_key("image_encoder.blocks.3.norm1.weight")
-    'vision_encoder.layers.3.layer_norm1.weight'
-    >>> hf_key("mask_decoder.output_hypernetworks_mlps.2.layers.1.bias")
-    'mask_decoder.output_hypernetworks_mlps.2.layers.0.bias'
+    Examples:
+        >>> hf_key("image_encoder.blocks.3.norm1.weight")
+        'vision_encoder.layers.3.layer_norm1.weight'
+        >>> hf_key("mask_decoder.output_hypernetworks_mlps.2.layers.1.bias")
+        'mask_decoder.output_hypernetworks_mlps.2.layers.0.bias'
     """
     mlp = re.fullmatch(r"(.*(?:output_hypernetworks_mlps\.\d+|iou_prediction_head))\.layers\.(\d)\.(\w+)", key)
     if mlp:

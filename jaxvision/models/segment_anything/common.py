@@ -31,9 +31,10 @@ class LayerNorm(nnx.Module):
       dim: size of the last axis.
       eps: added to the variance (1e-6 in the image encoder, 1e-5 in the decoder transformer).
 
-    >>> import jax.numpy as jnp
-    >>> LayerNorm(2)(jnp.array([[1.0, 3.0]])).round(4)  # (±0.999995: the last digit depends on the CPU)
-    Array([[-1.,  1.]], dtype=float32)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> LayerNorm(2)(jnp.array([[1.0, 3.0]])).round(4)  # (±0.999995: the last digit depends on the CPU)
+        Array([[-1.,  1.]], dtype=float32)
     """
 
     def __init__(self, dim: int, eps: float = 1e-5):
@@ -51,9 +52,10 @@ class Embedding(nnx.Module):
     """A learned table of ``count`` vectors of size ``dim`` (torch ``nn.Embedding``; SAM only
     reads whole rows, never looks up ids).
 
-    >>> from flax import nnx
-    >>> Embedding(4, 8, rngs=nnx.Rngs(0)).embedding.shape
-    (4, 8)
+    Examples:
+        >>> from flax import nnx
+        >>> Embedding(4, 8, rngs=nnx.Rngs(0)).embedding.shape
+        (4, 8)
     """
 
     def __init__(self, count: int, dim: int, *, rngs: nnx.Rngs):
@@ -66,10 +68,11 @@ class MLP(nnx.Module):
     Args:
       dims: feature sizes from input to output, e.g. ``(256, 256, 256, 32)`` for 3 layers.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> MLP((8, 16, 4), rngs=nnx.Rngs(0))(jnp.ones((2, 8))).shape
-    (2, 4)
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> MLP((8, 16, 4), rngs=nnx.Rngs(0))(jnp.ones((2, 8))).shape
+        (2, 4)
     """
 
     def __init__(self, dims: tuple[int, ...], *, rngs: nnx.Rngs):
@@ -85,10 +88,11 @@ class MLPBlock(nnx.Module):
     """``lin2(act(lin1(x)))``: the transformer feed-forward block (GELU in the encoder, ReLU in
     the decoder).
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> MLPBlock(8, 32, jax.nn.relu, rngs=nnx.Rngs(0))(jnp.ones((1, 3, 8))).shape
-    (1, 3, 8)
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> MLPBlock(8, 32, jax.nn.relu, rngs=nnx.Rngs(0))(jnp.ones((1, 3, 8))).shape
+        (1, 3, 8)
     """
 
     def __init__(self, dim: int, hidden_dim: int, activation, *, rngs: nnx.Rngs):

@@ -55,11 +55,12 @@ class Attention(nnx.Module):
       grid: the (square) side of the token grid it attends over, which sizes the tables
         ``rel_pos_h``/``rel_pos_w`` (``2·grid − 1`` rows, zero-initialised).
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> attn = nnx.eval_shape(lambda: Attention(8, 2, 4, rngs=nnx.Rngs(0)))  # shapes only
-    >>> attn.rel_pos_h.shape, nnx.eval_shape(lambda m, x: m(x), attn, jnp.ones((1, 4, 4, 8))).shape
-    ((7, 4), (1, 4, 4, 8))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> attn = nnx.eval_shape(lambda: Attention(8, 2, 4, rngs=nnx.Rngs(0)))  # shapes only
+        >>> attn.rel_pos_h.shape, nnx.eval_shape(lambda m, x: m(x), attn, jnp.ones((1, 4, 4, 8))).shape
+        ((7, 4), (1, 4, 4, 8))
     """
 
     def __init__(self, dim: int, num_heads: int, grid: int, *, rngs: nnx.Rngs):
@@ -93,11 +94,12 @@ class Attention(nnx.Module):
 class Block(nnx.Module):
     """Pre-norm transformer block; ``window_size`` 0 means global attention over the whole grid.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> block = nnx.eval_shape(lambda: Block(8, 2, window_size=3, grid=5, rngs=nnx.Rngs(0)))  # shapes only
-    >>> block.attn.rel_pos_h.shape, nnx.eval_shape(lambda m, x: m(x), block, jnp.ones((1, 5, 5, 8))).shape
-    ((5, 4), (1, 5, 5, 8))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> block = nnx.eval_shape(lambda: Block(8, 2, window_size=3, grid=5, rngs=nnx.Rngs(0)))  # shapes only
+        >>> block.attn.rel_pos_h.shape, nnx.eval_shape(lambda m, x: m(x), block, jnp.ones((1, 5, 5, 8))).shape
+        ((5, 4), (1, 5, 5, 8))
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, *, window_size: int, grid: int,
@@ -129,13 +131,14 @@ class ImageEncoderViT(nnx.Module):
       window_size: local attention window; blocks in ``global_attn_indexes`` attend globally.
       out_chans: channels of the neck (256).
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> enc = nnx.eval_shape(lambda: ImageEncoderViT(  # shapes only, nothing allocated
-    ...     image_size=64, patch_size=16, embed_dim=16, depth=2, num_heads=2, window_size=3,
-    ...     global_attn_indexes=(1,), out_chans=8, rngs=nnx.Rngs(0)))
-    >>> nnx.eval_shape(lambda m, x: m(x), enc, jnp.zeros((1, 64, 64, 3))).shape
-    (1, 4, 4, 8)
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> enc = nnx.eval_shape(lambda: ImageEncoderViT(  # shapes only, nothing allocated
+        ...     image_size=64, patch_size=16, embed_dim=16, depth=2, num_heads=2, window_size=3,
+        ...     global_attn_indexes=(1,), out_chans=8, rngs=nnx.Rngs(0)))
+        >>> nnx.eval_shape(lambda m, x: m(x), enc, jnp.zeros((1, 64, 64, 3))).shape
+        (1, 4, 4, 8)
     """
 
     def __init__(self, *, image_size: int = 1024, patch_size: int = 16, embed_dim: int = 768, depth: int = 12,

@@ -84,12 +84,13 @@ def keras_hub_path(key: str) -> tuple[str, tuple[int, ...] | None]:
     """The ``model.weights.h5`` path of a reference key and the axes that permute the
     reference tensor into the Keras layout (None: same layout).
 
-    >>> keras_hub_path("image_encoder.blocks.3.attn.qkv.weight")
-    ('layers/windowed_transformer_encoder_3/attention/qkv/vars/0', (1, 0))
-    >>> keras_hub_path("mask_decoder.output_upscaling.0.weight")
-    ('mask_decoder/output_upscaling/layers/conv2d_transpose/vars/0', (2, 3, 1, 0))
-    >>> keras_hub_path("image_encoder.blocks.0.attn.rel_pos_w")
-    ('layers/windowed_transformer_encoder/attention/add_decomposed_relative_pe/vars/1', None)
+    Examples:
+        >>> keras_hub_path("image_encoder.blocks.3.attn.qkv.weight")
+        ('layers/windowed_transformer_encoder_3/attention/qkv/vars/0', (1, 0))
+        >>> keras_hub_path("mask_decoder.output_upscaling.0.weight")
+        ('mask_decoder/output_upscaling/layers/conv2d_transpose/vars/0', (2, 3, 1, 0))
+        >>> keras_hub_path("image_encoder.blocks.0.attn.rel_pos_w")
+        ('layers/windowed_transformer_encoder/attention/add_decomposed_relative_pe/vars/1', None)
     """
     block = re.fullmatch(r"image_encoder\.blocks\.(\d+)\.attn\.(rel_pos_[hw])", key)
     if block:

@@ -20,14 +20,15 @@ class MaskDecoder(nnx.Module):
       depth, num_heads, mlp_dim: of the two-way transformer (2, 8, 2048).
       iou_head_depth, iou_head_hidden_dim: the IoU MLP (3, 256).
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> dec = nnx.eval_shape(lambda: MaskDecoder(transformer_dim=32, mlp_dim=64, iou_head_hidden_dim=32,
-    ...                                          rngs=nnx.Rngs(0)))  # shapes only
-    >>> masks, iou = nnx.eval_shape(lambda m, *a: m(*a, multimask_output=True), dec, jnp.ones((1, 4, 4, 32)),
-    ...                             jnp.ones((4, 4, 32)), jnp.ones((2, 3, 32)), jnp.ones((2, 4, 4, 32)))
-    >>> masks.shape, iou.shape
-    ((2, 3, 16, 16), (2, 3))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> dec = nnx.eval_shape(lambda: MaskDecoder(transformer_dim=32, mlp_dim=64, iou_head_hidden_dim=32,
+        ...                                          rngs=nnx.Rngs(0)))  # shapes only
+        >>> masks, iou = nnx.eval_shape(lambda m, *a: m(*a, multimask_output=True), dec, jnp.ones((1, 4, 4, 32)),
+        ...                             jnp.ones((4, 4, 32)), jnp.ones((2, 3, 32)), jnp.ones((2, 4, 4, 32)))
+        >>> masks.shape, iou.shape
+        ((2, 3, 16, 16), (2, 3))
     """
 
     def __init__(self, *, transformer_dim: int = 256, num_multimask_outputs: int = 3, depth: int = 2,

@@ -1,14 +1,15 @@
 """The book's Segment Anything drawings on a matplotlib ``Axes``: a mask tinted over the
 image, point prompts as stars (green foreground, red background) and a box prompt.
 
->>> import numpy as np
->>> from matplotlib.figure import Figure
->>> ax = Figure().add_subplot()
->>> show_mask(np.eye(4, dtype=bool), ax)
->>> show_points(np.array([[1, 2], [3, 0]]), np.array([1, 0]), ax)
->>> show_box(np.array([0, 0, 3, 2]), ax)
->>> len(ax.images), len(ax.collections), len(ax.patches)
-(1, 2, 1)
+Examples:
+    >>> import numpy as np
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure().add_subplot()
+    >>> show_mask(np.eye(4, dtype=bool), ax)
+    >>> show_points(np.array([[1, 2], [3, 0]]), np.array([1, 0]), ax)
+    >>> show_box(np.array([0, 0, 3, 2]), ax)
+    >>> len(ax.images), len(ax.collections), len(ax.patches)
+    (1, 2, 1)
 """
 
 import numpy as np
@@ -21,8 +22,9 @@ MASK_COLOR = (30 / 255, 144 / 255, 1.0, 0.6)  # translucent blue, as in the book
 def mask_overlay(mask: np.ndarray, color: tuple[float, float, float, float] = MASK_COLOR) -> np.ndarray:
     """A boolean ``(H, W)`` mask as an RGBA float image: ``color`` inside, transparent outside.
 
-    >>> mask_overlay(np.array([[True, False]]))[0].tolist()
-    [[0.11764705882352941, 0.5647058823529412, 1.0, 0.6], [0.0, 0.0, 0.0, 0.0]]
+    Examples:
+        >>> mask_overlay(np.array([[True, False]]))[0].tolist()
+        [[0.11764705882352941, 0.5647058823529412, 1.0, 0.6], [0.0, 0.0, 0.0, 0.0]]
     """
     mask = np.asarray(mask)
     if mask.ndim != 2:

@@ -41,16 +41,17 @@ def predict_masks(sam: Sam, image_embedding: jax.Array, point_coords: jax.Array 
       Mask logits ``(B, K, H, W)`` at the original size (threshold at 0), IoU predictions
       ``(B, K)`` and low-res logits ``(B, K, 4h, 4w)``.
 
-    >>> from flax import nnx
-    >>> from jaxvision.models.segment_anything import CONFIGS
-    >>> sam = nnx.eval_shape(lambda: Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0)))  # shapes only; jit a real model with
-    >>> # nnx.jit(predict_masks, static_argnames=("multimask_output", "input_size", "original_size"))
-    >>> decode = lambda sam, *a: predict_masks(sam, *a, multimask_output=True, input_size=(192, 256),
-    ...                                        original_size=(60, 80))
-    >>> logits, iou, low = nnx.eval_shape(decode, sam, jnp.zeros((1, 16, 16, 32)), jnp.ones((5, 1, 2)),
-    ...                                   jnp.ones((5, 1)), None, None)
-    >>> logits.shape, iou.shape, low.shape
-    ((5, 3, 60, 80), (5, 3), (5, 3, 64, 64))
+    Examples:
+        >>> from flax import nnx
+        >>> from jaxvision.models.segment_anything import CONFIGS
+        >>> sam = nnx.eval_shape(lambda: Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0)))  # shapes only; jit a real model with
+        >>> # nnx.jit(predict_masks, static_argnames=("multimask_output", "input_size", "original_size"))
+        >>> decode = lambda sam, *a: predict_masks(sam, *a, multimask_output=True, input_size=(192, 256),
+        ...                                        original_size=(60, 80))
+        >>> logits, iou, low = nnx.eval_shape(decode, sam, jnp.zeros((1, 16, 16, 32)), jnp.ones((5, 1, 2)),
+        ...                                   jnp.ones((5, 1)), None, None)
+        >>> logits.shape, iou.shape, low.shape
+        ((5, 3, 60, 80), (5, 3), (5, 3, 64, 64))
     """
     low_res, iou = sam.decode(image_embedding, point_coords, point_labels, boxes, mask_input, multimask_output)
     masks = postprocess_masks(low_res, sam.config.image_size, input_size, original_size)
@@ -79,16 +80,17 @@ def _decode_all(sam: Sam, image_embedding: jax.Array, sparse: jax.Array, dense: 
 class SamPredictor:
     """Segment one image with point, box and mask prompts, as ``segment_anything.SamPredictor``.
 
-    >>> import numpy as np
-    >>> from jaxvision.models.segment_anything import CONFIGS, load_sam, sam_from_state_dict
-    >>> from jaxvision.models.segment_anything.checkpoint import reference_shapes
-    >>> # a real model comes from load_sam("sam_vit_b_01ec64.pth"); here, all-zero tiny weights
-    >>> zeros = {key: np.zeros(shape, np.float32) for key, shape in reference_shapes(CONFIGS["tiny"]).items()}
-    >>> predictor = SamPredictor(sam_from_state_dict(zeros))
-    >>> predictor.set_image(np.zeros((60, 80, 3), np.uint8))
-    >>> masks, iou, low_res = predictor.predict(np.array([[40, 30]]), np.array([1]))
-    >>> masks.shape, masks.dtype, iou.shape, low_res.shape
-    ((3, 60, 80), dtype('bool'), (3,), (3, 64, 64))
+    Examples:
+        >>> import numpy as np
+        >>> from jaxvision.models.segment_anything import CONFIGS, load_sam, sam_from_state_dict
+        >>> from jaxvision.models.segment_anything.checkpoint import reference_shapes
+        >>> # a real model comes from load_sam("sam_vit_b_01ec64.pth"); here, all-zero tiny weights
+        >>> zeros = {key: np.zeros(shape, np.float32) for key, shape in reference_shapes(CONFIGS["tiny"]).items()}
+        >>> predictor = SamPredictor(sam_from_state_dict(zeros))
+        >>> predictor.set_image(np.zeros((60, 80, 3), np.uint8))
+        >>> masks, iou, low_res = predictor.predict(np.array([[40, 30]]), np.array([1]))
+        >>> masks.shape, masks.dtype, iou.shape, low_res.shape
+        ((3, 60, 80), dtype('bool'), (3,), (3, 64, 64))
     """
 
     def __init__(self, sam: Sam):

@@ -19,9 +19,10 @@ class PositionEmbeddingRandom(nnx.Module):
     """``pe(c) = [sin(2π(2c−1)G), cos(2π(2c−1)G)]`` for coordinates ``c`` normalised to [0, 1],
     with a fixed Gaussian ``G`` of shape ``(2, num_pos_feats)`` (a checkpoint buffer).
 
-    >>> from flax import nnx
-    >>> PositionEmbeddingRandom(4, rngs=nnx.Rngs(0)).dense((3, 5)).shape
-    (3, 5, 8)
+    Examples:
+        >>> from flax import nnx
+        >>> PositionEmbeddingRandom(4, rngs=nnx.Rngs(0)).dense((3, 5)).shape
+        (3, 5, 8)
     """
 
     def __init__(self, num_pos_feats: int, *, rngs: nnx.Rngs):
@@ -54,12 +55,13 @@ class PromptEncoder(nnx.Module):
       input_image_size: (h, w) of the padded model input (1024, 1024).
       mask_in_chans: hidden channels of the mask downscaler (16).
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> enc = nnx.eval_shape(lambda: PromptEncoder(32, (16, 16), (256, 256), 16, rngs=nnx.Rngs(0)))
-    >>> sparse, dense = nnx.eval_shape(lambda m, p, l: m(p, l), enc, jnp.ones((1, 1, 2)), jnp.ones((1, 1)))
-    >>> sparse.shape, dense.shape  # one point plus the pad point, as the reference adds
-    ((1, 2, 32), (1, 16, 16, 32))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> enc = nnx.eval_shape(lambda: PromptEncoder(32, (16, 16), (256, 256), 16, rngs=nnx.Rngs(0)))
+        >>> sparse, dense = nnx.eval_shape(lambda m, p, l: m(p, l), enc, jnp.ones((1, 1, 2)), jnp.ones((1, 1)))
+        >>> sparse.shape, dense.shape  # one point plus the pad point, as the reference adds
+        ((1, 2, 32), (1, 16, 16, 32))
     """
 
     def __init__(self, embed_dim: int = 256, image_embedding_size: tuple[int, int] = (64, 64),

@@ -61,16 +61,17 @@ class Sam(nnx.Module):
       config: a :class:`SamConfig`, e.g. ``CONFIGS["vit_b"]``.
       rngs: ``nnx.Rngs`` for the random initialisation (replaced when a checkpoint is loaded).
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> sam = nnx.eval_shape(lambda: Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0)))  # shapes only
-    >>> def segment(sam, image, points, labels):
-    ...     emb = sam.embed(sam.preprocess(image))
-    ...     return (emb, *sam.decode(emb, points, labels))
-    >>> emb, masks, iou = nnx.eval_shape(segment, sam, jnp.zeros((1, 192, 256, 3)), jnp.ones((1, 1, 2)),
-    ...                                  jnp.ones((1, 1)))
-    >>> emb.shape, masks.shape, iou.shape
-    ((1, 16, 16, 32), (1, 3, 64, 64), (1, 3))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> sam = nnx.eval_shape(lambda: Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0)))  # shapes only
+        >>> def segment(sam, image, points, labels):
+        ...     emb = sam.embed(sam.preprocess(image))
+        ...     return (emb, *sam.decode(emb, points, labels))
+        >>> emb, masks, iou = nnx.eval_shape(segment, sam, jnp.zeros((1, 192, 256, 3)), jnp.ones((1, 1, 2)),
+        ...                                  jnp.ones((1, 1)))
+        >>> emb.shape, masks.shape, iou.shape
+        ((1, 16, 16, 32), (1, 3, 64, 64), (1, 3))
     """
 
     def __init__(self, config: SamConfig, *, rngs: nnx.Rngs):
@@ -114,8 +115,9 @@ class Sam(nnx.Module):
 def count_params(model: nnx.Module) -> int:
     """Number of ``nnx.Param`` scalars (buffers excluded), as torch's ``parameters()`` counts.
 
-    >>> count_params(nnx.eval_shape(lambda: Sam(CONFIGS["vit_b"], rngs=nnx.Rngs(0))))
-    93735472
+    Examples:
+        >>> count_params(nnx.eval_shape(lambda: Sam(CONFIGS["vit_b"], rngs=nnx.Rngs(0))))
+        93735472
     """
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
@@ -124,8 +126,9 @@ def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]
     """The reference's ``ResizeLongestSide.get_preprocess_shape``: scale so the longer side is
     ``long_side``, rounding half up.
 
-    >>> preprocess_shape(600, 800, 1024)
-    (768, 1024)
+    Examples:
+        >>> preprocess_shape(600, 800, 1024)
+        (768, 1024)
     """
     scale = long_side * 1.0 / max(height, width)
     return int(height * scale + 0.5), int(width * scale + 0.5)
@@ -158,8 +161,9 @@ def postprocess_masks(low_res: jax.Array, image_size: int, input_size: tuple[int
     reference's ``Sam.postprocess_masks`` (two bilinear resizes and a crop, composed exactly
     into one linear map per axis).
 
-    >>> postprocess_masks(jnp.ones((1, 3, 64, 64)), 256, (192, 256), (300, 400)).shape
-    (1, 3, 300, 400)
+    Examples:
+        >>> postprocess_masks(jnp.ones((1, 3, 64, 64)), 256, (192, 256), (300, 400)).shape
+        (1, 3, 300, 400)
     """
     rows = upscale_matrix(low_res.shape[-2], image_size, input_size[0], original_size[0])
     cols = upscale_matrix(low_res.shape[-1], image_size, input_size[1], original_size[1])

@@ -17,12 +17,13 @@ from jaxvision.models.segment_anything.common import LayerNorm, MLPBlock
 class Attention(nnx.Module):
     """Multi-head attention that may project to ``embedding_dim // downsample_rate`` channels.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> attn = nnx.eval_shape(lambda: Attention(32, 8, downsample_rate=2, rngs=nnx.Rngs(0)))  # shapes only
-    >>> q, kv = jnp.ones((1, 3, 32)), jnp.ones((1, 5, 32))
-    >>> attn.q_proj.kernel.shape, nnx.eval_shape(lambda m, q, kv: m(q, kv, kv), attn, q, kv).shape
-    ((32, 16), (1, 3, 32))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> attn = nnx.eval_shape(lambda: Attention(32, 8, downsample_rate=2, rngs=nnx.Rngs(0)))  # shapes only
+        >>> q, kv = jnp.ones((1, 3, 32)), jnp.ones((1, 5, 32))
+        >>> attn.q_proj.kernel.shape, nnx.eval_shape(lambda m, q, kv: m(q, kv, kv), attn, q, kv).shape
+        ((32, 16), (1, 3, 32))
     """
 
     def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1, *, rngs: nnx.Rngs):
@@ -83,13 +84,14 @@ class TwoWayTransformer(nnx.Module):
     Args:
       depth: blocks (2). embedding_dim: channels (256). num_heads: 8. mlp_dim: 2048.
 
-    >>> from flax import nnx
-    >>> import jax.numpy as jnp
-    >>> t = nnx.eval_shape(lambda: TwoWayTransformer(2, 32, 8, 64, rngs=nnx.Rngs(0)))  # shapes only
-    >>> tokens, image = nnx.eval_shape(lambda m, *a: m(*a), t, jnp.ones((2, 4, 4, 32)), jnp.ones((4, 4, 32)),
-    ...                                jnp.ones((2, 7, 32)))
-    >>> tokens.shape, image.shape
-    ((2, 7, 32), (2, 16, 32))
+    Examples:
+        >>> from flax import nnx
+        >>> import jax.numpy as jnp
+        >>> t = nnx.eval_shape(lambda: TwoWayTransformer(2, 32, 8, 64, rngs=nnx.Rngs(0)))  # shapes only
+        >>> tokens, image = nnx.eval_shape(lambda m, *a: m(*a), t, jnp.ones((2, 4, 4, 32)), jnp.ones((4, 4, 32)),
+        ...                                jnp.ones((2, 7, 32)))
+        >>> tokens.shape, image.shape
+        ((2, 7, 32), (2, 16, 32))
     """
 
     def __init__(self, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int,
