@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= $(or $(JAXVISION_DATA),../shared/data)
 
-.PHONY: demo test check-python clean
+.PHONY: demo test docs figures check-python clean
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { \
@@ -27,5 +27,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	JAXVISION_DATA=$(DATA) $(PY) -m pytest -q
 
+docs: $(VENV)/.installed-dev
+	$(VENV)/bin/mkdocs build --strict
+
+figures: $(VENV)/.installed
+	JAXVISION_DATA=$(DATA) $(PY) docs/make_figures.py
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

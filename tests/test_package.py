@@ -1,9 +1,13 @@
-"""The package surface: lazy subpackages, a version, and every public name importable and documented."""
+"""The package surface: lazy subpackages, a version, every public name importable and
+documented; the wheel installs and runs in a fresh venv; the documentation builds strictly."""
 
 import importlib
+import importlib.metadata
 import inspect
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +42,45 @@ def test_build_model_finds_applications_without_importing_them_first():
             "m = build_model('mobilenet', alpha=0.25, include_top=False); print(type(m).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "MobileNetV1"
+
+
+def test_the_wheel_builds_installs_in_a_fresh_venv_and_runs(tmp_path):
+    """``python -m build`` makes the sdist and the wheel; the wheel, installed (not editable)
+    into a new venv whose dependencies come from this one's site-packages (so CI downloads
+    nothing but the build backend), runs the smoke script from outside the source tree."""
+    import sysconfig
+
+    root = Path(__file__).resolve().parents[1]
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp_path / "dist"), str(root)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    version = importlib.metadata.version("jaxvision")
+    wheel = tmp_path / "dist" / f"jaxvision-{version}-py3-none-any.whl"
+    assert wheel.is_file() and (tmp_path / "dist" / f"jaxvision-{version}.tar.gz").is_file()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    # Dependencies from this venv, appended after the new venv's own site-packages.
+    Path(purelib, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True,
+                   timeout=300)
+    smoke = subprocess.run([python, str(root / "tests" / "smoke_wheel.py")], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=600)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    lines = smoke.stdout.splitlines()
+    assert lines[0].startswith(f"version {version} loss ")
+    if (Path(os.environ.get("JAXVISION_DATA", "/nonexistent")) / "images" / "elephant.jpg").is_file():
+        assert lines[1].startswith("elephant African_elephant 0.60")
+
+
+def test_the_documentation_builds_strictly(tmp_path):
+    """``make docs``: a broken link, a missing figure or an unresolvable reference fails it."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir",
+                           str(tmp_path / "site")], cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "site" / "api" / "debug" / "index.html").is_file()
+    chapter = (tmp_path / "site" / "chapters" / "ch08" / "index.html").read_text()
+    assert "0.6770" in chapter and "ch08_augmentation.png" in chapter  # RESULTS.md rows and the figures
