@@ -159,13 +159,25 @@ def test_hdf5_links_are_refused_in_legacy_files_keras_archives_and_sam_presets(t
 
 
 def test_declared_sizes_are_checked_before_anything_is_read(tmp_path):
+    # A layer the model does not have, declaring 10 GB in a few KB (chunked, compressed, never
+    # written): never read at all.
     path = weights_file(tmp_path)
-    # 10 GB declared, a few KB on disk: chunked, compressed, never written.
-    replace_kernel(path, lambda g, k: g.create_dataset(k, (50_000, 50_000), "<f4", chunks=(64, 64),
-                                                        compression="gzip"))
+    with h5py.File(path, "a") as f:
+        f.create_group("layers/unknown/vars").create_dataset("0", (50_000, 50_000), "<f4", chunks=(64, 64),
+                                                            compression="gzip")
     assert path.stat().st_size < 100_000
-    with pytest.raises(ValueError, match=r"declares 10,000,000,000 bytes, more than this file may hold"):
-        load_keras_weights(tiny(), path)
+    assert load_keras_weights(tiny(), path, strict=False).unexpected == ("unknown (unknown)",)
+    # A kernel of the right shape that the file cannot hold: refused by its declared size.
+    big = Sequential([Dense(1000, 1000, rngs=nnx.Rngs(0))])
+    path = tmp_path / "big.weights.h5"
+    save_keras_weights(Sequential([Dense(3, 4, rngs=nnx.Rngs(0))]), path)
+    replace_kernel(path, lambda g, k: g.create_dataset(k, (1000, 1000), "<f4", chunks=(100, 100), compression="gzip"))
+    with h5py.File(path, "a") as f:
+        del f["layers/dense/vars/1"]
+        f["layers/dense/vars/1"] = np.zeros(1000, "<f4")
+    with pytest.raises(ValueError, match=r"declares 4,000,000 bytes, more than this file may hold"):
+        load_keras_weights(big, path)
+    load_keras_weights(big, path, max_bytes=5_000_000)  # allowed explicitly
     # A .keras whose member inflates 1000×: refused from its declared size, before inflating.
     with zipfile.ZipFile(tmp_path / "bomb.keras", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("model.weights.h5", b"\0" * 50_000_000)

@@ -26,6 +26,7 @@ Examples:
     True
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -85,41 +86,45 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
     path = Path(path)
     if manifest is not None:
         manifest = check_file(path, manifest)
-    try:
-        pairs, missing, unexpected = _read(model, path, by_name, max_bytes)
-    except (KeyError, TypeError, AttributeError, IndexError, RecursionError, UnicodeError) as e:
-        raise ValueError(f"{path}: malformed weights file ({type(e).__name__}: {e})") from None
-    if strict:
-        check_complete(model, str(path), missing, unexpected)
-    assign(pairs, str(path))
+    # HDF5 files stay open until assign() has read the (lazy) arrays it paired and checked.
+    with contextlib.ExitStack() as stack:
+        try:
+            pairs, missing, unexpected = _read(model, path, by_name, max_bytes, stack)
+            if strict:
+                check_complete(model, str(path), missing, unexpected)
+            assign(pairs, str(path))
+        except (KeyError, TypeError, AttributeError, IndexError, RecursionError, UnicodeError, OSError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ValueError(f"{path}: malformed weights file ({type(e).__name__}: {e})") from None
     if manifest is not None:
         check_manifest(model, path, manifest, file_checked=True)
     return LoadResult(tuple(name for name, _, _ in pairs), tuple(missing), tuple(unexpected))
 
 
-def _read(model: nnx.Module, path: Path, by_name: bool, max_bytes: int | None):
+def _read(model: nnx.Module, path: Path, by_name: bool, max_bytes: int | None, stack: contextlib.ExitStack):
     """``(pairs, missing, unexpected)`` from the file, whatever its format."""
     source = str(path)
     if is_tfjs(path):
         return match_by_name(model, read_tfjs(path, max_bytes))
     if is_keras_archive(path):
-        return _by_key(model, read_keras_archive(path, max_bytes), by_name)
+        return _by_key(model, read_keras_archive(path, stack, max_bytes), by_name)
     if is_kerashub_preset(path):
-        return _by_key(model, read_kerashub_preset(path, max_bytes), by_name)
+        return _by_key(model, read_kerashub_preset(path, stack, max_bytes), by_name)
     if path.is_dir():
         raise ValueError(f"{path} is a directory but neither a TF.js model (model.json) nor a KerasHub preset "
                          "(config.json + model.weights.h5)")
-    with open_h5(path) as f:
-        budget = Budget(source, os.path.getsize(path), max_bytes)
-        if is_legacy(f):
-            file_layers = read_legacy_h5(f, path, budget)
-            if by_name:
-                return match_by_name(model, file_layers)
-            return match_by_order(model, file_layers, source), [], []
-        if is_keras_v3(f):
-            return _by_key(model, read_keras_v3(f, path, budget), by_name)
-        raise ValueError(f"{path}: an HDF5 file without 'layer_names' or a 'layers' group; not a Keras "
-                         f"weights file (top-level keys: {sorted(f.keys())[:10]})")
+    f = stack.enter_context(open_h5(path))
+    budget = Budget(source, os.path.getsize(path), max_bytes)
+    if is_legacy(f):
+        file_layers = read_legacy_h5(f, path, budget)
+        if by_name:
+            return match_by_name(model, file_layers)
+        return match_by_order(model, file_layers, source), [], []
+    if is_keras_v3(f):
+        return _by_key(model, read_keras_v3(f, path, budget), by_name)
+    raise ValueError(f"{path}: an HDF5 file without 'layer_names' or a 'layers' group; not a Keras "
+                     f"weights file (top-level keys: {sorted(f.keys())[:10]})")
 
 
 def save_keras_weights(model: nnx.Module, path: str | os.PathLike) -> None:

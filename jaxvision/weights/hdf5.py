@@ -7,7 +7,9 @@ through here, so an untrusted file cannot reach outside itself or exhaust memory
   a virtual dataset (other files' data) are refused by name, as is a dataset with external
   storage (its bytes live in some other local file);
 * group nesting deeper than :data:`MAX_DEPTH` is refused (hard-link cycles);
-* every dataset's declared size is charged to a :class:`~jaxvision.untrusted.Budget` *before*
+* datasets are read lazily (:class:`LazyDataset`): only those paired with a model layer and
+  shape-checked are read at all, so a dataset of a layer the model does not have is never
+  read; each one's declared size is charged to a :class:`~jaxvision.untrusted.Budget` *before*
   it is read: by default a few times the file's size (Keras stores weights uncompressed, so a
   real file needs 1×), or an explicit ``max_bytes``.
 """
@@ -61,6 +63,24 @@ def child(group: h5py.Group, name: str, source: str) -> h5py.Group | h5py.Datase
 def children(group: h5py.Group, source: str) -> list[tuple[str, h5py.Group | h5py.Dataset]]:
     """The members of ``group`` (see :func:`child`), in HDF5's order."""
     return [(name, child(group, name, source)) for name in group.keys()]
+
+
+class LazyDataset:
+    """A dataset's shape and dtype now (its storage checked), its values on :meth:`read`.
+    Valid while its file is open."""
+
+    def __init__(self, dataset: h5py.Dataset, budget: Budget):
+        source = budget.source
+        if dataset.is_virtual:
+            raise ValueError(f"{source}: {dataset.name} is a virtual dataset (data from other files); refused")
+        if dataset.external:
+            raise ValueError(f"{source}: {dataset.name} stores its data in external file(s) "
+                             f"{[e[0] for e in dataset.external]}; refused")
+        self.dataset, self.budget = dataset, budget
+        self.shape, self.dtype = tuple(dataset.shape), dataset.dtype
+
+    def read(self) -> np.ndarray:
+        return read_dataset(self.dataset, self.budget)
 
 
 def read_dataset(dataset: h5py.Dataset, budget: Budget) -> np.ndarray:

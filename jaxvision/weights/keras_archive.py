@@ -3,6 +3,7 @@
 (and any custom code it names) is ignored. The member's declared size is checked against the
 budget before anything is decompressed, and decompression stops at that size."""
 
+import contextlib
 import os
 import zipfile
 
@@ -18,7 +19,9 @@ def is_keras_archive(path: str | os.PathLike) -> bool:
     return str(path).endswith(".keras") and os.path.isfile(path) and zipfile.is_zipfile(path)
 
 
-def read_keras_archive(path: str | os.PathLike, max_bytes: int | None = None) -> dict[str, FileLayer]:
+def read_keras_archive(path: str | os.PathLike, stack: contextlib.ExitStack, max_bytes: int | None = None
+                       ) -> dict[str, FileLayer]:
+    """The archive's layers; its HDF5 member stays open on ``stack`` until the lazy arrays are read."""
     regular_file(path, ".keras archive")
     budget = Budget(str(path), os.path.getsize(path), max_bytes)
     try:
@@ -26,8 +29,8 @@ def read_keras_archive(path: str | os.PathLike, max_bytes: int | None = None) ->
             data = read_member(archive, MEMBER, budget)
     except (zipfile.BadZipFile, KeyError, OSError, EOFError) as e:
         raise ValueError(f"{path}: not a readable .keras archive with {MEMBER}: {e}") from None
-    with open_h5_bytes(data, f"{path}!{MEMBER}") as f:
-        if not is_keras_v3(f):
-            raise ValueError(f"{path}: its {MEMBER} has no 'layers' group")
-        # The h5 bytes were charged once as the member; the datasets inside are charged again.
-        return read_keras_v3(f, path, Budget(str(path), len(data), max_bytes))
+    f = stack.enter_context(open_h5_bytes(data, f"{path}!{MEMBER}"))
+    if not is_keras_v3(f):
+        raise ValueError(f"{path}: its {MEMBER} has no 'layers' group")
+    # The h5 bytes were charged once as the member; the datasets inside are charged again.
+    return read_keras_v3(f, path, Budget(str(path), len(data), max_bytes))

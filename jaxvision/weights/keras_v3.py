@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from jaxvision.untrusted import Budget
-from jaxvision.weights.hdf5 import MAX_DEPTH, child, children, decode, read_dataset
+from jaxvision.weights.hdf5 import MAX_DEPTH, LazyDataset, child, children, decode
 from jaxvision.weights.matching import FileLayer
 from jaxvision.layers.base import sublayers
 from jaxvision.models.base import Model
@@ -65,8 +65,9 @@ def is_keras_v3(f: h5py.File) -> bool:
 
 
 def read_keras_v3(f: h5py.File, path: str | os.PathLike, budget: Budget) -> dict[str, FileLayer]:
-    """Path key (``conv2d_3``, or ``outer/layers/conv2d`` when nested) → layer with weights,
-    read through :mod:`~jaxvision.weights.hdf5` (no links followed, sizes charged to ``budget``)."""
+    """Path key (``conv2d_3``, or ``outer/layers/conv2d`` when nested) → layer with weights, as
+    :class:`~jaxvision.weights.hdf5.LazyDataset` s (no links followed; read, and charged to
+    ``budget``, only when assigned; keep ``f`` open until then)."""
     found: dict[str, FileLayer] = {}
     source = str(path)
 
@@ -87,7 +88,7 @@ def read_keras_v3(f: h5py.File, path: str | os.PathLike, budget: Budget) -> dict
                 arrays = [(k, child(variables, k, source)) for k in indices]
                 if not all(isinstance(a, h5py.Dataset) for _, a in arrays):
                     raise ValueError(f"{path}: {sub.name}/vars holds groups, expected datasets")
-                found[f"{prefix}{key}"] = FileLayer(name, [(k, read_dataset(a, budget)) for k, a in arrays])
+                found[f"{prefix}{key}"] = FileLayer(name, [(k, LazyDataset(a, budget)) for k, a in arrays])
             nested = child(sub, "layers", source)
             if isinstance(nested, h5py.Group):
                 walk(nested, f"{prefix}{key}/layers/")

@@ -2,6 +2,7 @@
 (the backbone, Keras 3 layout) and, for a task such as an image classifier, ``task.weights.h5``
 with the head's layers."""
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -17,8 +18,10 @@ def is_kerashub_preset(path: str | os.PathLike) -> bool:
     return path.is_dir() and (path / "config.json").is_file() and (path / "model.weights.h5").is_file()
 
 
-def read_kerashub_preset(path: str | os.PathLike, max_bytes: int | None = None) -> dict[str, FileLayer]:
-    """Path key → layer, the backbone's and (if present) the task head's together."""
+def read_kerashub_preset(path: str | os.PathLike, stack: contextlib.ExitStack, max_bytes: int | None = None
+                         ) -> dict[str, FileLayer]:
+    """Path key → layer, the backbone's and (if present) the task head's together; the files
+    stay open on ``stack`` until the lazy arrays are read."""
     path = Path(path)
     try:
         config = json.loads((path / "config.json").read_text())
@@ -31,12 +34,12 @@ def read_kerashub_preset(path: str | os.PathLike, max_bytes: int | None = None) 
     for file_name in ("model.weights.h5", "task.weights.h5"):
         if not (path / file_name).is_file():
             continue
-        with open_h5(path / file_name) as f:
-            if not is_keras_v3(f):
-                raise ValueError(f"{path / file_name}: no 'layers' group; not a Keras 3 .weights.h5 file")
-            budget = Budget(str(path / file_name), os.path.getsize(path / file_name), max_bytes)
-            for key, layer in read_keras_v3(f, path / file_name, budget).items():
-                if key in layers:
-                    raise ValueError(f"{path}: layer key {key!r} is in both model.weights.h5 and task.weights.h5")
-                layers[key] = layer
+        f = stack.enter_context(open_h5(path / file_name))
+        if not is_keras_v3(f):
+            raise ValueError(f"{path / file_name}: no 'layers' group; not a Keras 3 .weights.h5 file")
+        budget = Budget(str(path / file_name), os.path.getsize(path / file_name), max_bytes)
+        for key, layer in read_keras_v3(f, path / file_name, budget).items():
+            if key in layers:
+                raise ValueError(f"{path}: layer key {key!r} is in both model.weights.h5 and task.weights.h5")
+            layers[key] = layer
     return layers

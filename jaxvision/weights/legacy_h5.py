@@ -10,7 +10,7 @@ import os
 import h5py
 
 from jaxvision.untrusted import Budget
-from jaxvision.weights.hdf5 import child, decode, read_dataset
+from jaxvision.weights.hdf5 import LazyDataset, child, decode
 from jaxvision.weights.matching import FileLayer
 
 
@@ -20,8 +20,8 @@ def is_legacy(f: h5py.File) -> bool:
 
 
 def read_legacy_h5(f: h5py.File, path: str | os.PathLike, budget: Budget) -> list[FileLayer]:
-    """Every layer of the file (weightless ones too, with no weights), in file order, read
-    through :mod:`~jaxvision.weights.hdf5` (no links followed, sizes charged to ``budget``)."""
+    """Every layer of the file (weightless ones too, with no weights), in file order, as
+    :class:`~jaxvision.weights.hdf5.LazyDataset` s (read only when assigned; keep ``f`` open)."""
     source = str(path)
     group = child(f, "model_weights", source) if "layer_names" not in f.attrs else f
     layers = []
@@ -36,7 +36,7 @@ def read_legacy_h5(f: h5py.File, path: str | os.PathLike, budget: Budget) -> lis
             if not isinstance(dataset, h5py.Dataset):
                 raise ValueError(f"{path}: weight {weight_name!r} of layer {layer_name!r} is missing "
                                  "(truncated or damaged file)")
-            weights.append((weight_name, read_dataset(dataset, budget)))
+            weights.append((weight_name, LazyDataset(dataset, budget)))
         layers.append(FileLayer(layer_name, weights))
     return layers
 

@@ -103,5 +103,5 @@ def assign(pairs: Sequence[Pair], source: str) -> None:
             if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
                 raise ValueError(f"{source}: layer {file_layer.name!r} holds non-numeric data ({array.dtype})")
             checked.append((variable, array))
-    for variable, array in checked:
-        variable[...] = jnp.asarray(array, dtype=variable[...].dtype)
+    for variable, array in checked:  # only now are (lazy HDF5) arrays read
+        variable[...] = jnp.asarray(array.read() if hasattr(array, "read") else array, dtype=variable[...].dtype)
