@@ -13,6 +13,7 @@ relative error of each layer, on a log scale, against the float32 tolerance) and
 Exits with status 1 when a layer diverges.
 """
 
+import os
 import sys
 
 import matplotlib
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--image", default=None, help="default: $JAXVISION_DATA/images/elephant.jpg")
     p.add_argument("--grads", action="store_true", help="also compare the gradients of every weight")
     args = p.parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 on JAX: the reference runs beside us
     import keras  # the reference: only needed here, installed with jaxvision[dev]
 
     image = args.image or _common.data_root() / "images" / "elephant.jpg"

@@ -11,6 +11,7 @@ identical within tolerance, 1 at a divergence, 2 on a usage or file error.
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--training", action="store_true", help="compare in training mode")
     args = p.parse_args(argv)
     try:
+        os.environ.setdefault("KERAS_BACKEND", "jax")  # the gradients need Keras on JAX
         import keras
 
         from jaxvision.debug import compare

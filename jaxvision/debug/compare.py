@@ -201,8 +201,9 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
       reference: a Keras 3 model, or a callable ``x -> {name: array}`` in execution order.
       inputs: one batch, as both models take it.
       layers: compare only these names (default: every name both sides have).
-      grads: also compare the gradients of ``sum(output · P)`` with respect to the input and to
-        every weight (reference: a Keras model, run with ``stateless_call`` under ``jax.grad``).
+      grads: also compare the gradients of ``sum(output · P)`` with respect to every layer's
+        output (so each layer's input), every weight and the model's input (reference: a Keras
+        model, run statelessly through its graph under ``jax.grad``).
       training: run both in training mode (BatchNorm on batch statistics, as Keras's
         ``training=True``); default inference.
       dtype: the compute dtype deciding the tolerance (default: the model's first layer's).
@@ -243,35 +244,57 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
     if grads:
         if not is_keras:
             raise ValueError("compare(grads=True) needs a Keras model as the reference (it differentiates both)")
-        for row in _gradient_rows(model, reference, x, training, tolerance):
+        for row in _gradient_rows(model, reference, x, training, tolerance, pairs):
             rows.append(row)
             if stop_at_first and not row.ok:
                 break
     return Report(rows, tolerance, unmatched)
 
 
-def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tolerance: float) -> list[Row]:
-    """Gradients of ``sum(output · P)`` for every weight, from the output back, then d/dx."""
+def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tolerance: float,
+                   pairs: list[tuple[str, str]]) -> list[Row]:
+    """Gradients of ``sum(output · P)``, from the output back: for each layer (of the pairs
+    that are the reference's own top-level layers) the gradient with respect to its output —
+    which is the next layer's input — then its weights; last the model's input."""
     view = nnx.merge(*nnx.split(model))
     view.train() if training else view.eval()
     graphdef, params, rest = nnx.split(view, nnx.Param, ...)
-    out_shape = jax.eval_shape(lambda p, v: nnx.merge(graphdef, p, rest)(v), params, jnp.asarray(x)).shape
+    x = jnp.asarray(x)
+    graph = getattr(keras_model, "_functional", keras_model)  # a Sequential runs a functional graph
+    top_level = {layer.name for layer in graph.layers}
+    tapped = [(ours, theirs) for ours, theirs in pairs if theirs in top_level]
+    _, taps = jax.eval_shape(lambda p: nnx.merge(graphdef, p, rest, copy=True).intermediates(x), params)
+    out_shape = jax.eval_shape(lambda p: nnx.merge(graphdef, p, rest, copy=True)(x), params).shape
     projection = jnp.asarray(_projection(out_shape))
+    deltas = {ours: jnp.zeros(taps[ours].shape, taps[ours].dtype) for ours, _ in tapped}
 
-    def ours(p, v):
-        return jnp.sum(nnx.merge(graphdef, p, rest, copy=True)(v) * projection)
+    def ours_fn(p, d, v):
+        def tap(name, value):
+            return value + d[name] if name in d else value
 
-    grad_params, grad_x = jax.grad(ours, argnums=(0, 1))(params, jnp.asarray(x))
+        return jnp.sum(nnx.merge(graphdef, p, rest, copy=True).forward(v, tap) * projection)
+
+    grad_params, grad_deltas, grad_x = jax.grad(ours_fn, argnums=(0, 1, 2))(params, deltas, x)
     trainable = [v.value for v in keras_model.trainable_variables]
     non_trainable = [v.value for v in keras_model.non_trainable_variables]
+    their_deltas = {theirs: deltas[ours] for ours, theirs in tapped}
 
-    def theirs(tv, v):
-        out, _ = keras_model.stateless_call(tv, non_trainable, v, training=training)
-        return jnp.sum(out * projection)
+    def theirs_fn(tv, d, v):
+        from keras.src.backend import StatelessScope
+        from keras.src.models.functional import operation_fn
 
-    their_params, their_x = jax.grad(theirs, argnums=(0, 1))(trainable, jnp.asarray(x))
-    rows = []
+        def perturbed(op):
+            call = operation_fn(op, training=training)
+            return lambda *args, **kwargs: call(*args, **kwargs) + d[op.name] if op.name in d else call(*args, **kwargs)
+
+        mapping = [*zip(keras_model.trainable_variables, tv), *zip(keras_model.non_trainable_variables, non_trainable)]
+        with StatelessScope(state_mapping=mapping):
+            out = graph._run_through_graph(graph._standardize_inputs(v), operation_fn=perturbed)
+        return jnp.sum(jnp.asarray(out[0] if isinstance(out, (list, tuple)) else out) * projection)
+
+    their_params, their_grad_deltas, their_x = jax.grad(theirs_fn, argnums=(0, 1, 2))(trainable, their_deltas, x)
     ours_by_name = {"/".join(map(str, path)): np.asarray(v.get_value()) for path, v in nnx.to_flat_state(grad_params)}
+    weight_rows: dict[str, list[Row]] = {}
     for variable, grad in zip(keras_model.trainable_variables, their_params):
         name = variable.path  # "conv1/kernel", or "outer/conv1/kernel" when nested
         key = next((k for k in ours_by_name if k == name or k.endswith("/" + name) or
@@ -279,10 +302,16 @@ def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tol
         if key is None:
             key = next((k for k in ours_by_name if k.split("/")[-2:] == name.split("/")[-2:]), None)
         if key is not None:
-            rows.append(_row(f"d/d {key}", ours_by_name[key], grad, tolerance))
+            weight_rows.setdefault(key.rsplit("/", 1)[0], []).append(_row(f"d/d {key}", ours_by_name[key], grad,
+                                                                          tolerance))
     # Backward order: a fault corrupts the gradients of every layer before it, so the first
     # wrong row seen from the output names the layer where the backward pass goes wrong.
-    return [*reversed(rows), _row("d/d input", grad_x, their_x, tolerance)]
+    rows = []
+    for ours, theirs in reversed(tapped):
+        rows.append(_row(f"d/d {ours} (output)", grad_deltas[ours], their_grad_deltas[theirs], tolerance))
+        rows += weight_rows.pop(ours, [])
+    rows += [row for group in reversed(list(weight_rows.values())) for row in group]  # layers no tap names
+    return [*rows, _row("d/d input", grad_x, their_x, tolerance)]
 
 
 def sharded_intermediates(model: Model, mesh: jax.sharding.Mesh, *, training: bool = False) -> Intermediates:
