@@ -84,10 +84,11 @@ def register(builder: Callable[..., nnx.Module] | None = None, *, name: str | No
     return decorate if builder is None else decorate(builder)
 
 
-def registered() -> list[str]:
-    """The names :func:`build_model` knows (jaxvision's own included)."""
+def registered() -> dict[str, str]:
+    """The names :func:`build_model` knows (jaxvision's own included), each with the module
+    that defines its builder."""
     _import_builtins()
-    return sorted(_BUILDERS)
+    return {name: _BUILDERS[name].__module__ for name in sorted(_BUILDERS)}
 
 
 def _import_builtins() -> None:

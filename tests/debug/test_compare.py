@@ -167,3 +167,23 @@ def test_the_experiment_compares_mobilenet_with_keras_on_the_elephant(tmp_path, 
     assert metrics["top3"]["jaxvision"][0][0] == metrics["top3"]["keras"][0][0] == "African_elephant"
     assert (tmp_path / "errors.png").stat().st_size > 10_000 and (tmp_path / "report.txt").is_file()
     assert "identical to 1e-05 at every one of" in capsys.readouterr().out
+
+
+def test_a_nested_model_is_compared_by_path(mobilenets, keras, tmp_path):
+    """Listing 8.29's shape on both sides: the backbone's layers are matched as
+    ``backbone/conv1`` ↔ ``<keras backbone name>/conv1`` (``rename``), forward and backward."""
+    from flax import nnx
+
+    from jaxvision.layers import Dense, GlobalAveragePooling2D
+    from jaxvision.models import Sequential
+
+    build, base, x = mobilenets
+    twin = keras.Sequential([keras.Input(x.shape[1:]), base, keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(1, activation="sigmoid")])
+    model = Sequential([("backbone", build()), GlobalAveragePooling2D(),
+                        Dense(256, 1, activation="sigmoid", rngs=nnx.Rngs(0))])
+    save_keras_weights(model, tmp_path / "m.weights.h5")
+    twin.load_weights(tmp_path / "m.weights.h5")
+    report = compare(model, twin, x, grads=True, rename={"backbone": base.name})
+    assert report.identical and not report.unmatched, str(report)
+    assert "backbone/conv_pw_13_relu" in [row.name for row in report.rows]
