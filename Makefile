@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= $(or $(JAXVISION_DATA),../shared/data)
 
-.PHONY: demo test docs figures check-python clean
+.PHONY: demo test docs figures port-check check-python clean
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { \
@@ -29,6 +29,9 @@ test: $(VENV)/.installed-dev
 
 docs: $(VENV)/.installed-dev
 	$(VENV)/bin/mkdocs build --strict
+
+port-check: $(VENV)/.installed-dev
+	$(PY) -m pytest -q tests/train/test_portability.py
 
 figures: $(VENV)/.installed
 	JAXVISION_DATA=$(DATA) $(PY) docs/make_figures.py

@@ -75,3 +75,52 @@ def test_the_train_step_lowers_for_tpu_and_cuda_on_an_8_device_mesh(name, policy
     # XLA adds the collectives (the gradients' all-reduce) when it compiles for the platform.
     assert 'sdy.mesh @mesh = <["data"=8]>' in text and 'sdy.sharding<@mesh, [{"data"}' in text
     assert predict.out_avals[0].shape[0] == shape[0]
+
+
+def _replicated(tree):
+    return _abstract(tree, P())
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "mini_xception"])
+def test_grad_cam_and_filter_visualisation_lower_for_tpu_and_cuda(name):
+    from jaxvision.interpret.filters import _ascend_many
+    from jaxvision.interpret.gradcam import _score_gradient
+
+    kwargs, shape, _, _ = MODELS[name]
+    model = nnx.eval_shape(lambda: build_model(name, **kwargs))
+    model.eval()
+    graphdef, state = nnx.split(model)
+    layer = {"mobilenet": "conv_pw_13_relu", "mini_xception": "block4_sepconv2"}[name]
+    images = jax.ShapeDtypeStruct(shape, jnp.float32)
+    exported = jax.export.export(_score_gradient, platforms=PLATFORMS)(
+        graphdef, _replicated(state), images, jax.ShapeDtypeStruct(shape[:1], jnp.int32), layer, False)
+    assert [a.shape[0] for a in exported.out_avals] == [shape[0]] * 2  # activation and its gradient
+    starts = jax.ShapeDtypeStruct((4, *shape[1:]), jnp.float32)
+    exported = jax.export.export(_ascend_many, platforms=PLATFORMS)(
+        graphdef, _replicated(state), layer, starts, jax.ShapeDtypeStruct((4,), jnp.int32), 10.0, 255.0, 3, 1)
+    assert exported.out_avals[0].shape == (4, *shape[1:])
+
+
+def test_segment_anything_inference_lowers_for_tpu_and_cuda():
+    from jaxvision.models.segment_anything import CONFIGS, Sam
+    from jaxvision.models.segment_anything.predictor import predict_masks
+
+    sam = nnx.eval_shape(lambda: Sam(CONFIGS["tiny"], rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(sam)
+    size = CONFIGS["tiny"].image_size
+
+    def embed(state, images):
+        return nnx.merge(graphdef, state).embed(images)
+
+    def decode(state, embedding, points, labels, boxes):
+        return predict_masks(nnx.merge(graphdef, state), embedding, points, labels, boxes, None,
+                             multimask_output=True, input_size=(size, size), original_size=(60, 80))
+
+    encoded = jax.export.export(jax.jit(embed), platforms=PLATFORMS)(
+        _replicated(state), jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
+    embedding = encoded.out_avals[0]
+    decoded = jax.export.export(jax.jit(decode), platforms=PLATFORMS)(
+        _replicated(state), jax.ShapeDtypeStruct(embedding.shape, embedding.dtype),
+        jax.ShapeDtypeStruct((5, 1, 2), jnp.float32), jax.ShapeDtypeStruct((5, 1), jnp.int32),
+        jax.ShapeDtypeStruct((5, 4), jnp.float32))
+    assert [a.shape for a in decoded.out_avals][:2] == [(5, 3, 60, 80), (5, 3)]
