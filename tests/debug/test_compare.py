@@ -178,6 +178,7 @@ def test_a_nested_model_is_compared_by_path(mobilenets, keras, tmp_path):
     from jaxvision.models import Sequential
 
     build, base, x = mobilenets
+    keras.backend.clear_session()  # the head's automatic names start again at dense, as jaxvision's
     twin = keras.Sequential([keras.Input(x.shape[1:]), base, keras.layers.GlobalAveragePooling2D(),
                              keras.layers.Dense(1, activation="sigmoid")])
     model = Sequential([("backbone", build()), GlobalAveragePooling2D(),
