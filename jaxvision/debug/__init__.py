@@ -3,7 +3,6 @@ float32 and bfloat16, one device and a mesh) disagree. ``python -m jaxvision.deb
 is the command-line form."""
 
 from jaxvision.debug.compare import (TOLERANCES, Report, Row, compare, drift, jaxvision_intermediates,
-                                     keras_intermediates, sharded_intermediates)
+                                     keras_intermediates)
 
-__all__ = ["TOLERANCES", "Report", "Row", "compare", "drift", "jaxvision_intermediates", "keras_intermediates",
-           "sharded_intermediates"]
+__all__ = ["TOLERANCES", "Report", "Row", "compare", "drift", "jaxvision_intermediates", "keras_intermediates"]

@@ -96,23 +96,31 @@ def _projection(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
-def jaxvision_intermediates(model: Model, *, training: bool = False) -> Intermediates:
-    """``x -> {tap name: activation}`` (nested models as ``outer/inner``) from one jitted pass
-    of ``model`` in eval mode (``training=True``: train mode, BatchNorm on batch statistics).
-    The model itself is left untouched."""
+def _view(model: Model, training: bool) -> Model:
+    """A copy of ``model``'s structure sharing its arrays, in train or eval mode (the model
+    itself keeps its mode)."""
     view = nnx.merge(*nnx.split(model))
     view.train() if training else view.eval()
-    graphdef, state = nnx.split(view)
-
-    return _ordered_run(graphdef, state, lambda x: jnp.asarray(x))
+    return view
 
 
-def _ordered_run(graphdef: nnx.GraphDef, state: nnx.State, place: Callable) -> Intermediates:
-    """One jitted pass returning every tap in execution order (jit would sort a dict's keys)."""
+def jaxvision_intermediates(model: Model, *, training: bool = False,
+                            mesh: jax.sharding.Mesh | None = None) -> Intermediates:
+    """``x -> {tap name: activation}`` (nested models as ``outer/inner``, in execution order)
+    from one jitted pass of ``model`` in eval mode (``training=True``: train mode, BatchNorm on
+    batch statistics). With ``mesh``, the batch is split over its ``"data"`` axis and the
+    weights replicated, as ``fit``/``predict`` place them. The model itself is left untouched."""
+    graphdef, state = nnx.split(_view(model, training))
+    place = jnp.asarray
+    if mesh is not None:
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+        place = lambda x: jax.device_put(jnp.asarray(x), NamedSharding(mesh, PartitionSpec("data")))  # noqa: E731
     names: list[str] = []
 
     @jax.jit
-    def run(state, x):
+    def run(state, x):  # a list, not a dict: jit would sort a dict's keys
         recorder = Recorder()
         recorder.run(nnx.merge(graphdef, state), x)
         names[:] = [*recorder.found, "output"]
@@ -145,23 +153,28 @@ def keras_intermediates(keras_model, *, training: bool = False) -> Intermediates
     try:
         inputs = keras_model.inputs
         probe = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
-    except ValueError:  # nested models' inner tensors live in their own graphs: flatten one level
+    except ValueError:  # a nested model's inner tensors live in its own graph
         probe = None
 
     def run(x):
         if probe is not None:
             found = dict(zip(names, (np.asarray(v) for v in probe(x, training=training))))
-        else:
-            found, value = {}, x
-            for layer in keras_model.layers:
-                if isinstance(layer, keras.layers.InputLayer):
-                    continue
-                if isinstance(layer, keras.Model):
-                    inner = keras_intermediates(layer, training=training)(value)
-                    found.update({f"{layer.name}/{k}": v for k, v in inner.items() if k != "output"})
-                value = layer(value, training=training)
-                found[layer.name] = np.asarray(value)
-        found["output"] = np.asarray(keras_model(x, training=training))
+            found["output"] = np.asarray(keras_model(x, training=training))
+            return found
+        # A model nesting models (listing 8.29's Sequential): its layers form a chain, each fed
+        # the previous one's output; a nested model is run once, through its own intermediates.
+        found, value = {}, x
+        for layer in keras_model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            if isinstance(layer, keras.Model):
+                inner = keras_intermediates(layer, training=training)(value)
+                found.update({f"{layer.name}/{k}": v for k, v in inner.items() if k != "output"})
+                value = inner["output"]
+            else:
+                value = np.asarray(layer(value, training=training))
+            found[layer.name] = value
+        found["output"] = value
         return found
 
     return run
@@ -206,9 +219,10 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
         model, run statelessly through its graph under ``jax.grad``).
       training: run both in training mode (BatchNorm on batch statistics, as Keras's
         ``training=True``); default inference.
-      dtype: the compute dtype deciding the tolerance (default: the model's first layer's).
+      dtype: the compute dtype deciding the tolerance (default: the compute dtype of the
+        model's first layer, so a ``mixed_bfloat16`` model gets the bfloat16 tolerance).
       tolerances: overrides of :data:`TOLERANCES` (float32 1e-5, bfloat16 1e-2), relative to the
-        reference's largest magnitude at each layer.
+        largest magnitude computed up to each layer (see the module docstring).
       rename: our name prefix → theirs (``{"backbone": "mobilenet_0.75_224"}``).
       stop_at_first: end the report at the first divergence.
 
@@ -223,8 +237,9 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
         'dense_1'
     """
     tolerance_of = {**TOLERANCES, **(tolerances or {})}
-    dtype = dtype or str(getattr(next((m for _, m in nnx.iter_graph(model) if hasattr(m, "dtype")), None), "dtype",
-                                 "float32"))
+    if dtype is None:
+        layer = next((m for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Module) and hasattr(m, "dtype")), None)
+        dtype = str(getattr(layer, "dtype", "float32"))
     tolerance = tolerance_of.get(np.dtype(dtype).name if dtype != "bfloat16" else "bfloat16", 1e-5)
     is_keras = hasattr(reference, "layers") and hasattr(reference, "stateless_call")
     theirs_fn = keras_intermediates(reference, training=training) if is_keras else reference
@@ -256,9 +271,7 @@ def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tol
     """Gradients of ``sum(output · P)``, from the output back: for each layer (of the pairs
     that are the reference's own top-level layers) the gradient with respect to its output —
     which is the next layer's input — then its weights; last the model's input."""
-    view = nnx.merge(*nnx.split(model))
-    view.train() if training else view.eval()
-    graphdef, params, rest = nnx.split(view, nnx.Param, ...)
+    graphdef, params, rest = nnx.split(_view(model, training), nnx.Param, ...)
     x = jnp.asarray(x)
     graph = getattr(keras_model, "_functional", keras_model)  # a Sequential runs a functional graph
     top_level = {layer.name for layer in graph.layers}
@@ -314,19 +327,6 @@ def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tol
     return [*rows, _row("d/d input", grad_x, their_x, tolerance)]
 
 
-def sharded_intermediates(model: Model, mesh: jax.sharding.Mesh, *, training: bool = False) -> Intermediates:
-    """:func:`jaxvision_intermediates` with the batch split over ``mesh``'s ``"data"`` axis
-    and the weights replicated, as ``fit``/``predict`` place them."""
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    view = nnx.merge(*nnx.split(model))
-    view.train() if training else view.eval()
-    graphdef, state = nnx.split(view)
-    state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
-    return _ordered_run(graphdef, state,
-                        lambda x: jax.device_put(jnp.asarray(x), NamedSharding(mesh, PartitionSpec("data"))))
-
-
 def drift(model: Model, inputs, *, policy: str | None = None, mesh: jax.sharding.Mesh | None = None,
           training: bool = False, tolerances: Mapping[str, float] | None = None) -> Report:
     """Where ``model``'s numbers move when it changes precision or topology, before spending
@@ -353,7 +353,7 @@ def drift(model: Model, inputs, *, policy: str | None = None, mesh: jax.sharding
         report = compare(model, reference, inputs, training=training, dtype=dtype, tolerances=tolerances,
                          stop_at_first=False)
     else:
-        reference = sharded_intermediates(model, mesh, training=training)
+        reference = jaxvision_intermediates(model, training=training, mesh=mesh)
         report = compare(model, reference, inputs, training=training, dtype="float32", tolerances=tolerances,
                          stop_at_first=False)
     return report

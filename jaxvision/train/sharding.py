@@ -65,13 +65,11 @@ class Placement:
         return self.mesh.shape[DATA_AXIS]
 
     def describe(self) -> str:
-        """``"8 × cpu devices (TFRT_CPU_0 kind cpu) over 1 process, mesh {'data': 8}"``: what
-        ``fit`` prints once at ``verbose >= 1``."""
-        devices = self.mesh.devices.flat
-        first = next(iter(self.mesh.devices.flat))
-        count = self.mesh.devices.size
-        processes = len({d.process_index for d in devices})
-        return (f"{count} × {first.platform} device{'s' if count > 1 else ''} ({first.device_kind}) over "
+        """``"8 × cpu devices (cpu) over 1 process, mesh {'data': 8}"``: what ``fit`` prints
+        once at ``verbose >= 1``."""
+        devices = list(self.mesh.devices.flat)
+        count, processes = len(devices), len({d.process_index for d in devices})
+        return (f"{count} × {devices[0].platform} device{'s' if count > 1 else ''} ({devices[0].device_kind}) over "
                 f"{processes} process{'es' if processes > 1 else ''}, mesh {dict(self.mesh.shape)}")
 
     @property

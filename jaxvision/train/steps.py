@@ -93,12 +93,13 @@ def with_auxiliary_losses(value: jax.Array, model: nnx.Module, added: list[jax.A
     return value + sum(terms[1:], terms[0]) if terms else value
 
 
-def model_loss(loss: Callable, model: nnx.Module, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(loss, y_pred)`` as Keras's ``compute_loss``: the loss function averaged to a scalar
-    plus the auxiliary losses."""
-    with collect_losses() as added:
+def loss_objective(loss: Callable) -> Objective:
+    """The default objective: ``loss`` averaged to a scalar (Keras's "sum_over_batch_size")."""
+    def objective(model: nnx.Module, x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         y_pred = model(x)
-    return with_auxiliary_losses(jnp.mean(loss(y, y_pred)), model, added), y_pred
+        return jnp.mean(loss(y, y_pred)), y_pred
+
+    return objective
 
 
 def init_sums(metrics: Sequence[Metric]) -> tuple:
@@ -149,6 +150,7 @@ class Steps:
                  tags: tuple[str, ...], placement: Placement, augment: Callable | None = None,
                  objective: Objective | None = None):
         self.metrics, self.placement = metrics, placement
+        train_objective = objective if objective is not None else loss_objective(loss)
         constrain = jax.lax.with_sharding_constraint
 
         def train_batch(carry: Carry, rngs: nnx.State, key: jax.Array, x: jax.Array, y: jax.Array) -> Carry:
@@ -161,12 +163,9 @@ class Steps:
                 # BatchNorm may mutate (the inputs' Variables belong to the outer trace).
                 model = nnx.merge(train_graphdef, params, rngs, carry.state, copy=True)
                 _reseed(model, tags, step_key)
-                if objective is None:
-                    value, y_pred = model_loss(loss, model, x, y)
-                else:
-                    with collect_losses() as added:
-                        value, y_pred = objective(model, x, y, jax.random.fold_in(step_key, OBJECTIVE_STREAM))
-                    value = with_auxiliary_losses(jnp.asarray(value, jnp.float32), model, added)
+                with collect_losses() as added:
+                    value, y_pred = train_objective(model, x, y, jax.random.fold_in(step_key, OBJECTIVE_STREAM))
+                value = with_auxiliary_losses(jnp.asarray(value, jnp.float32), model, added)
                 return value, (y_pred, nnx.split(model, *filters(model))[3])
 
             (value, (y_pred, state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry.params)

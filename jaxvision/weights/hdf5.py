@@ -66,8 +66,9 @@ def children(group: h5py.Group, source: str) -> list[tuple[str, h5py.Group | h5p
 
 
 class LazyDataset:
-    """A dataset's shape and dtype now (its storage checked), its values on :meth:`read`.
-    Valid while its file is open."""
+    """A dataset's shape and dtype now (its storage checked to be inside the file, its data
+    numeric), its values on :meth:`read`, once its declared size fits the budget. Valid while
+    its file is open."""
 
     def __init__(self, dataset: h5py.Dataset, budget: Budget):
         source = budget.source
@@ -76,26 +77,19 @@ class LazyDataset:
         if dataset.external:
             raise ValueError(f"{source}: {dataset.name} stores its data in external file(s) "
                              f"{[e[0] for e in dataset.external]}; refused")
+        if dataset.dtype.kind not in "biuf":
+            raise ValueError(f"{source}: {dataset.name} holds non-numeric data ({dataset.dtype})")
         self.dataset, self.budget = dataset, budget
         self.shape, self.dtype = tuple(dataset.shape), dataset.dtype
 
     def read(self) -> np.ndarray:
-        return read_dataset(self.dataset, self.budget)
+        self.budget.take(int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize, self.dataset.name)
+        return self.dataset[()]
 
 
 def read_dataset(dataset: h5py.Dataset, budget: Budget) -> np.ndarray:
-    """A dataset's values, once its storage is known to be inside the file and its declared
-    size fits the budget."""
-    source = budget.source
-    if dataset.is_virtual:
-        raise ValueError(f"{source}: {dataset.name} is a virtual dataset (data from other files); refused")
-    if dataset.external:
-        raise ValueError(f"{source}: {dataset.name} stores its data in external file(s) "
-                         f"{[e[0] for e in dataset.external]}; refused")
-    if dataset.dtype.kind not in "biuf":
-        raise ValueError(f"{source}: {dataset.name} holds non-numeric data ({dataset.dtype})")
-    budget.take(int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize, dataset.name)
-    return dataset[()]
+    """A dataset's values now (see :class:`LazyDataset`)."""
+    return LazyDataset(dataset, budget).read()
 
 
 def decode(value) -> str:

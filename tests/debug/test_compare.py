@@ -188,3 +188,22 @@ def test_a_nested_model_is_compared_by_path(mobilenets, keras, tmp_path):
     report = compare(model, twin, x, grads=True, rename={"backbone": base.name})
     assert report.identical and not report.unmatched, str(report)
     assert "backbone/conv_pw_13_relu" in [row.name for row in report.rows]
+
+
+def test_the_tolerance_follows_the_compute_dtype_not_the_weights():
+    """A mixed_bfloat16 model stores float32 weights but computes in bfloat16: compared with
+    its float32 twin it is judged at the bfloat16 tolerance, and within it."""
+    from flax import nnx
+
+    from jaxvision.debug import jaxvision_intermediates
+    from jaxvision.layers import Conv2D, policy_scope
+    from jaxvision.models import Sequential
+
+    with policy_scope("mixed_bfloat16"):
+        model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Conv2D(4, 2, 3, rngs=nnx.Rngs(1))])
+    twin = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Conv2D(4, 2, 3, rngs=nnx.Rngs(1))])
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    report = compare(model, jaxvision_intermediates(twin), x)
+    assert report.tolerance == 1e-2 and report.identical, str(report)
+    assert max(row.max_rel for row in report.rows) > 1e-5  # bfloat16 rounding is really there
+    assert compare(model, jaxvision_intermediates(twin), x, dtype="float32").first_divergence is not None
