@@ -10,7 +10,10 @@ Other flags: --data-dir DIR (default $JAXVISION_DATA/dogs_vs_cats_small), --test
 ``book`` is the book's protocol (180×180, batch 64, 50 / 100 epochs) for a GPU; ``quick``
 finishes in ≤ 20 minutes on a 2-core CPU: 80×80 images (the convnet needs ≥ 78 px; the
 source photos are 128 px), batch 32, 20 / 40 epochs (augmentation needs more epochs to pay off).
-The best-``val_loss`` checkpoint is evaluated on the test split. A killed run resumes from
+The best-``val_loss`` checkpoint is evaluated on the test split.
+Figures: ``figure_8_8.png`` (the first four cats and dogs of the training split) and, for the
+augmented variant, ``figure_8_10.png`` (nine augmentations of the first training cat by the
+book's ``data_augmentation``, at 180 px); ``--figures-only`` writes them and stops. A killed run resumes from
 ``<out>/backup`` when started again with the same flags; a finished one (``<out>/metrics.json``)
 is not trained again unless ``--force``. Logs: ``<out>/log.csv`` and TensorBoard's ``<out>/logs``.
 """
@@ -23,8 +26,10 @@ import optax
 
 import _common
 from jaxvision.data import image_dataset_from_directory
+from jaxvision.data.image_io import load_rgb, resize
 from jaxvision.models import build_model
-from jaxvision.train import evaluate, fit, plot_history, restore
+from jaxvision.models.augmentation import data_augmentation
+from jaxvision.train import evaluate, fit, plot_history, restore, save_image_grid
 
 PROFILES = {
     "scratch": {"book": {"epochs": 50, "image_size": 180, "batch_size": 64},
@@ -88,6 +93,23 @@ def fit_and_test(args: argparse.Namespace, name: str, model, splits: dict, *, mo
     return _common.finish(args, metrics)
 
 
+def book_figures(args: argparse.Namespace, augmented: bool, size: int = 180) -> list[Path]:
+    """Figure 8.8 (samples) and, with augmentation, figure 8.10 (nine augmentations)."""
+    from flax import nnx
+
+    train = (args.data_dir or _common.data_root() / "dogs_vs_cats_small") / "train"
+    files = {label: sorted((train / label).iterdir())[:4] for label in ("cat", "dog")}
+    samples = [resize(load_rgb(f), (size, size)) for label in files for f in files[label]]
+    written = [save_image_grid(samples, args.out / "figure_8_8.png", titles=[f.name for label in files for f in files[label]],
+                               columns=4)]
+    if augmented:
+        augment = data_augmentation(nnx.Rngs(augment=args.seed))
+        augment.train()  # augmentation layers are active in training only, as in Keras
+        tiles = [np.asarray(augment(samples[0][None]))[0] for _ in range(9)]
+        written.append(save_image_grid(tiles, args.out / "figure_8_10.png"))
+    return written
+
+
 def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model_kwargs) -> dict:
     """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/."""
     if (done := _common.finished(args)) is not None:
@@ -100,12 +122,17 @@ def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model
 def main(argv: list[str] | None = None) -> dict:
     p = add_flags(_common.parser(__doc__, "ch08_dogs_vs_cats"))
     p.add_argument("--variant", choices=tuple(PROFILES), default="scratch")
+    p.add_argument("--figures-only", action="store_true", help="write the book's figures 8.8 (and 8.10) and stop")
     args = p.parse_args(argv)
     args = _common.apply_profile(args, PROFILES[args.variant])
     name = f"ch08_dogs_vs_cats_{args.variant}"
     if args.out == Path("runs") / "ch08_dogs_vs_cats":
         args.out = Path("runs") / name
-    return train_and_test(args, name, "dogs_vs_cats_convnet", augmented=args.variant == "augmented")
+    augmented = args.variant == "augmented"
+    figures = book_figures(args, augmented)
+    if args.figures_only:
+        return {"experiment": name, "figures": [str(f) for f in figures]}
+    return train_and_test(args, name, "dogs_vs_cats_convnet", augmented=augmented)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ model's depth (first, middle, last; residual projections skipped), the first 64 
 each, fed to the model × 255 (those models take [0, 255] pixels), at the checkpoint's training
 image size or 128 px, whichever is larger (``--image-size 200`` is the book's).
 
-Both: 30 steps of length 10 from a [0.4, 0.6] noise image (the book's units). Writes
-``filters_<layer>.png`` (a square grid, 5-pixel margins, 25-pixel crop) and ``metrics.json``
+Both: 30 steps of length 10 per pixel (the book's ``ops.normalize``) from a [0.4, 0.6] noise
+image (the book's units); ``--normalize tensor`` normalises the whole gradient instead. Writes
+``filters_<layer>.png`` (a square grid, 5-pixel margins, 25-pixel crop), ``figure_10_5.png``
+(one filter's pattern: filter 2 of the middle layer, as the book shows filter 2 of
+``block3_sepconv1``, the mini-Xception's middle layer here) and ``metrics.json``
 with each layer's mean filter activation before and after the ascent and its seconds
 (compilation included; ``bench/bench_filters.py`` measures throughput).
 """
@@ -29,7 +32,10 @@ import numpy as np
 
 import _ch10
 import _common
+from PIL import Image
+
 from jaxvision.interpret import activations, conv_and_pool_layers, deprocess_image, stitch_filters, visualize_filters
+from jaxvision.interpret.filters import NORMALIZE_MODES
 
 
 FILTER_IMAGE_SIZE = 128
@@ -58,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--crop", type=int, default=25)
     p.add_argument("--chunk-size", type=int, default=16, help="filters per vmapped call (memory bound)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--normalize", choices=NORMALIZE_MODES, default="pixel",
+                   help="gradient normalisation: per pixel as the book's ops.normalize, or of the whole tensor")
     args = p.parse_args(argv)
     if args.checkpoint is None:
         model, input_scale = _ch10.pretrained_mobilenet(include_top=False), 1.0
@@ -69,16 +77,20 @@ def main(argv: list[str] | None = None) -> dict:
         # when the model trained smaller (deep layers shrink to nothing at a 64-px training size).
         size = args.image_size or max(_ch10.image_size(args), FILTER_IMAGE_SIZE)
         layers, num_filters = args.layer or default_layers(model, size), args.num_filters or 64
-    results = {}
+    results, figure_layer = {}, layers[len(layers) // 2]
     for layer in layers:
         channels = model.layer_shapes((1, size, size, 3))[layer][-1]
         filters = np.arange(min(num_filters, channels))
-        options = dict(image_size=size, step_size=args.step_size, seed=args.seed, input_scale=input_scale)
+        options = dict(image_size=size, step_size=args.step_size, seed=args.seed, input_scale=input_scale,
+                       normalize=args.normalize)
         with _common.Timer() as timer:
             images = visualize_filters(model, layer, filters, steps=args.steps, chunk_size=args.chunk_size, **options)
         starts = visualize_filters(model, layer, filters, steps=0, **options)
         n = math.ceil(math.sqrt(len(filters)))
         path = stitch_filters([deprocess_image(im, args.crop) for im in images], args.out / f"filters_{layer}.png", n=n)
+        if layer == figure_layer:
+            figure_filter = min(2, len(filters) - 1)
+            Image.fromarray(deprocess_image(images[figure_filter], args.crop)).save(args.out / "figure_10_5.png")
         results[layer] = {"filters": len(filters), "grid": n, "png": str(path), "seconds": timer.seconds,
                           "mean_activation_start": mean_filter_activation(model, layer, starts, filters),
                           "mean_activation_end": mean_filter_activation(model, layer, images, filters)}
@@ -86,7 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{layer}: {r['filters']} filters in {r['seconds']:.1f}s, mean activation "
               f"{r['mean_activation_start']:.4g} → {r['mean_activation_end']:.4g}", flush=True)
     metrics = {"experiment": "ch10_filters", "checkpoint": args.checkpoint and str(args.checkpoint), "image_size": size,
-               "steps": args.steps, "step_size": args.step_size, "layers": results,
+               "steps": args.steps, "step_size": args.step_size, "normalize": args.normalize, "layers": results,
+               "figure_10_5": {"layer": figure_layer, "filter": figure_filter, "png": str(args.out / "figure_10_5.png")},
                "seconds": sum(r["seconds"] for r in results.values())}
     return _common.write_metrics(args, metrics)
 

@@ -2,7 +2,7 @@
 
 Run:
     python experiments/ch10_gradcam.py [--image FILE ...] [--layer NAME] [--image-size 224]
-        [--top 3] [--out runs/ch10_gradcam]
+        [--top 3] [--score probability|logit] [--out runs/ch10_gradcam]
     python experiments/ch10_gradcam.py --checkpoint runs/ch09_mini_xception/checkpoint
         [--layer NAME] [--image FILE ...] [--per-class 3] [--image-size N] [--class-names cat,dog]
 
@@ -10,9 +10,11 @@ Default (the book's figure 10.9): the pretrained ImageNet MobileNet α 0.75 (Ker
 offline) on $JAXVISION_DATA/images/elephant.jpg, resized to 224 × 224 as
 ``keras.utils.load_img(..., interpolation="bilinear")`` does and preprocessed by
 ``preprocess_input``; prints the top ``--top`` decoded predictions and explains the top
-class at ``conv_pw_13_relu``, the last conv activation. The class score is the class *logit*
-(the model is built with ``classifier_activation=None``, as the book's KerasHub classifier
-returns logits; the printed probabilities are its softmax). Writes ``<image>_heatmap.png``
+class at ``conv_pw_13_relu``, the last conv activation. As listing 10.22 does (its classifier
+is built with ``activation="softmax"``, "so our outputs are probabilities"), the class score
+is the top class's softmax *probability*, whose gradient includes the softmax Jacobian;
+``--score logit`` builds the model with ``classifier_activation=None`` and differentiates the
+logit instead (another heatmap). Writes ``<image>_heatmap.png``
 (the 7 × 7 heatmap, viridis, one 32-pixel square per cell), ``<image>_gradcam.png`` (the
 heatmap superimposed on the original photo at its original size) and ``metrics.json``.
 
@@ -30,36 +32,28 @@ import argparse
 from pathlib import Path
 
 import jax
-import matplotlib
 import numpy as np
 from PIL import Image
 
 import _ch10
 import _common
 from jaxvision.data.image_io import load_rgb
-from jaxvision.interpret import default_layer, grad_cam, overlay_heatmap, save_titled_image
+from jaxvision.interpret import default_layer, grad_cam, overlay_heatmap, save_matshow, save_titled_image
 from jaxvision.train import predict
 
 IMAGENET_LAYER = "conv_pw_13_relu"
 
 
-def save_heatmap(heatmap: np.ndarray, path: Path, cell: int = 32) -> Path:
-    """Listing 10.22's ``matshow`` of the heatmap: viridis, ``cell`` pixels per value."""
-    colors = (matplotlib.colormaps["viridis"](heatmap)[..., :3] * 255).astype(np.uint8)
-    height, width = heatmap.shape
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(colors).resize((width * cell, height * cell), Image.Resampling.NEAREST).save(path)
-    return path
-
-
 def imagenet_gradcam(args: argparse.Namespace) -> dict:
     from jaxvision.applications import decode_predictions, preprocess_input
 
-    model = _ch10.pretrained_mobilenet(classifier_activation=None)
+    logits = args.score == "logit"
+    model = _ch10.pretrained_mobilenet(classifier_activation=None if logits else "softmax")
     size = args.image_size or _ch10.PRETRAINED_IMAGE_SIZE
     paths = args.image or [_common.data_root() / "images" / "elephant.jpg"]
     images = preprocess_input(np.stack([_ch10.load_photo(path, size) for path in paths]))
-    probabilities = np.asarray(jax.nn.softmax(predict(model, images), axis=-1))
+    outputs = predict(model, images)
+    probabilities = np.asarray(jax.nn.softmax(outputs, axis=-1)) if logits else outputs
     layer = args.layer[0] if args.layer else IMAGENET_LAYER
     with _common.Timer() as timer:
         heatmaps = grad_cam(model, images, layer)
@@ -72,9 +66,10 @@ def imagenet_gradcam(args: argparse.Namespace) -> dict:
         Image.fromarray(overlay).save(args.out / f"{stem}_gradcam.png")
         results.append({"image": str(path), "top": [[wnid, name, float(p)] for wnid, name, p in top],
                         "heatmap": np.round(heatmap, 6).tolist(), "overlay": str(args.out / f"{stem}_gradcam.png"),
-                        "heatmap_png": str(save_heatmap(heatmap, args.out / f"{stem}_heatmap.png"))})
+                        "heatmap_png": str(save_matshow(heatmap, args.out / f"{stem}_heatmap.png", cell=32))})
     metrics = {"experiment": "ch10_gradcam", "model": f"MobileNet(alpha={_ch10.PRETRAINED_ALPHA}, weights='imagenet')",
                "layer": layer, "layer_shape": list(model.layer_shapes(images.shape)[layer]), "image_size": size,
+               "score": args.score,
                "images": results, "seconds": timer.seconds}
     return _common.write_metrics(args, metrics)
 
@@ -124,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--top", type=int, default=3, help="ImageNet model: decoded predictions to print")
     p.add_argument("--per-class", type=int, default=3, help="with --checkpoint: test images per class")
     p.add_argument("--class-names", default="cat,dog", help="with --checkpoint: comma-separated, in output order")
+    p.add_argument("--score", choices=("probability", "logit"), default="probability",
+                   help="ImageNet model: differentiate the top class's softmax probability (the book's) or its logit")
     args = p.parse_args(argv)
     if args.layer and len(args.layer) > 1:
         p.error("--layer: Grad-CAM explains one layer at a time")

@@ -1,7 +1,7 @@
 """DLwP ch. 11.3: Segment Anything with point and box prompts, in pure JAX.
 
 Loads a pretrained SAM (the vit_b / vit_l / vit_h type is read off the tensors), embeds each
-image once and decodes the prompts. Two modes:
+image once and decodes the prompts. Three modes:
 
 * ``--image PATH`` segments one photo with the given ``--point x,y`` (repeatable; ``--label``
   1 foreground / 0 background per point, default 1) and/or ``--box x0,y0,x1,y1``; with no
@@ -12,9 +12,15 @@ image once and decodes the prompts. Two modes:
   and the foreground IoU against the trimap is reported for the best-scored of the three
   candidate masks and for the single-mask output (boundary-band pixels are left out).
 
+* ``--book-figures``: the book's figures 11.9–11.15 on ``--image`` (default
+  ``$JAXVISION_DATA/images/cheetah.jpg``), made square by ``resize_and_pad`` as the book does,
+  with prompts in that 1024 × 1024 padded frame (see ``BOOK_PROMPTS``): 11.9 the image, 11.10
+  one point, 11.11 its mask, 11.12 its three candidate masks, 11.13 two points and their mask,
+  11.14 a box, 11.15 the box's mask. Each figure's title names the model that drew it.
+
 Run:
     python experiments/ch11_sam.py --checkpoint sam_vit_b_01ec64.pth [--profile quick|book]
-        [--image PATH [--point 400,300 [--label 1]] [--box 100,50,600,450]]
+        [--image PATH [--point 400,300 [--label 1]] [--box 100,50,600,450]] [--book-figures]
         [--data-dir DIR] [--out runs/ch11_sam]
 
 ``quick`` scores the first 8 test horses (a few minutes for vit_b on a 2-core CPU), ``book``
@@ -32,12 +38,16 @@ from matplotlib.figure import Figure
 import _common
 from jaxvision.data import oxford_pet_pairs
 from jaxvision.data.image_io import open_image
-from jaxvision.models.segment_anything import SamPredictor, load_sam
+from jaxvision.models.segment_anything import SamPredictor, load_sam, resize_and_pad
 from jaxvision.models.segment_anything.checkpoint import DOWNLOAD_HINT
 from jaxvision.models.segment_anything.plots import show_box, show_mask, show_points
 
 NAME = "ch11_sam"
 PROFILES = {"book": {"limit": 49}, "quick": {"limit": 8}}
+# x, y in the 1024 × 1024 resize_and_pad frame of the cheetah photo (1400 × 840: rows 205-819).
+BOOK_PROMPTS = {"point": [[453, 424]],  # its face
+                "points": [[453, 424], [878, 687]],  # face and flank
+                "box": [241, 241, 709, 644]}  # its head
 
 
 def numbers(text: str, count: int, flag: str) -> list[float]:
@@ -103,6 +113,47 @@ def save_figures(out: Path, image: np.ndarray, masks: np.ndarray, iou: np.ndarra
         ax.axis("off")
     fig.tight_layout()
     FigureCanvasAgg(fig).print_png(out / "candidates.png")
+
+
+def draw(path: Path, image: np.ndarray, title: str, mask=None, points=None, box=None) -> Path:
+    height = 6 * image.shape[0] / image.shape[1]
+    fig = Figure(figsize=(6, height + 0.7))  # two title lines above the image
+    ax = fig.add_axes((0, 0, 1, height / (height + 0.7)))
+    ax.imshow(image)
+    if mask is not None:
+        show_mask(mask, ax)
+    if points is not None:
+        show_points(np.asarray(points), np.ones(len(points), int), ax)
+    if box is not None:
+        show_box(np.asarray(box), ax)
+    ax.axis("off")
+    fig.suptitle(title, fontsize=9, y=0.995, va="top")
+    FigureCanvasAgg(fig).print_png(path)
+    return path
+
+
+def book_figures(args, predictor: SamPredictor, drawn_by: str) -> dict:
+    """Figures 11.9-11.15 (see the module docstring); masks as the predictor returns them."""
+    path = args.image or _common.data_root() / "images" / "cheetah.jpg"
+    image = np.clip(np.round(resize_and_pad(load_uint8(path))), 0, 255).astype(np.uint8)
+    predictor.set_image(image)
+    point, points, box = (np.array(BOOK_PROMPTS[k], np.float64) for k in ("point", "points", "box"))
+    masks, iou, _ = predictor.predict(point, np.array([1]), multimask_output=True)
+    best = int(np.argmax(iou))
+    several, several_iou, _ = predictor.predict(points, np.array([1, 1]), multimask_output=False)
+    boxed, box_iou, _ = predictor.predict(box=box, multimask_output=False)
+    out, note = args.out, f"\ndrawn by {drawn_by}"
+    written = [draw(out / "figure_11_9.png", image, f"Figure 11.9: {path.name}, resize_and_pad to 1024 × 1024{note}"),
+               draw(out / "figure_11_10.png", image, f"Figure 11.10: a point prompt{note}", points=point),
+               draw(out / "figure_11_11.png", image, f"Figure 11.11: its mask{note}", masks[best], point)]
+    save_figures(out, image, masks, iou, point, np.array([1]), None)
+    written.append((out / "candidates.png").rename(out / "figure_11_12.png"))
+    (out / "prompt_mask.png").unlink()
+    written += [draw(out / "figure_11_13.png", image, f"Figure 11.13: two points and their mask{note}", several[0], points),
+                draw(out / "figure_11_14.png", image, f"Figure 11.14: a box prompt{note}", box=box),
+                draw(out / "figure_11_15.png", image, f"Figure 11.15: the box's mask{note}", boxed[0], box=box)]
+    return {"image": str(path), "drawn_by": drawn_by, "prompts": BOOK_PROMPTS, "figures": [str(f) for f in written],
+            "predicted_iou": {"point": iou.tolist(), "points": several_iou.tolist(), "box": box_iou.tolist()}}
 
 
 def prompts_from_flags(args) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
@@ -174,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--label", action="append", type=int, default=[], help="1 foreground / 0 background, per --point")
     p.add_argument("--box", default=None, help="x0,y0,x1,y1 in image pixels")
     p.add_argument("--limit", type=int, default=None, help="score only the first N test horses")
+    p.add_argument("--book-figures", action="store_true", help="draw the book's figures 11.9-11.15")
     args = _common.apply_profile(p.parse_args(argv), PROFILES)
     if args.checkpoint is None:
         raise _common.UsageError(f"no --checkpoint given; no SAM weights ship with jaxvision. Pass {DOWNLOAD_HINT}.")
@@ -185,7 +237,15 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     predictor = SamPredictor(sam)
     with _common.Timer() as run_time:
-        result = segment_image(args, predictor, *prompts) if args.image else score_horses(args, predictor)
+        if args.book_figures:
+            drawn_by = f"SAM {info.variant} ({Path(info.path).name})"
+            if info.variant == "tiny":
+                drawn_by += ": random test weights, the masks mean nothing"
+            result = book_figures(args, predictor, drawn_by)
+        elif args.image:
+            result = segment_image(args, predictor, *prompts)
+        else:
+            result = score_horses(args, predictor)
     metrics = {"experiment": NAME, "profile": args.profile, "checkpoint": info.path, "format": info.format,
                "variant": info.variant, "sha256": info.sha256, "md5": info.md5, "release": info.release,
                "load_seconds": load_time.seconds,

@@ -19,6 +19,11 @@ layout; point it at a real Oxford-IIIT Pet download to train on pets). Without
 for test. The validation set is the last 15% of the training split (the book holds out 1,000
 of 7,390 images).
 
+Figures 11.3 and 11.4 (``figure_11_3.png``, ``figure_11_4.png``): the tenth image of the
+sorted file list, as the book shows ``input_img_paths[9]``, and its trimap in grey as the
+book's ``display_target`` draws it (``(mask - 1) * 127``: foreground black, background grey,
+outline white), both at the file's size; ``--figures-only`` writes them and stops.
+
 ``--variant improved`` is a clearly labelled second variant with the remedies the book
 teaches: batch normalization and residual connections (``residual_segmentation_model``) and
 the flip / rotation / zoom of listing 8.18 applied to image and mask together, inside the
@@ -30,9 +35,11 @@ from pathlib import Path
 
 import numpy as np
 from flax import nnx
+from PIL import Image
 
 import _common
-from jaxvision.data import load_oxford_pet
+from jaxvision.data import load_oxford_pet, oxford_pet_pairs
+from jaxvision.data.image_io import load_rgb, open_image
 from jaxvision.layers import AugmentBatch, RandomFlip, RandomRotation, RandomZoom
 from jaxvision.models import build_model
 from jaxvision.train import IoU, MeanIoU, evaluate, fit, load_model, plot_history, predict, save_mask_grid
@@ -47,6 +54,18 @@ def iou_metrics() -> list:
             MeanIoU(num_classes=3, sparse_y_true=True, sparse_y_pred=False, name="mean_iou")]
 
 
+def book_figures(data_dir: Path, out: Path) -> list[Path]:
+    """Figures 11.3 (a sample image) and 11.4 (its trimap in grey) at the files' sizes."""
+    pairs = sorted(oxford_pet_pairs(data_dir, split=None))
+    image_path, trimap_path = pairs[min(9, len(pairs) - 1)]
+    with open_image(trimap_path) as trimap:
+        grey = (np.asarray(trimap.convert("L"), np.int16) - 1) * 127
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(load_rgb(image_path).astype(np.uint8)).save(out / "figure_11_3.png")
+    Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).save(out / "figure_11_4.png")
+    return [out / "figure_11_3.png", out / "figure_11_4.png"]
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__, NAME)
     p.add_argument("--image-size", type=int, default=None)
@@ -54,13 +73,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--variant", choices=("book", "improved"), default="book",
                    help="improved: BatchNormalization + residual connections + joint image/mask augmentation")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (smoke tests)")
+    p.add_argument("--figures-only", action="store_true", help="write the book's figures 11.3 and 11.4 and stop")
     args = _common.apply_profile(p.parse_args(argv), PROFILES)
     name = NAME if args.variant == "book" else f"{NAME}_{args.variant}"
     if args.out == Path("runs") / NAME:
         args.out = Path("runs") / name
+    data_dir = args.data_dir or _common.data_root() / "weizmann_horse"
+    figures = book_figures(data_dir, args.out)
+    if args.figures_only:
+        return {"experiment": name, "figures": [str(f) for f in figures]}
     if (done := _common.finished(args)) is not None:
         return done
-    data_dir = args.data_dir or _common.data_root() / "weizmann_horse"
     size = (args.image_size, args.image_size)
     x_trainval, y_trainval = load_oxford_pet(data_dir, image_size=size, split="trainval")[:2]
     x_test, y_test = load_oxford_pet(data_dir, image_size=size, split="test")[:2]

@@ -1,9 +1,9 @@
 """Pretrained ImageNet backbones shaped like ``keras.applications``: one file per
 architecture, Keras's layer names, Keras's weight files (see :mod:`jaxvision.weights`)."""
 
-from jaxvision.applications.imagenet_utils import decode_predictions, preprocess_input
+from jaxvision.applications.imagenet_utils import decode_predictions, imagenet_class_names, preprocess_input
 from jaxvision.applications.mobilenet import MobileNet, MobileNetV1, mobilenet
 from jaxvision.applications.xception import Xception, XceptionNet, xception
 
-__all__ = ["MobileNet", "MobileNetV1", "Xception", "XceptionNet", "decode_predictions", "mobilenet",
+__all__ = ["MobileNet", "MobileNetV1", "Xception", "XceptionNet", "decode_predictions", "imagenet_class_names", "mobilenet",
            "preprocess_input", "xception"]

@@ -48,6 +48,18 @@ def _class_index(path: Path) -> dict[str, list[str]]:
     return json.loads(data)
 
 
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet class names in output order, from Keras's class index.
+
+    Examples:
+        >>> names = imagenet_class_names()
+        >>> len(names), names[386]
+        (1000, 'African_elephant')
+    """
+    index = _class_index(class_index_path())
+    return [index[str(i)][1] for i in range(1000)]
+
+
 def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]]:
     """The ``top`` classes of each row of ``preds`` (N, 1000) as Keras returns them:
     ``[[(wordnet_id, name, score), ...], ...]``, highest score first.

@@ -1,8 +1,11 @@
 """Filter visualisation by gradient ascent in input space (DLwP listings 10.7–10.16).
 
 For one filter of a named layer, start from a grey image with a little noise and climb the
-gradient of the filter's mean activation (a 2-pixel border excluded), normalising each
-gradient to unit L2 norm so every step has the same length. :func:`visualize_filters` does
+gradient of the filter's mean activation (a 2-pixel border excluded). As the book's
+``ops.normalize(grads)`` does (``keras.ops.normalize``: ``axis=-1``), each pixel's channel
+gradient is scaled to unit L2 length, so every pixel moves ``step_size`` in colour space;
+``normalize="tensor"`` divides by the norm of the whole gradient instead (every step the same
+total length), which gives different patterns. :func:`visualize_filters` does
 many filters at once: ``jax.vmap`` over filters around a ``lax.fori_loop`` of the steps, all in
 one ``jax.jit``. :func:`visualize_filter_loop` is the book's way, one filter and one jitted
 step at a time; both give the same images.
@@ -25,7 +28,30 @@ from flax import nnx
 from jaxvision.interpret.activations import check_layers, eval_split
 from jaxvision.models.base import Model, Recorder
 
-_EPS = 1e-12  # keeps a zero gradient (dead filter) from dividing by zero
+KERAS_EPSILON = 1e-7  # keras.config.epsilon(), the floor of keras.ops.normalize
+NORMALIZE_MODES = ("pixel", "tensor")
+
+
+def normalize_gradient(grads: jax.Array, mode: str = "pixel") -> jax.Array:
+    """The ascent direction: ``keras.ops.normalize(grads)`` for ``"pixel"`` (per pixel, over
+    the channel axis: ``x * min(rsqrt(sum(x²)), 1/ε)``, ε = 1e-7, so a zero gradient stays zero),
+    or ``grads / max(‖grads‖, ε)`` over the whole tensor for ``"tensor"``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> normalize_gradient(jnp.array([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]))
+        Array([[0.6, 0.8, 0. ],
+               [0. , 0. , 0. ]], dtype=float32)
+        >>> normalize_gradient(jnp.array([[3.0, 4.0, 0.0], [0.0, 0.0, 5.0]]), "tensor").round(4)
+        Array([[0.4243, 0.5657, 0.    ],
+               [0.    , 0.    , 0.7071]], dtype=float32)
+    """
+    if mode == "pixel":
+        inverse_norm = jax.lax.rsqrt(jnp.sum(jnp.square(grads), axis=-1, keepdims=True))
+        return grads * jnp.minimum(inverse_norm, 1.0 / KERAS_EPSILON)
+    if mode == "tensor":
+        return grads / jnp.maximum(jnp.linalg.norm(grads), KERAS_EPSILON)
+    raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {mode!r}")
 
 
 def _filter_loss(graphdef: nnx.GraphDef, state: nnx.State, layer_name: str, image: jax.Array,
@@ -39,25 +65,29 @@ def _filter_loss(graphdef: nnx.GraphDef, state: nnx.State, layer_name: str, imag
     return jnp.mean(selected)
 
 
-def _step(graphdef, state, layer_name, image, filter_index, step_size, input_scale):
+def _step(graphdef, state, layer_name, image, filter_index, step_size, input_scale, normalize):
     grads = jax.grad(_filter_loss, argnums=3)(graphdef, state, layer_name, image, filter_index, input_scale)
-    return image + step_size * grads / (jnp.linalg.norm(grads) + _EPS)
+    return image + step_size * normalize_gradient(grads, normalize)
 
 
-_jitted_step = jax.jit(_step, static_argnums=(0, 2))  # the book's jitted gradient_ascent_step
+_jitted_step = jax.jit(_step, static_argnums=(0, 2, 7))  # the book's jitted gradient_ascent_step
 
 
-@partial(jax.jit, static_argnames=("graphdef", "layer_name", "steps", "unroll"))
-def _ascend_many(graphdef, state, layer_name, starts, filter_indices, step_size, input_scale, steps, unroll):
+@partial(jax.jit, static_argnames=("graphdef", "layer_name", "steps", "unroll", "normalize"))
+def _ascend_many(graphdef, state, layer_name, starts, filter_indices, step_size, input_scale, steps, unroll,
+                 normalize="pixel"):
     def ascend(start, filter_index):
         return jax.lax.fori_loop(0, steps, lambda _, image: _step(
-            graphdef, state, layer_name, image, filter_index, step_size, input_scale), start, unroll=unroll)
+            graphdef, state, layer_name, image, filter_index, step_size, input_scale, normalize),
+            start, unroll=unroll)
 
     return jax.vmap(ascend)(starts, filter_indices)
 
 
-def _setup(model, layer_name, filter_indices, image_size, channels, seed, init_range):
+def _setup(model, layer_name, filter_indices, image_size, channels, seed, init_range, normalize):
     """Eval-mode split, checked indices and the per-filter start images in book units."""
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     shape = (1, height, width, channels)
     # jnp's default float: float32, or float64 when x64 is on (as the start noise below)
@@ -85,7 +115,8 @@ def visualize_filters(model: Model, layer_name: str, filter_indices: Sequence[in
                       image_size: int | tuple[int, int], channels: int = 3, steps: int = 30,
                       step_size: float = 10.0, seed: int = 0,
                       init_range: tuple[float, float] = (0.4, 0.6), input_scale: float = 255.0,
-                      chunk_size: int | None = None, unroll: int | bool | None = None) -> np.ndarray:
+                      normalize: str = "pixel", chunk_size: int | None = None,
+                      unroll: int | bool | None = None) -> np.ndarray:
     """The pattern each filter responds to most, for many filters in one jitted vmapped call.
 
     Args:
@@ -94,10 +125,13 @@ def visualize_filters(model: Model, layer_name: str, filter_indices: Sequence[in
       filter_indices: channels of that layer to visualise.
       image_size: int or (height, width) of the generated images.
       channels: input channels of the model.
-      steps, step_size: gradient-ascent steps and their (L2) length in book units.
+      steps, step_size: gradient-ascent steps and their length in book units (per pixel, or
+        of the whole image with ``normalize="tensor"``).
       seed: start noise; filter ``f`` always starts from the same image for a given seed.
       init_range: the start image is uniform in this range (book units).
       input_scale: the model sees ``image * input_scale`` (see the module docstring).
+      normalize: ``"pixel"`` (the book's ``ops.normalize``) or ``"tensor"``; see
+        :func:`normalize_gradient`.
       chunk_size: filters per vmapped call, to bound memory; default all at once.
       unroll: ``lax.fori_loop``'s ``unroll``. Default: fully unrolled on CPU, where XLA runs
         convolutions inside a loop body several times slower (jax-ml/jax#12868), at the cost
@@ -115,7 +149,7 @@ def visualize_filters(model: Model, layer_name: str, filter_indices: Sequence[in
         (2, 12, 12, 3)
     """
     (graphdef, state), indices, starts = _setup(model, layer_name, filter_indices, image_size,
-                                                channels, seed, init_range)
+                                                channels, seed, init_range, normalize)
     chunk = len(indices) if chunk_size is None else min(chunk_size, len(indices))
     pad = -len(indices) % chunk  # pad the last chunk so every call has one shape (one compile)
     indices = np.concatenate([indices, np.repeat(indices[-1:], pad)])
@@ -123,7 +157,7 @@ def visualize_filters(model: Model, layer_name: str, filter_indices: Sequence[in
     if unroll is None:
         unroll = True if jax.default_backend() == "cpu" else 1
     out = [_ascend_many(graphdef, state, layer_name, starts[i:i + chunk], jnp.asarray(indices[i:i + chunk]),
-                        step_size, input_scale, steps, unroll) for i in range(0, len(indices), chunk)]
+                        step_size, input_scale, steps, unroll, normalize) for i in range(0, len(indices), chunk)]
     images = np.concatenate([np.asarray(o) for o in out])[:len(indices) - pad]
     return images * np.float32(input_scale)
 
@@ -132,16 +166,16 @@ def visualize_filter_loop(model: Model, layer_name: str, filter_indices: Sequenc
                           image_size: int | tuple[int, int], channels: int = 3, steps: int = 30,
                           step_size: float = 10.0, seed: int = 0,
                           init_range: tuple[float, float] = (0.4, 0.6),
-                          input_scale: float = 255.0) -> np.ndarray:
+                          input_scale: float = 255.0, normalize: str = "pixel") -> np.ndarray:
     """Reference for :func:`visualize_filters`: the book's Python loops, one filter at a time
     and one jitted ascent step per iteration. Same arguments and result."""
     (graphdef, state), indices, starts = _setup(model, layer_name, filter_indices, image_size,
-                                                channels, seed, init_range)
+                                                channels, seed, init_range, normalize)
     images = []
     for filter_index, image in zip(indices, starts):
         for _ in range(steps):
             image = _jitted_step(graphdef, state, layer_name, image, jnp.int32(filter_index),
-                                 step_size, input_scale)
+                                 step_size, input_scale, normalize)
         images.append(np.asarray(image))
     return np.stack(images) * np.float32(input_scale)
 

@@ -99,6 +99,32 @@ def stitch_filters(images: Sequence[np.ndarray], path: str | Path, n: int = 8, m
     return path
 
 
+def save_matshow(values: np.ndarray, path: str | Path, cmap: str = "viridis", cell: int = 1) -> Path:
+    """``plt.matshow(values)`` pixel for pixel: a 2-D array min–max scaled to the colormap (a
+    constant array maps to its low end), each value a ``cell`` × ``cell`` square. The book's
+    figures 10.2 (one channel of an activation) and 10.8 (the Grad-CAM heatmap). Returns the path.
+
+    Examples:
+        >>> import numpy as np, tempfile, pathlib
+        >>> from PIL import Image
+        >>> path = save_matshow(np.arange(6.0).reshape(2, 3), pathlib.Path(tempfile.mkdtemp()) / "m.png", cell=4)
+        >>> with Image.open(path) as png:
+        ...     png.size
+        (12, 8)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"save_matshow: expected a 2-D array, got shape {values.shape}")
+    span = values.max() - values.min()
+    scaled = (values - values.min()) / (span if span > 0 else 1.0)
+    colors = _colorize(np.round(scaled * 255).astype(np.uint8), cmap)
+    height, width = values.shape
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(colors).resize((width * cell, height * cell), Image.Resampling.NEAREST).save(path)
+    return path
+
+
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     """Listing 10.24: the heatmap, resized bilinearly to the image and coloured with "jet",
     added at ``alpha`` × 255 to the image ([0, 255], (H, W, 3) or (H, W, 1)); the sum is

@@ -10,7 +10,7 @@ from jaxvision.train.losses import (binary_crossentropy, binary_crossentropy_fro
 from jaxvision.train.metrics import (IoU, MeanIoU, MeanMetric, Metric, accuracy, binary_accuracy,
                                      categorical_accuracy, sparse_categorical_accuracy)
 from jaxvision.train.history import History
-from jaxvision.train.plots import history_figures, plot_history, save_mask_grid
+from jaxvision.train.plots import history_figures, plot_history, save_image_grid, save_mask_grid
 from jaxvision.train.sharding import default_mesh
 from jaxvision.train.trainer import Trainer
 
@@ -19,6 +19,6 @@ __all__ = [
     "ModelCheckpoint", "TensorBoard", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
     "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy", "default_mesh",
     "evaluate", "fit",
-    "history_figures", "load_model", "plot_history", "predict", "restore", "save_checkpoint", "save_mask_grid",
+    "history_figures", "load_model", "plot_history", "predict", "restore", "save_checkpoint", "save_image_grid", "save_mask_grid",
     "sparse_categorical_accuracy", "sparse_categorical_crossentropy",
 ]

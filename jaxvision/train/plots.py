@@ -53,6 +53,43 @@ def plot_history(history: History | dict[str, list[float]], path: str | os.PathL
     return written
 
 
+def save_image_grid(images: Sequence[np.ndarray], path: str | os.PathLike, *, titles: Sequence[str] | None = None,
+                    columns: int = 3, cmap: str | None = None) -> Path:
+    """The book's ``plt.subplot`` grids (figures 8.8, 8.10, 11.3–11.4): images in rows of
+    ``columns``, each titled, axes off. Images are [0, 255] (or [0, 1]) RGB or 2-D (drawn with
+    ``cmap``, grey by default). Only process 0 writes it.
+
+    Examples:
+        >>> import numpy as np, tempfile, pathlib
+        >>> path = save_image_grid([np.zeros((8, 8, 3))] * 4, pathlib.Path(tempfile.mkdtemp()) / "g.png",
+        ...                        titles=["a", "b", "c", "d"], columns=2)
+        >>> path.suffix
+        '.png'
+    """
+    images = [np.asarray(image, np.float32) for image in images]
+    if not images or titles is not None and len(titles) != len(images):
+        raise ValueError(f"save_image_grid: {len(images)} images and {None if titles is None else len(titles)} titles")
+    rows = -(-len(images) // columns)
+    figure = Figure(figsize=(3 * columns, 3 * rows + 0.3 * (titles is not None)))
+    for i, image in enumerate(images):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        if image.ndim == 3:
+            axes.imshow(np.clip(image / 255.0 if image.max() > 1.0 else image, 0, 1))
+        else:
+            axes.imshow(image, cmap=cmap or "gray")
+        if titles is not None:
+            axes.set_title(titles[i])
+        axes.axis("off")
+    figure.tight_layout()
+    path = Path(path)
+    if is_main_process():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=80)
+    return path
+
+
 def save_mask_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
                    path: str | os.PathLike) -> Path:
     """One row per example: the image, its true mask and the predicted mask (the arg-max of

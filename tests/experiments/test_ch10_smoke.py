@@ -89,6 +89,9 @@ def test_activations(scripts, setup):
     # (width, height): channels side by side with 1-pixel gaps.
     assert png_size(out / "activations" / "conv2d.png") == (4 * 23 - 1, 22)
     assert png_size(out / "activations" / "conv2d_1.png") == (6 * 10 - 1, 9)
+    # Figure 10.2: channel 5 of the first layer, or its last channel when it has fewer.
+    assert metrics["figure_10_2"]["layer"] == "conv2d" and metrics["figure_10_2"]["channel"] == 3
+    assert png_size(out / "figure_10_2.png") == (22 * 4, 22 * 4)
 
 
 def test_filters(scripts, setup):
@@ -99,6 +102,9 @@ def test_filters(scripts, setup):
         assert info["filters"] == 4 and info["grid"] == 2
         assert png_size(out / f"filters_{layer}.png") == (2 * (SIZE - 4) + 5,) * 2
         assert info["mean_activation_end"] >= info["mean_activation_start"]
+    assert metrics["normalize"] == "pixel"
+    assert metrics["figure_10_5"] == {"layer": "conv2d_1", "filter": 2, "png": str(out / "figure_10_5.png")}
+    assert png_size(out / "figure_10_5.png") == (SIZE - 4, SIZE - 4)
 
 
 def test_gradcam(scripts, setup):
@@ -124,11 +130,14 @@ def test_gradcam_default_layer_skips_a_one_by_one_map(scripts, setup):
     assert [r["heatmap_shape"] for r in metrics["images"]] == [[1, 1], [1, 1]]
 
 
-def test_gradcam_of_the_pretrained_mobilenet_puts_most_mass_on_the_elephants(scripts, tmp_path, capsys):
-    metrics = scripts["gradcam"].main(["--out", str(tmp_path)])
+@pytest.mark.parametrize("score, mass_on_elephants", [("probability", 0.52), ("logit", 0.6)])
+def test_gradcam_of_the_pretrained_mobilenet_puts_its_mass_on_the_elephants(scripts, tmp_path, capsys, score,
+                                                                            mass_on_elephants):
+    metrics = scripts["gradcam"].main(["--score", score, "--out", str(tmp_path)])
     # Keras 3 with the same weights and the same Pillow-bilinear 224-px input: 0.609, 0.260, 0.130.
     assert "elephant.jpg: African_elephant 0.609, Indian_elephant 0.260, tusker 0.130" in capsys.readouterr().out
     assert metrics["layer"] == "conv_pw_13_relu" and metrics["layer_shape"] == [1, 7, 7, 768]
+    assert metrics["score"] == score
     (result,) = metrics["images"]
     assert [name for _, name, _ in result["top"]] == ["African_elephant", "Indian_elephant", "tusker"]
     assert png_size(result["overlay"]) == (650, 406) and png_size(result["heatmap_png"]) == (7 * 32, 7 * 32)
@@ -140,7 +149,8 @@ def test_gradcam_of_the_pretrained_mobilenet_puts_most_mass_on_the_elephants(scr
     for left, top, right, bottom in ELEPHANTS:
         on_elephants[top:bottom, left:right] = True
     assert on_elephants.mean() == pytest.approx(0.488, abs=1e-3)
-    assert mass[on_elephants].sum() / mass.sum() > 0.6  # measured 0.648
+    # Measured: 0.529 for the probability (the book's score), 0.648 for the logit.
+    assert mass[on_elephants].sum() / mass.sum() > mass_on_elephants
     peak = np.unravel_index(mass.argmax(), mass.shape)
     assert on_elephants[peak]
 

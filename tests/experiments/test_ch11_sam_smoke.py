@@ -79,3 +79,14 @@ def test_centroid_point_and_foreground_iou(ch11_sam):
     assert ring[int(y), int(x)] and abs(x - 4) + abs(y - 4) == 2
     classes = np.array([[0, 0, 1, 2]])
     assert ch11_sam.foreground_iou(np.array([[True, False, True, True]]), classes) == pytest.approx(1 / 3)
+
+
+def test_the_books_figures_11_9_to_11_15(ch11_sam, tmp_path):
+    metrics = ch11_sam.main(["--checkpoint", str(TINY), "--book-figures", "--out", str(tmp_path)])
+    names = [f"figure_11_{n}.png" for n in range(9, 16)]
+    assert [Path(f).name for f in metrics["figures"]] == names
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(names)
+    assert metrics["image"].endswith("cheetah.jpg") and "random test weights" in metrics["drawn_by"]
+    assert [len(metrics["predicted_iou"][k]) for k in ("point", "points", "box")] == [3, 1, 1]
+    with Image.open(tmp_path / "figure_11_9.png") as figure:
+        assert figure.size == (600, 670)  # a square image under two title lines

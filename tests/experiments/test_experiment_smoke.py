@@ -2,6 +2,7 @@
 writes metrics.json with a real score, curves and a checkpoint that reloads."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -84,6 +85,22 @@ def test_dogs_vs_cats_experiments_run_one_epoch(script, flags, dogs_vs_cats, tmp
     assert json.loads((out / "metrics.json").read_text())["policy"] == policy
 
 
+def png_size(path):
+    with Image.open(path) as png:
+        return png.size
+
+
+@pytest.mark.parametrize("variant, figures", [("scratch", ["figure_8_8.png"]),
+                                              ("augmented", ["figure_8_10.png", "figure_8_8.png"])])
+def test_the_books_figures_8_8_and_8_10(dogs_vs_cats, tmp_path, variant, figures):
+    metrics = ch08_dogs_vs_cats.main(["--variant", variant, "--data-dir", str(dogs_vs_cats), "--figures-only",
+                                      "--out", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == figures == sorted(Path(f).name for f in metrics["figures"])
+    assert png_size(tmp_path / "figure_8_8.png") == (12 * 80, int((3 * 2 + 0.3) * 80))  # 2 rows of 4, titled
+    if variant == "augmented":
+        assert png_size(tmp_path / "figure_8_10.png") == (9 * 80, 9 * 80)  # 3 × 3 tiles
+
+
 def tiny_backbone(args):
     """Stands in for the ImageNet backbone (whose loading the applications tests cover): a conv
     and a BatchNorm whose statistics are not at their initial values, so freezing shows."""
@@ -143,6 +160,19 @@ def test_segmentation_experiment_runs_one_epoch(variant, pet_layout, tmp_path):
     assert metrics["test_images"] == 2 and metrics["train_images"] == 3
     with Image.open(out / "predictions.png") as grid:
         assert grid.width > grid.height  # image, true mask and prediction side by side
+
+
+def test_the_books_figures_11_3_and_11_4(pet_layout, tmp_path):
+    metrics = ch11_segmentation.main(["--data-dir", str(pet_layout), "--figures-only", "--out", str(tmp_path)])
+    assert [Path(f).name for f in metrics["figures"]] == ["figure_11_3.png", "figure_11_4.png"]
+    with Image.open(tmp_path / "figure_11_3.png") as photo, Image.open(tmp_path / "figure_11_4.png") as mask:
+        assert photo.size == mask.size == (44, 36) and mask.mode == "L"
+        grey = np.asarray(mask)
+    # The last of the six sorted pets (there is no tenth): foreground 0, background 127, outline 254.
+    assert grey[18, 20] == 0 and grey[0, 0] == 127 and grey[9, 11] == 254
+    with Image.open(pet_layout / "annotations" / "trimaps" / "pet5.png") as png:
+        trimap = np.asarray(png)
+    np.testing.assert_array_equal(grey, (trimap.astype(int) - 1) * 127)
 
 
 def test_run_all_writes_one_summary_table(monkeypatch, tmp_path):

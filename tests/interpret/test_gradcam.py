@@ -176,3 +176,64 @@ def test_default_layer_is_the_last_with_more_than_one_position():
     one_position = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), Flatten(), Dense(4, 2, rngs=nnx.Rngs(1))])
     with pytest.warns(UserWarning, match=r"'conv2d', whose .* no layer of this model has more positions"):
         assert grad_cam(one_position, images[:, :3, :3], "conv2d").shape == (3, 1, 1)
+
+
+def keras_book_gradcam(keras, model, img_array, last_conv_layer_name, classifier_layer_names):
+    """Listings 10.19-10.22 as the book writes them for the JAX backend."""
+    import jax
+    from keras import ops
+
+    last_conv_layer = model.get_layer(last_conv_layer_name)
+    # model.input where the book writes model.inputs: the same model, without Keras 3.15's
+    # warning that a list of one input does not match an array argument.
+    last_conv_layer_model = keras.Model(model.input, last_conv_layer.output)
+    classifier_input = keras.Input(shape=last_conv_layer.output.shape[1:])
+    x = classifier_input
+    for layer_name in classifier_layer_names:
+        x = model.get_layer(layer_name)(x)
+    classifier_model = keras.Model(classifier_input, x)
+
+    def loss_fn(last_conv_layer_output):
+        preds = classifier_model(last_conv_layer_output)
+        top_pred_index = ops.argmax(preds[0])
+        top_class_channel = preds[:, top_pred_index]
+        return top_class_channel[0]
+
+    last_conv_layer_output = last_conv_layer_model(img_array)
+    grads = jax.grad(loss_fn)(last_conv_layer_output)
+    pooled_grads = np.mean(np.asarray(grads), axis=(0, 1, 2))
+    last_conv_layer_output = np.array(last_conv_layer_output[0])
+    for i in range(pooled_grads.shape[-1]):
+        last_conv_layer_output[:, :, i] *= pooled_grads[i]
+    heatmap = np.mean(last_conv_layer_output, axis=-1)
+    heatmap = np.maximum(heatmap, 0)
+    heatmap /= np.max(heatmap)
+    return pooled_grads, heatmap
+
+
+def test_the_books_keras_gradcam_on_the_pretrained_mobilenet(keras, tmp_path):
+    """The book's Grad-CAM in Keras 3 beside grad_cam, same ImageNet weights, on the elephant:
+    the gradient is of the top class's softmax probability."""
+    from jaxvision.applications import MobileNet, preprocess_input
+    from jaxvision.data import data_root
+    from jaxvision.weights import save_keras_weights
+
+    ours = MobileNet(alpha=0.75, weights="imagenet")
+    save_keras_weights(ours, tmp_path / "mobilenet.weights.h5")
+    twin = keras.applications.MobileNet(alpha=0.75, weights=None)
+    twin.load_weights(tmp_path / "mobilenet.weights.h5")
+    with Image.open(data_root() / "images" / "elephant.jpg") as img:
+        photo = np.asarray(img.convert("RGB").resize((224, 224), Image.BILINEAR), np.float32)[None]
+    images = preprocess_input(photo)
+    names = [layer.name for layer in twin.layers]  # Keras numbers its reshape layers per session
+    head = names[names.index("conv_pw_13_relu") + 1:]
+    assert head[0] == "global_average_pooling2d" and head[-1] == "predictions"
+    pooled, heatmap = keras_book_gradcam(keras, twin, images, "conv_pw_13_relu", head)
+
+    _, grads = class_score_gradient(ours, images, "conv_pw_13_relu")
+    ours_pooled = grads[0].mean(axis=(0, 1))
+    np.testing.assert_allclose(ours_pooled, pooled, rtol=1e-5, atol=1e-5 * np.abs(pooled).max())
+    np.testing.assert_allclose(grad_cam(ours, images, "conv_pw_13_relu")[0], heatmap, rtol=1e-5, atol=1e-5)
+    # The logit (a named option: classifier_activation=None) gives another heatmap.
+    logits = MobileNet(alpha=0.75, weights="imagenet", classifier_activation=None)
+    assert np.abs(grad_cam(logits, images, "conv_pw_13_relu")[0] - heatmap).max() > 0.05

@@ -6,8 +6,8 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from jaxvision.interpret import (activations, deprocess_image, stitch_filters, visualize_filter_loop,
-                                 visualize_filters)
+from jaxvision.interpret import (activations, deprocess_image, normalize_gradient, stitch_filters,
+                                 visualize_filter_loop, visualize_filters)
 from jaxvision.layers import Conv2D, Dense, Flatten, MaxPooling2D, Rescaling
 from jaxvision.models import Sequential
 
@@ -114,3 +114,72 @@ def test_stitched_grid_size_and_layout(tmp_path):
     assert grid[3 * 12:, :].max() == 0  # cells past the 10th image are black
     with pytest.raises(ValueError, match="at most 4 uint8"):
         stitch_filters(images, tmp_path / "bad.png", n=2)
+
+
+def test_normalize_gradient_is_keras_ops_normalize(keras):
+    grads = np.random.default_rng(0).normal(size=(1, 2, 4, 3)).astype(np.float32)
+    grads[0, 1, 2] = 0.0  # a pixel with no gradient stays still (the epsilon rule)
+    grads[0, 0, 0] = [3, 4, 0]  # the issue's example
+    ours = np.asarray(normalize_gradient(grads))
+    np.testing.assert_allclose(ours, np.asarray(keras.ops.normalize(grads)), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(ours[0, 0, 0], [0.6, 0.8, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=-1)[grads.any(-1)], 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(ours[0, 1, 2], 0.0)
+    whole = np.asarray(normalize_gradient(grads, "tensor"))
+    np.testing.assert_allclose(whole, grads / np.linalg.norm(grads), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"normalize must be one of \('pixel', 'tensor'\), got 'l1'"):
+        normalize_gradient(grads, "l1")
+
+
+def keras_book_filters(keras, feature_extractor, start, filter_index, steps, learning_rate=10.0):
+    """Listings 10.15-10.16 as the book writes them for the JAX backend."""
+    import jax
+    from keras import ops
+
+    def compute_loss(image, filter_index):
+        activation = feature_extractor(image)
+        filter_activation = activation[:, 2:-2, 2:-2, filter_index]
+        return ops.mean(filter_activation)
+
+    grad_fn = jax.grad(compute_loss)
+
+    @jax.jit
+    def gradient_ascent_step(image, filter_index, learning_rate):
+        grads = grad_fn(image, filter_index)
+        grads = ops.normalize(grads)
+        image += learning_rate * grads
+        return image
+
+    image = start[None]
+    for _ in range(steps):
+        image = gradient_ascent_step(image, filter_index, learning_rate)
+    return np.asarray(image[0])
+
+
+def test_the_books_keras_loop_on_the_same_weights(keras, tmp_path):
+    """The book's own loop (Keras 3 on JAX, ops.normalize) beside visualize_filters on the
+    dogs-vs-cats convnet with identical weights, fed the images as they are (input_scale=1,
+    as the book feeds its ImageNet model)."""
+    from jaxvision.models import build_model
+    from jaxvision.weights import save_keras_weights
+    from keras_twins import keras_dogs_vs_cats_convnet
+
+    size, layer, filters = 80, "conv2d_2", [0, 7]  # the Keras twin needs 80 px for its last conv
+    ours = build_model("dogs_vs_cats_convnet")
+    save_keras_weights(ours, tmp_path / "convnet.weights.h5")
+    twin = keras_dogs_vs_cats_convnet(keras, size)
+    twin.load_weights(tmp_path / "convnet.weights.h5")
+    extractor = keras.Model(twin.inputs, twin.get_layer(layer).output)
+    options = dict(image_size=size, input_scale=1.0)
+    starts = visualize_filters(ours, layer, filters, steps=0, **options)
+    one = visualize_filters(ours, layer, filters, steps=1, **options)
+    thirty = visualize_filters(ours, layer, filters, steps=30, **options)
+    for i, f in enumerate(filters):
+        # One step is one normalised gradient (a unit vector per pixel) times 10: the two
+        # directions agree to 1e-5 (a pixel with a tiny gradient turns most under rounding).
+        book_step = (keras_book_filters(keras, extractor, starts[i], f, 1) - starts[i]) / 10.0
+        np.testing.assert_allclose((one[i] - starts[i]) / 10.0, book_step, rtol=1e-5, atol=1e-5)
+        # Thirty steps of length 10 per pixel: the image grows to ~300 and rounding differences
+        # between the two float32 programs grow with it, so 1e-5 is relative to its largest value.
+        book = keras_book_filters(keras, extractor, starts[i], f, 30)
+        np.testing.assert_allclose(thirty[i], book, rtol=0, atol=1e-5 * np.abs(book).max())

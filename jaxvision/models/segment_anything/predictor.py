@@ -2,7 +2,16 @@
 
 ``set_image`` resizes the longest side to ``image_size`` (PIL bilinear, as the reference),
 normalises, pads bottom/right and computes the image embedding once (jitted). ``predict``
-takes prompts in original-image pixels and returns masks at the original size. Several
+takes prompts in original-image pixels and returns masks at the original size.
+
+Two coordinate conventions, both supported:
+
+* segment-anything's (``SamPredictor``): prompts in the original image's pixels; the image is
+  padded at the bottom/right inside the model.
+* the book's (listing 11.x, KerasHub): the image is first ``resize_and_pad``-ed to 1024 × 1024,
+  which pads *centrally* to a square (``keras.ops.image.resize(..., pad_to_aspect_ratio=True)``),
+  and prompts are given in that padded frame. Pass the padded image to ``set_image`` and the
+  book's coordinates work as written. Several
 prompts go through the decoder as one batch. :func:`predict_masks` is the same computation
 as a plain function of arrays, for ``nnx.jit`` / ``jax.vmap`` users.
 """
@@ -21,6 +30,36 @@ def resize_longest_side(image: np.ndarray, long_side: int) -> np.ndarray:
     like the reference's ``ResizeLongestSide.apply_image``)."""
     h, w = preprocess_shape(image.shape[0], image.shape[1], long_side)
     return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+
+
+def resize_and_pad(image, size: tuple[int, int] = (1024, 1024), fill_value: float = 0.0) -> np.ndarray:
+    """``keras.ops.image.resize(image, size, pad_to_aspect_ratio=True)``: pad with
+    ``fill_value`` equally on both sides (rows or columns) to ``size``'s aspect ratio, then resize
+    bilinearly without antialiasing (jax.image.resize, as Keras on JAX). float32 out.
+
+    Args:
+      image: ``(H, W, C)`` or ``(N, H, W, C)``, any real dtype.
+      size: ``(height, width)`` of the result.
+
+    Examples:
+        >>> import numpy as np
+        >>> out = resize_and_pad(np.ones((100, 200, 3)), (200, 200))
+        >>> out.shape, out[:50].max(), out[50:150].min(), out[150:].max()  # rows 50-149 hold the image
+        ((200, 200, 3), np.float32(0.0), np.float32(1.0), np.float32(0.0))
+    """
+    image = jnp.asarray(image, jnp.float32)
+    if image.ndim not in (3, 4) or len(size) != 2:
+        raise ValueError(f"resize_and_pad: expected an (H, W, C) or (N, H, W, C) image and a (height, width) size, "
+                         f"got shape {image.shape} and size {size}")
+    height, width = image.shape[-3:-1]
+    target_height, target_width = size
+    top = (max(height, int(float(width * target_height) / target_width)) - height) // 2
+    left = (max(width, int(float(height * target_width) / target_height)) - width) // 2
+    pads = [(0, 0)] * (image.ndim - 3) + [(top, top), (left, left), (0, 0)]
+    padded = jnp.pad(image, pads, constant_values=fill_value)
+    resized = jax.image.resize(padded, (*image.shape[:-3], target_height, target_width, image.shape[-1]),
+                               method="bilinear", antialias=False)
+    return np.asarray(resized)
 
 
 def predict_masks(sam: Sam, image_embedding: jax.Array, point_coords: jax.Array | None, point_labels: jax.Array | None,

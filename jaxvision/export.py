@@ -1,0 +1,316 @@
+"""Ship a trained model's inference function: a serialized ``jax.export.Exported`` with a
+symbolic batch dimension, its weights, and a JSON contract, runnable with only ``jax`` and
+``numpy`` installed (no jaxvision, no flax).
+
+Run:
+    python -m jaxvision.export CHECKPOINT OUT_DIR [--platforms cpu,cuda,tpu]
+        [--input-shape 180,180,3] [--class-names cat,dog] [--trusted-module NAME ...]
+
+``OUT_DIR`` gets three files:
+
+* ``model.jax``: ``Exported.serialize()`` of ``f(weights, x) = model(x)`` in eval mode, the
+  computation :func:`~jaxvision.train.predict` runs, lowered for every platform asked for;
+  ``x`` has shape ``(b, *input_shape)`` with ``b`` symbolic, so any batch size runs.
+* ``weights.npz``: one array per name (``"conv2d/kernel"``, BatchNorm statistics included).
+  NumPy's own format: it needs nothing beyond numpy to read, and read with
+  ``allow_pickle=False`` (the default) it holds plain arrays only, never code. Weights travel
+  beside the function rather than inside it so the artifact stays small and diffable and a
+  fine-tuned model can be swapped in without exporting again.
+* ``contract.json``: input shape and dtype (``null`` for the batch), preprocessing, output
+  shape, class names when known, platforms, the weights' sha256, and the model's build config.
+
+:func:`load_exported` reads them back as untrusted input: every size is bounded, the JSON
+contract and the weights' names, shapes and dtypes are checked against the exported signature,
+and each mismatch is a :class:`ExportError` naming the file.
+"""
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from jaxvision.untrusted import Budget, read_member, regular_file
+
+FORMAT = "jaxvision.export/1"
+FUNCTION_FILE, WEIGHTS_FILE, CONTRACT_FILE = "model.jax", "weights.npz", "contract.json"
+PLATFORMS = ("cpu", "cuda", "tpu")
+MAX_CONTRACT_BYTES = 1 << 20  # a contract is a few KB, with 1000 class names ~30 KB
+IMAGENET_PREPROCESSING = "x / 127.5 - 1 on RGB pixels in [0, 255] (keras.applications preprocess_input, mode 'tf')"
+PIXEL_PREPROCESSING = "none: RGB pixels in [0, 255] as float32 (the model's Rescaling layer scales them)"
+
+
+class ExportError(ValueError):
+    """An exported folder that does not hold what its contract says."""
+
+
+def _named_leaves(state: nnx.State) -> tuple[list[str], jax.tree_util.PyTreeDef, list[jax.Array]]:
+    """``"block1_bn1/moving_mean"``-style names, the tree to rebuild ``state``, and its arrays."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    names = [jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value") for path, _ in leaves]
+    return names, treedef, [value for _, value in leaves]
+
+
+def _default_preprocessing(model: nnx.Module) -> str | None:
+    name = json.loads(getattr(model, "build_config", "{}") or "{}").get("name")
+    if name in ("mobilenet", "xception"):
+        return IMAGENET_PREPROCESSING
+    if any(type(layer).__name__ == "Rescaling" for _, layer in nnx.iter_children(model)):
+        return PIXEL_PREPROCESSING
+    return None
+
+
+def _default_class_names(model: nnx.Module, outputs: int) -> list[str] | None:
+    name = json.loads(getattr(model, "build_config", "{}") or "{}").get("name")
+    if name in ("mobilenet", "xception") and outputs == 1000:
+        from jaxvision.applications.imagenet_utils import imagenet_class_names
+
+        return imagenet_class_names()
+    return None
+
+
+def export_model(model: nnx.Module, out_dir: str | os.PathLike, *, input_shape: Sequence[int],
+                 platforms: Sequence[str] = PLATFORMS, preprocessing: str | None = None,
+                 class_names: Sequence[str] | None = None) -> Path:
+    """Write ``model``'s eval-mode inference function to ``out_dir`` (see the module docstring).
+
+    Args:
+      model: any ``nnx.Module`` taking (N, *input_shape) float32 inputs; left unchanged.
+      out_dir: created if needed; its three files are replaced.
+      input_shape: one example's shape, e.g. ``(180, 180, 3)``.
+      platforms: any of "cpu", "cuda", "tpu"; the artifact runs on each of them.
+      preprocessing: what the caller must do to pixels first; default from the model (the
+        ImageNet backbones' ``preprocess_input``, or raw pixels when the model starts with
+        ``Rescaling``).
+      class_names: one per output (two for a single sigmoid output: class 0, then class 1);
+        default ImageNet's for a 1000-class backbone head.
+
+    Returns:
+      ``out_dir``.
+
+    Examples:
+        >>> import tempfile
+        >>> from jaxvision.models import build_model
+        >>> out = export_model(build_model("mnist_convnet"), tempfile.mkdtemp(), input_shape=(28, 28, 1),
+        ...                    platforms=("cpu",))
+        >>> run = load_exported(out)
+        >>> run(np.zeros((3, 28, 28, 1), np.float32)).shape
+        (3, 10)
+    """
+    from jaxvision.train.steps import split  # the same split predict uses
+
+    unknown = sorted(set(platforms) - set(PLATFORMS))
+    if unknown or not platforms:
+        raise ValueError(f"export_model: platforms must be a non-empty subset of {PLATFORMS}, got {tuple(platforms)}")
+    input_shape = tuple(int(d) for d in input_shape)
+    if not input_shape or min(input_shape) <= 0:
+        raise ValueError(f"export_model: input_shape must be positive sizes, got {input_shape}")
+    _, eval_graphdef, params, rngs, state = split(model)
+    param_names, param_tree, param_arrays = _named_leaves(params)
+    state_names, state_tree, state_arrays = _named_leaves(state)
+    weights = {name: np.asarray(a) for name, a in zip(param_names + state_names, param_arrays + state_arrays)}
+    if len(weights) != len(param_names) + len(state_names):
+        raise ValueError(f"export_model: two weights of {type(model).__name__} share a name")
+
+    def infer(named: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+        rebuilt = (jax.tree.unflatten(param_tree, [named[n] for n in param_names]),
+                   jax.tree.unflatten(state_tree, [named[n] for n in state_names]))
+        # The RNG streams are unused in eval mode; they stay constants of the function.
+        return nnx.merge(eval_graphdef, rebuilt[0], rngs, rebuilt[1])(x)
+
+    (batch,) = jax.export.symbolic_shape("b")
+    example = jax.ShapeDtypeStruct((batch, *input_shape), np.float32)
+    specs = {name: jax.ShapeDtypeStruct(a.shape, a.dtype) for name, a in weights.items()}
+    try:
+        exported = jax.export.export(jax.jit(infer), platforms=tuple(platforms))(specs, example)
+    except Exception as e:
+        raise ValueError(f"export_model: {type(model).__name__} does not export for {tuple(platforms)} with a "
+                         f"symbolic batch: {type(e).__name__}: {e}") from e
+    (output,) = exported.out_avals
+    outputs = int(output.shape[-1])
+    if class_names is None:
+        class_names = _default_class_names(model, outputs)
+    elif len(class_names) != outputs and not (outputs == 1 and len(class_names) == 2):
+        raise ValueError(f"export_model: {len(class_names)} class_names for {outputs} outputs "
+                         "(a single sigmoid output takes two: class 0, class 1)")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **weights)
+    weights_bytes = buffer.getvalue()
+    contract = {
+        "format": FORMAT,
+        "function": FUNCTION_FILE,
+        "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights_bytes).hexdigest(), "count": len(weights)},
+        "input": {"shape": [None, *input_shape], "dtype": "float32"},
+        "output": {"shape": [None, *map(int, output.shape[1:])], "dtype": str(output.dtype)},
+        "preprocessing": preprocessing if preprocessing is not None else _default_preprocessing(model),
+        "class_names": None if class_names is None else [str(c) for c in class_names],
+        "platforms": list(platforms),
+        "model": json.loads(getattr(model, "build_config", "null") or "null"),
+    }
+    _write_atomic(out / WEIGHTS_FILE, weights_bytes)
+    _write_atomic(out / FUNCTION_FILE, bytes(exported.serialize()))
+    _write_atomic(out / CONTRACT_FILE, json.dumps(contract, indent=1).encode())
+    return out
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
+                      input_shape: Sequence[int] | None = None, platforms: Sequence[str] = PLATFORMS,
+                      class_names: Sequence[str] | None = None, trusted_modules: Sequence[str] = ()) -> Path:
+    """:func:`export_model` of the model :func:`~jaxvision.train.load_model` rebuilds from
+    ``checkpoint``. ``input_shape`` defaults to the ``image_size`` recorded in the checkpoint's
+    folder or its run folder (``config.json``/``metrics.json``), with 3 channels."""
+    from jaxvision.train import load_model
+
+    model = load_model(checkpoint, trusted_modules=trusted_modules)
+    if input_shape is None:
+        input_shape = _recorded_input_shape(Path(checkpoint), model)
+    return export_model(model, out_dir, input_shape=input_shape, platforms=platforms, class_names=class_names)
+
+
+def _recorded_input_shape(checkpoint: Path, model: nnx.Module) -> tuple[int, ...]:
+    config = json.loads(getattr(model, "build_config", "{}") or "{}").get("kwargs", {})
+    for key in ("input_shape", "image_size"):
+        if config.get(key):
+            size = config[key]
+            return tuple(size) if key == "input_shape" else (*([size] * 2 if isinstance(size, int) else size), 3)
+    for folder in (checkpoint, checkpoint.parent):
+        for name in ("config.json", "metrics.json"):
+            if (folder / name).is_file():
+                size = json.loads((folder / name).read_text()).get("image_size")
+                if size is not None:
+                    return (*([size] * 2 if isinstance(size, int) else size[:2]), 3)
+    raise ValueError(f"{checkpoint}: no image size recorded beside the checkpoint; pass --input-shape H,W,C")
+
+
+def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
+    """Read an exported folder back, checking it, and return ``run(x) -> outputs``.
+
+    Checked before anything runs: the three files are regular files inside ``folder``; the
+    contract is a small JSON object of the expected format; the weights archive holds plain
+    arrays (no pickles) within a budget of its size, with the recorded sha256; the weights'
+    names, shapes and dtypes and the input shape equal the exported function's signature.
+    Any mismatch raises :class:`ExportError` naming the file.
+    """
+    folder = Path(folder)
+    contract_path = _member(folder, CONTRACT_FILE, "export contract")
+    if contract_path.stat().st_size > MAX_CONTRACT_BYTES:
+        raise ExportError(f"{contract_path}: {contract_path.stat().st_size:,} bytes, more than a contract's "
+                          f"{MAX_CONTRACT_BYTES:,}")
+    try:
+        contract = json.loads(contract_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ExportError(f"{contract_path}: not JSON ({e})") from None
+    if not isinstance(contract, dict) or contract.get("format") != FORMAT:
+        raise ExportError(f"{contract_path}: not a {FORMAT} contract")
+    shape = contract.get("input", {}).get("shape") if isinstance(contract.get("input"), dict) else None
+    if (not isinstance(shape, list) or len(shape) < 2 or shape[0] is not None
+            or not all(isinstance(d, int) and d > 0 for d in shape[1:])):
+        raise ExportError(f"{contract_path}: input.shape must be [null, positive sizes...], got {shape!r}")
+
+    function_path = _member(folder, FUNCTION_FILE, "exported function")
+    try:
+        exported = jax.export.deserialize(bytearray(function_path.read_bytes()))
+    except Exception as e:  # a corrupt flatbuffer raises many types
+        raise ExportError(f"{function_path}: not a serialized jax.export.Exported ({type(e).__name__}: {e})") from None
+    weights = _read_weights(_member(folder, WEIGHTS_FILE, "exported weights"), contract)
+
+    expected_tree = jax.tree.structure(((weights, 0), {}))
+    if exported.in_tree != expected_tree:
+        names = set(weights)
+        signature = jax.tree.unflatten(exported.in_tree, [0] * len(exported.in_avals))[0][0]
+        wanted = set(signature) if isinstance(signature, dict) else set()
+        raise ExportError(f"{folder / WEIGHTS_FILE}: weight names do not match {function_path.name}'s signature; "
+                          f"missing {sorted(wanted - names)[:5]}, unexpected {sorted(names - wanted)[:5]}")
+    *weight_avals, input_aval = exported.in_avals
+    for (name, array), aval in zip(sorted(weights.items()), weight_avals):
+        if array.shape != aval.shape or array.dtype != aval.dtype:
+            raise ExportError(f"{folder / WEIGHTS_FILE}: {name} is {array.dtype}{list(array.shape)}, "
+                              f"{function_path.name} takes {aval.dtype}{list(aval.shape)}")
+    if [str(d) if i == 0 else d for i, d in enumerate(input_aval.shape)][1:] != shape[1:]:
+        raise ExportError(f"{contract_path}: input.shape {shape} does not match {function_path.name}'s input "
+                          f"{input_aval.shape}")
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if x.shape[1:] != tuple(shape[1:]):
+            raise ValueError(f"{folder}: inputs must have shape (batch, {', '.join(map(str, shape[1:]))}), "
+                             f"got {x.shape}")
+        return np.asarray(exported.call(weights, x))
+
+    return run
+
+
+def _member(folder: Path, name: str, what: str) -> Path:
+    """``folder / name``, a regular file that is not a link: an exported folder is read, never
+    what it points to."""
+    path = folder / name
+    if path.is_symlink():
+        raise ExportError(f"{path}: {what} is a symbolic link; an exported folder must hold its own files")
+    return regular_file(path, what)
+
+
+def _read_weights(path: Path, contract: dict) -> dict[str, np.ndarray]:
+    expected = contract.get("weights", {}).get("sha256") if isinstance(contract.get("weights"), dict) else None
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ExportError(f"{path}: sha256 differs from the contract's; the weights were changed or swapped")
+    budget = Budget(str(path), len(data))
+    weights = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    raise ExportError(f"{path}: member {member!r} is not an .npy array")
+                raw = read_member(archive, member, budget)
+                weights[member[:-4]] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, EOFError) as e:
+        if isinstance(e, ExportError):
+            raise
+        raise ExportError(f"{path}: not a weights archive of plain arrays ({type(e).__name__}: {e})") from None
+    return weights
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jaxvision.export", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="a checkpoint folder (ModelCheckpoint or save_checkpoint)")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--platforms", default=",".join(PLATFORMS), help="comma-separated, from cpu,cuda,tpu")
+    p.add_argument("--input-shape", default=None, help="H,W,C (default: the image size recorded with the run)")
+    p.add_argument("--class-names", default=None, help="comma-separated, one per output")
+    p.add_argument("--trusted-module", action="append", default=[], help="import this module to rebuild the model")
+    args = p.parse_args(argv)
+    try:
+        shape = None if args.input_shape is None else tuple(int(d) for d in args.input_shape.split(","))
+        out = export_checkpoint(args.checkpoint, args.out_dir, input_shape=shape,
+                                platforms=tuple(args.platforms.split(",")),
+                                class_names=None if args.class_names is None else args.class_names.split(","),
+                                trusted_modules=args.trusted_module)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    contract = json.loads((out / CONTRACT_FILE).read_text())
+    print(f"wrote {out}: input {contract['input']['shape']}, output {contract['output']['shape']}, "
+          f"platforms {', '.join(contract['platforms'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

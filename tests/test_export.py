@@ -1,0 +1,195 @@
+"""jaxvision.export: the command writes a model that runs with only jax and numpy (the README's
+lines, in a fresh process where importing jaxvision, flax or keras fails) and gives predict's
+outputs; the loader refuses tampered folders with named errors."""
+
+import io
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxvision.export import ExportError, export_model, load_exported
+from jaxvision.models import build_model
+from jaxvision.train import predict, save_checkpoint
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# Run first in the fresh process: these imports must not be needed.
+BLOCK_IMPORTS = """import sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("jaxvision", "flax", "keras", "optax", "orbax", "grain"):
+            raise ImportError(f"{name} is not installed here")
+sys.meta_path.insert(0, Blocked())
+"""
+
+
+def readme_snippet() -> str:
+    (code,) = re.findall(r"```python exported\n(.*?)```", README.read_text(), flags=re.S)
+    return code
+
+
+def run_readme_snippet(folder: Path, inputs: np.ndarray) -> np.ndarray:
+    """The README's lines on ``folder`` in a new interpreter, then on ``inputs`` instead of zeros."""
+    np.save(folder / "inputs.npy", inputs)
+    code = readme_snippet().replace('folder = "exported/"', f'folder = "{folder}/"')
+    assert f'folder = "{folder}/"' in code
+    code = (BLOCK_IMPORTS + code + "assert outputs.shape[0] == 2\n"
+            + "outputs = np.asarray(model.call(weights, np.load(folder + 'inputs.npy')))\n"
+            + "np.save(folder + 'outputs.npy', outputs)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return np.load(folder / "outputs.npy")
+
+
+def export_command(checkpoint: Path, out: Path, *flags: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "jaxvision.export", str(checkpoint), str(out), *flags],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith(f"wrote {out}: input ")
+    return json.loads((out / "contract.json").read_text())
+
+
+def test_a_book_model_and_the_segmenter_run_with_only_jax_and_numpy(tmp_path):
+    rng = np.random.default_rng(0)
+    # The mini-Xception (BatchNorm statistics and Dropout) with non-trivial statistics.
+    xception = build_model("mini_xception", augmented=False, seed=3)
+    xception.block1_bn1.moving_mean[...] = rng.normal(size=32).astype(np.float32)
+    save_checkpoint(tmp_path / "xception", xception)
+    (tmp_path / "metrics.json").write_text(json.dumps({"image_size": 64}))  # as the training scripts record it
+    contract = export_command(tmp_path / "xception", tmp_path / "xception_out", "--class-names", "cat,dog")
+    assert contract["input"] == {"shape": [None, 64, 64, 3], "dtype": "float32"}
+    assert contract["output"]["shape"] == [None, 1] and contract["class_names"] == ["cat", "dog"]
+    assert contract["platforms"] == ["cpu", "cuda", "tpu"] and contract["model"]["name"] == "mini_xception"
+    assert contract["preprocessing"].startswith("none: RGB pixels in [0, 255]")
+
+    segmenter = build_model("segmentation_model", image_size=[48, 48], seed=1)
+    save_checkpoint(tmp_path / "segmenter", segmenter)
+    export_command(tmp_path / "segmenter", tmp_path / "segmenter_out", "--platforms", "cpu")
+
+    for model, out, size in ((xception, "xception_out", 64), (segmenter, "segmenter_out", 48)):
+        x = rng.uniform(0, 255, (3, size, size, 3)).astype(np.float32)  # a batch size the export never saw
+        np.testing.assert_allclose(run_readme_snippet(tmp_path / out, x), predict(model, x), rtol=1e-6, atol=1e-6)
+
+
+def test_the_class_names_must_match_the_outputs(tmp_path):
+    with pytest.raises(ValueError, match=r"export_model: 3 class_names for 10 outputs"):
+        export_model(build_model("mnist_convnet"), tmp_path, input_shape=(28, 28, 1), platforms=("cpu",),
+                     class_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"platforms must be a non-empty subset of \('cpu', 'cuda', 'tpu'\)"):
+        export_model(build_model("mnist_convnet"), tmp_path, input_shape=(28, 28, 1), platforms=("rocm",))
+
+
+def test_the_imagenet_mobilenet_names_the_elephant_with_only_jax_and_numpy(tmp_path):
+    from PIL import Image
+
+    from jaxvision.applications import MobileNet
+    from jaxvision.data import data_root
+
+    model = MobileNet(alpha=0.75, weights="imagenet")
+    save_checkpoint(tmp_path / "mobilenet", model)
+    contract = export_command(tmp_path / "mobilenet", tmp_path / "out", "--input-shape", "224,224,3")
+    assert contract["preprocessing"].startswith("x / 127.5 - 1") and len(contract["class_names"]) == 1000
+    with Image.open(data_root() / "images" / "elephant.jpg") as img:
+        photo = np.asarray(img.convert("RGB").resize((224, 224), Image.BILINEAR), np.float32)
+    x = np.stack([photo, photo[:, ::-1]]) / np.float32(127.5) - np.float32(1)  # as the contract says
+    outputs = run_readme_snippet(tmp_path / "out", x)
+    np.testing.assert_allclose(outputs, predict(model, x), rtol=1e-6, atol=1e-6)
+    assert [contract["class_names"][i] for i in outputs.argmax(-1)] == ["African_elephant"] * 2
+    assert outputs[0].max() == pytest.approx(0.6089, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exported")
+    model = build_model("mnist_convnet")
+    export_model(model, out, input_shape=(28, 28, 1), platforms=("cpu",))
+    return out, model
+
+
+def test_load_exported_runs_any_batch_and_checks_the_input(exported):
+    folder, model = exported
+    x = np.random.default_rng(1).uniform(0, 1, (5, 28, 28, 1)).astype(np.float32)
+    run = load_exported(folder)
+    np.testing.assert_allclose(run(x), predict(model, x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"inputs must have shape \(batch, 28, 28, 1\), got \(5, 28, 28\)"):
+        run(x[..., 0])
+
+
+def tampered(exported, tmp_path) -> Path:
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("model.jax", "weights.npz", "contract.json"):
+        (folder / name).write_bytes((exported[0] / name).read_bytes())
+    return folder
+
+
+def rewrite_weights(folder: Path, change) -> None:
+    """Replace weights.npz by ``change(dict)`` and record its sha256, so only the change is wrong."""
+    import hashlib
+
+    weights = dict(np.load(folder / "weights.npz"))
+    buffer = io.BytesIO()
+    np.savez(buffer, **change(weights))
+    (folder / "weights.npz").write_bytes(buffer.getvalue())
+    contract = json.loads((folder / "contract.json").read_text())
+    contract["weights"]["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    (folder / "contract.json").write_text(json.dumps(contract))
+
+
+def edit_contract(folder: Path, **changes) -> None:
+    contract = json.loads((folder / "contract.json").read_text())
+    (folder / "contract.json").write_text(json.dumps({**contract, **changes}))
+
+
+def pickled_object_array(folder: Path) -> None:
+    rewrite_weights(folder, lambda w: {**w, "dense/kernel": np.array([{"x": 1}], dtype=object)})
+
+
+@pytest.mark.parametrize("attack, match", [
+    (lambda f: (f / "weights.npz").write_bytes((f / "weights.npz").read_bytes()[:-10]),
+     r"weights.npz: sha256 differs from the contract's"),
+    (lambda f: rewrite_weights(f, lambda w: {("conv2d/kernel2" if k == "conv2d/kernel" else k): v for k, v in w.items()}),
+     r"weights.npz: weight names do not match model.jax's signature; missing \['conv2d/kernel'\], "
+     r"unexpected \['conv2d/kernel2'\]"),
+    (lambda f: rewrite_weights(f, lambda w: {**w, "conv2d/bias": np.zeros(65, np.float32)}),
+     r"weights.npz: conv2d/bias is float32\[65\], model.jax takes float32\[64\]"),
+    (pickled_object_array, r"weights.npz: not a weights archive of plain arrays .*allow_pickle"),
+    (lambda f: edit_contract(f, input={"shape": [None, 32, 32, 1], "dtype": "float32"}),
+     r"contract.json: input.shape \[None, 32, 32, 1\] does not match model.jax's input \(b, 28, 28, 1\)"),
+    (lambda f: edit_contract(f, input={"shape": [4, 28, 28, 1]}), r"contract.json: input.shape must be \[null"),
+    (lambda f: edit_contract(f, format="other/1"), r"contract.json: not a jaxvision.export/1 contract"),
+    (lambda f: (f / "contract.json").write_text("{"), r"contract.json: not JSON"),
+    (lambda f: (f / "model.jax").write_bytes(b"\x00" * 64), r"model.jax: not a serialized jax.export.Exported"),
+])
+def test_tampered_folders_are_named_errors(exported, tmp_path, attack, match):
+    folder = tampered(exported, tmp_path)
+    attack(folder)
+    with pytest.raises(ExportError, match=match):
+        load_exported(folder)
+
+
+def test_a_zip_member_inflating_beyond_its_budget_is_refused(exported, tmp_path):
+    import hashlib
+
+    folder = tampered(exported, tmp_path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb.npy", b"\x00" * (64 << 20))  # 64 MiB of zeros in ~64 KB
+    (folder / "weights.npz").write_bytes(buffer.getvalue())
+    edit_contract(folder, weights={"file": "weights.npz", "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()})
+    with pytest.raises(ValueError, match=r"weights.npz: .*member bomb.npy"):
+        load_exported(folder)
+
+
+def test_a_symlinked_file_is_refused(exported, tmp_path):
+    folder = tampered(exported, tmp_path)
+    (folder / "contract.json").unlink()
+    (folder / "contract.json").symlink_to(exported[0] / "contract.json")
+    with pytest.raises(ExportError, match=r"contract.json: export contract is a symbolic link"):
+        load_exported(folder)
