@@ -31,7 +31,7 @@ docs: $(VENV)/.installed-dev
 	$(VENV)/bin/mkdocs build --strict
 
 port-check: $(VENV)/.installed-dev
-	$(PY) -m pytest -q tests/train/test_portability.py
+	JAXVISION_DATA=$(DATA) $(PY) bench/port_check.py
 
 figures: $(VENV)/.installed
 	JAXVISION_DATA=$(DATA) $(PY) docs/make_figures.py

@@ -6,7 +6,8 @@
 #     bash bench/book_profile_gpu.sh [OUT]            # default OUT: runs/book_gpu
 # Writes OUT/log.txt (device, per-experiment progress, wall times), OUT/summary.md and .json
 # (accuracy per experiment), the runs' metrics.json and figures, and OUT/bench_training.json
-# (images/s against Keras 3 on the same GPU). A second run reuses OUT/xla_cache.
+# (images/s against Keras 3 on the same GPU); the log prints each experiment's estimated time
+# (bench/port_check.py) beside its measured one. A second run reuses OUT/xla_cache.
 set -euo pipefail
 out=${1:-runs/book_gpu}
 mkdir -p "$out"
@@ -17,5 +18,7 @@ mkdir -p "$out"
   start=$(date +%s)
   python experiments/run_all.py --profile book --out "$out" --compile-cache "$out/xla_cache" "${@:2}"
   echo "run_all wall time: $(( $(date +%s) - start )) s"
+  # The roofline estimates (bench/port_check.py) beside what was measured, per experiment.
+  python bench/port_check.py --estimates-only --measured "$out/summary.json"
   python bench/bench_training.py --out "$out/bench_training.json"
 } 2>&1 | tee "$out/log.txt"

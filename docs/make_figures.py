@@ -1,6 +1,5 @@
-"""Copy the figures the quick-profile experiments wrote (``runs/``) into ``docs/figures/`` for the
-chapter pages, and draw the one no experiment writes (nine augmentations of one training image,
-listing 8.14's ``data_augmentation``). Never edit the figures by hand; run:
+"""Copy the figures the experiments wrote (``runs/``) into ``docs/figures/`` for the chapter
+pages. Every figure is written by an experiment; never edit them by hand. Run:
 
     python experiments/run_all.py --profile quick       # or the single commands below
     python docs/make_figures.py
@@ -12,14 +11,17 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS, OUT = ROOT / "runs", ROOT / "docs" / "figures"
 
 # docs/figures/<name> ← runs/<path>, and the command that writes it
+SAM_FIGURES = "experiments/ch11_sam.py --checkpoint tests/models/segment_anything/sam_tiny.pth --book-figures --out runs/ch11_sam_figures"
 FIGURES = {
+    "figure_8_8.png": ("ch08_dogs_vs_cats_scratch/figure_8_8.png",
+                       "experiments/ch08_dogs_vs_cats.py --variant scratch --figures-only"),
+    "figure_8_10.png": ("ch08_dogs_vs_cats_augmented/figure_8_10.png",
+                        "experiments/ch08_dogs_vs_cats.py --variant augmented --figures-only"),
     "ch08_mnist_accuracy.png": ("ch08_mnist_convnet_quick/curves_accuracy.png",
                                 "experiments/ch08_mnist_convnet.py --profile quick --out runs/ch08_mnist_convnet_quick"),
     "ch08_scratch_accuracy.png": ("ch08_dogs_vs_cats_scratch/curves_accuracy.png",
@@ -30,36 +32,25 @@ FIGURES = {
                                     "experiments/ch08_dogs_vs_cats.py --variant augmented --profile quick"),
     "ch09_mini_xception_accuracy.png": ("ch09_mini_xception/curves_accuracy.png",
                                         "experiments/ch09_mini_xception.py --profile quick"),
-    "ch10_input.png": ("ch10_activations/input.png", "experiments/ch10_activations.py"),
-    "ch10_activations_conv2d.png": ("ch10_activations/activations/conv2d.png", "experiments/ch10_activations.py"),
-    "ch10_filters_conv_pw_1.png": ("ch10_filters/filters_conv_pw_1.png", "experiments/ch10_filters.py"),
-    "ch10_filters_conv_pw_6.png": ("ch10_filters/filters_conv_pw_6.png", "experiments/ch10_filters.py"),
-    "ch10_elephant_gradcam.png": ("ch10_gradcam/elephant_gradcam.png", "experiments/ch10_gradcam.py"),
+    "ch10_input.png": ("ch10_activations/input.png", "experiments/run_all.py --profile quick --only ch10_activations"),
+    "figure_10_2.png": ("ch10_activations/figure_10_2.png", "experiments/run_all.py --profile quick --only ch10_activations"),
+    "ch10_activations_conv2d.png": ("ch10_activations/activations/conv2d.png",
+                                    "experiments/run_all.py --profile quick --only ch10_activations"),
+    "figure_10_5.png": ("ch10_filters/figure_10_5.png", "experiments/run_all.py --profile quick --only ch10_filters"),
+    "ch10_filters_block3_sepconv1.png": ("ch10_filters/filters_block3_sepconv1.png",
+                                         "experiments/run_all.py --profile quick --only ch10_filters"),
+    "ch10_filters_conv_pw_1.png": ("ch10_filters_imagenet/filters_conv_pw_1.png",
+                                   "experiments/run_all.py --profile quick --only ch10_filters_imagenet"),
+    "ch10_elephant_gradcam.png": ("ch10_gradcam_imagenet/elephant_gradcam.png",
+                                  "experiments/run_all.py --profile quick --only ch10_gradcam_imagenet"),
+    "figure_11_3.png": ("ch11_segmentation/figure_11_3.png", "experiments/ch11_segmentation.py --figures-only"),
+    "figure_11_4.png": ("ch11_segmentation/figure_11_4.png", "experiments/ch11_segmentation.py --figures-only"),
     "ch11_segmentation_predictions.png": ("ch11_segmentation/predictions.png",
                                           "experiments/ch11_segmentation.py --profile quick"),
     "ch11_segmentation_iou.png": ("ch11_segmentation/curves_foreground_iou.png",
                                   "experiments/ch11_segmentation.py --profile quick"),
-    "ch11_sam_prompt_mask.png": ("ch11_sam/prompt_mask.png",
-                                 "experiments/ch11_sam.py --checkpoint tests/models/segment_anything/sam_tiny.pth"),
-    "ch11_sam_candidates.png": ("ch11_sam/candidates.png",
-                                "experiments/ch11_sam.py --checkpoint tests/models/segment_anything/sam_tiny.pth"),
+    **{f"figure_11_{n}.png": (f"ch11_sam_figures/figure_11_{n}.png", SAM_FIGURES) for n in range(9, 16)},
 }
-
-
-def augmentation_grid(out: Path) -> None:
-    """Figure 8.10: nine augmentations of the first training cat, 180 px, the book's layers."""
-    from flax import nnx
-
-    from jaxvision.data import data_root
-    from jaxvision.data.image_io import load_rgb, resize
-    from jaxvision.models.augmentation import data_augmentation
-
-    image = resize(load_rgb(sorted((data_root() / "dogs_vs_cats_small" / "train" / "cat").iterdir())[0]), (180, 180))
-    augment = data_augmentation(nnx.Rngs(augment=0))
-    augment.train()
-    tiles = [np.clip(np.asarray(augment(image[None]))[0], 0, 255).astype(np.uint8) for _ in range(9)]
-    rows = [np.concatenate(tiles[i:i + 3], axis=1) for i in (0, 3, 6)]
-    Image.fromarray(np.concatenate(rows, axis=0)).save(out)
 
 
 def main() -> int:
@@ -70,11 +61,10 @@ def main() -> int:
             shutil.copyfile(RUNS / source, OUT / name)
         else:
             missing.append(f"runs/{source}: python {command}")
-    augmentation_grid(OUT / "ch08_augmentation.png")
     if missing:
         print("missing (run these first):\n  " + "\n  ".join(sorted(set(missing))), file=sys.stderr)
         return 1
-    print(f"wrote {len(FIGURES) + 1} figures to {OUT}")
+    print(f"wrote {len(FIGURES)} figures to {OUT}")
     return 0
 
 

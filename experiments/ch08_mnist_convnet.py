@@ -24,14 +24,15 @@ from jaxvision.train import evaluate, fit, plot_history
 
 NAME = "ch08_mnist_convnet"
 
+PROFILES = {"book": {"epochs": 5, "batch_size": 64}, "quick": {"epochs": 5, "batch_size": 64}}
+
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__, NAME)
     p.add_argument("--profile", choices=("book", "quick"), default="book",
                    help="both follow the book: MNIST trains in minutes on a CPU")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (smoke tests)")
-    args = _common.apply_profile(p.parse_args(argv), {"book": {"epochs": 5, "batch_size": 64},
-                                                      "quick": {"epochs": 5, "batch_size": 64}})
+    args = _common.apply_profile(p.parse_args(argv), PROFILES)
     if (done := _common.finished(args)) is not None:
         return done
     ((x_train, y_train), (x_test, y_test)), source = load_mnist_or_sample(args.data_dir)

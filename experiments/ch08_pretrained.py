@@ -80,7 +80,10 @@ def classifier(args: argparse.Namespace) -> Sequential:
     """Listing 8.29: augmentation → preprocessing (x / 127.5 − 1) → frozen backbone → head."""
     rngs = model_rngs(args.seed)
     base = backbone(args)
+    before = len(base.trainable_weights)
     base.trainable = False
+    # Listing 8.29's check (the book's Xception: 154 → 0; MobileNet: 81 → 0).
+    _common.say(f"trainable weights of the backbone before freezing: {before}, after: {len(base.trainable_weights)}")
     channels = list(base.layer_shapes((1, args.image_size, args.image_size, 3)).values())[-1][-1]
     return Sequential([("data_augmentation", data_augmentation(rngs)),
                        ("preprocessing", Rescaling(1 / 127.5, offset=-1.0)), ("backbone", base),

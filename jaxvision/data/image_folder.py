@@ -165,6 +165,40 @@ class ImageFolderDataset:
         epoch, self._epoch = self._epoch, self._epoch + 1
         return iter(self._pipeline(epoch, shuffle=self.shuffle, transform=self._batch_transform))
 
+    def examples(self) -> grain.MapDataset:
+        """Every ``(image, label)`` pair (or image, with ``label_mode=None``), decoded when read,
+        as grain's own ``MapDataset``: index it, iterate it, and chain grain's ``shuffle``,
+        ``map``, ``batch``, slicing (``take``) and ``to_iter_dataset(...)`` (prefetching) as the
+        book chains ``tf.data`` (listings 8.11-8.13). Batching stacks examples into exactly the
+        batches ``iter(self)`` yields. Not split between processes.
+
+        Examples:
+            >>> import pathlib, tempfile, numpy as np
+            >>> from PIL import Image
+            >>> root = pathlib.Path(tempfile.mkdtemp())
+            >>> for label in ("cat", "dog"):
+            ...     (root / label).mkdir()
+            ...     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / label / "0.png")
+            >>> data = image_dataset_from_directory(root, image_size=(4, 4), label_mode="binary")
+            >>> image, label = data.examples()[1]
+            >>> image.shape, label
+            ((4, 4, 3), array([1.], dtype=float32))
+            >>> [x.shape for x in next(iter(data.examples().shuffle(seed=0).batch(2)))]
+            [(2, 4, 4, 3), (2, 1)]
+        """
+        return grain.MapDataset.source(self._records).map(self._example)
+
+    def _example(self, record: tuple[str, int]):
+        path, label = record
+        image = resize(load_rgb(path), self.image_size, self._interpolation)
+        if self.label_mode is None:
+            return image
+        if self.label_mode == "int":
+            return image, np.int32(label)
+        if self.label_mode == "binary":
+            return image, np.array([label], np.float32)
+        return image, np.eye(len(self.class_names), dtype=np.float32)[label]
+
     def as_arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
         """All images (in ``file_paths`` order, no ``batch_transform``) and labels at once."""
         batches = list(self._pipeline(0, shuffle=False, transform=None, every_process_all=True))
@@ -174,14 +208,12 @@ class ImageFolderDataset:
 
     def _pipeline(self, epoch: int, *, shuffle: bool, transform: Callable | None,
                   every_process_all: bool = False) -> grain.IterDataset:
-        ds = grain.MapDataset.source(self._records)
+        ds = self.examples()  # decoded lazily: only the examples this process keeps are read
         if shuffle:
             ds = ds.shuffle(seed=epoch_seed(self.seed, epoch, 0))
         # With several processes, each loads its part of every global batch (unless all is asked for).
         ds, batch_size = (ds, self.batch_size) if every_process_all else this_process_share(ds, self.batch_size)
-        ds = ds.map(partial(_load_example, image_size=self.image_size, interpolation=self._interpolation))
-        collate = partial(_collate, label_mode=self.label_mode, num_classes=len(self.class_names or ()))
-        ds = ds.batch(batch_size, batch_fn=collate)
+        ds = ds.batch(batch_size)
         if transform is not None:
             ds = ds.random_map(transform, seed=epoch_seed(self.seed, epoch, 1))
         options = grain.ReadOptions(num_threads=_READ_THREADS, prefetch_buffer_size=2 * _READ_THREADS)
@@ -191,23 +223,6 @@ class ImageFolderDataset:
             it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.num_workers),
                                 worker_init_fn=_host_only_worker)
         return it
-
-
-def _load_example(record: tuple[str, int], *, image_size: tuple[int, int], interpolation: str):
-    path, label = record
-    return resize(load_rgb(path), image_size, interpolation), label
-
-
-def _collate(examples, *, label_mode: str | None, num_classes: int):
-    images = np.stack([image for image, _ in examples])
-    if label_mode is None:
-        return images
-    ids = np.array([label for _, label in examples], dtype=np.int32)
-    if label_mode == "int":
-        return images, ids
-    if label_mode == "binary":
-        return images, ids.astype(np.float32)[:, None]
-    return images, np.eye(num_classes, dtype=np.float32)[ids]
 
 
 def _host_only_worker(worker_index: int, worker_count: int) -> None:

@@ -55,6 +55,19 @@ class Layer(nnx.Module):
     def trainable(self) -> bool:
         return self.__dict__.get("_trainable", True)
 
+    @property
+    def trainable_weights(self) -> list[jax.Array]:
+        """The parameters ``fit`` trains, as Keras's ``trainable_weights`` (listing 8.29 counts
+        them: 154 for the Xception base, 0 once ``base.trainable = False``)."""
+        return jax.tree.leaves(nnx.state(self, trainable_filter(self)))
+
+    @property
+    def non_trainable_weights(self) -> list[jax.Array]:
+        """Frozen parameters and BatchNorm moving statistics, as Keras's ``non_trainable_weights``."""
+        trainable = trainable_filter(self)
+        return jax.tree.leaves(nnx.state(self, lambda path, value: isinstance(value, (nnx.Param, nnx.BatchStat))
+                                         and not trainable(path, value)))
+
     @trainable.setter
     def trainable(self, value: bool) -> None:
         set_trainable(self, value)

@@ -8,21 +8,27 @@ from jaxvision.models.rngs import model_rngs
 
 
 @register
-def mnist_convnet(num_classes: int = 10, seed: int = 0) -> Sequential:
+def mnist_convnet(num_classes: int = 10, seed: int = 0, pooling: bool = True) -> Sequential:
     """Listing 8.1: three 3×3 convs (64, 128, 256), two max-pools, global average pooling,
-    softmax; 372,234 parameters on 28×28×1 inputs.
+    softmax; 372,234 parameters on 28×28×1 inputs. ``pooling=False`` is listing 8.5's
+    "incorrectly structured" convnet without its max-pooling layers: the same 372,234
+    parameters (pooling has none), but the last conv sees only 7×7 input windows and runs on
+    22×22 maps instead of 3×3: about 15 times the multiply-adds.
 
     Examples:
         >>> import jax.numpy as jnp
         >>> mnist_convnet()(jnp.zeros((2, 28, 28, 1))).shape
         (2, 10)
+        >>> mnist_convnet(pooling=False).layer_shapes((1, 28, 28, 1))["conv2d_2"]
+        (1, 22, 22, 256)
     """
     rngs = model_rngs(seed)
+    pools = (lambda: [MaxPooling2D(2)]) if pooling else (lambda: [])
     return Sequential([
         Conv2D(1, 64, 3, activation="relu", rngs=rngs),
-        MaxPooling2D(2),
+        *pools(),
         Conv2D(64, 128, 3, activation="relu", rngs=rngs),
-        MaxPooling2D(2),
+        *pools(),
         Conv2D(128, 256, 3, activation="relu", rngs=rngs),
         GlobalAveragePooling2D(),
         Dense(256, num_classes, activation="softmax", rngs=rngs),

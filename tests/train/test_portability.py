@@ -2,38 +2,19 @@
 (forward, loss, backward, Keras's Adam, metrics), for every registered model, in float32 and
 under ``mixed_bfloat16``, data-parallel over an abstract 8-device mesh, is exported with
 ``jax.export`` for ``("tpu", "cuda")``; so are ``predict`` and Grad-CAM. Models are built
-abstractly (``nnx.eval_shape``): only tracing and lowering, nothing is compiled or run."""
+abstractly (``nnx.eval_shape``): only tracing and lowering, nothing is compiled or run. The
+checks are ``bench/port_check.py``'s, which ``make port-check`` runs with step-cost estimates."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 from flax import nnx
-from jax.sharding import AbstractMesh, AxisType, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxvision.layers import policy_scope
 from jaxvision.models import build_model
 from jaxvision.models.registry import registered
-from jaxvision.optimizers import get_optimizer
-from jaxvision.train.losses import get_loss
-from jaxvision.train.metrics import get_metric
-from jaxvision.train.sharding import Placement
-from jaxvision.train.steps import Carry, get_steps, init_sums, split, stream_tags
-
-MESH = AbstractMesh((8,), ("data",), axis_types=(AxisType.Auto,))
-PLATFORMS = ("tpu", "cuda")
-# name → (builder arguments, input shape of one 8-device batch, loss, label shape)
-MODELS = {
-    "mnist_convnet": ({}, (8, 28, 28, 1), "sparse_categorical_crossentropy", (8,)),
-    "dogs_vs_cats_convnet": ({"augmented": True}, (8, 80, 80, 3), "binary_crossentropy", (8,)),
-    "residual_convnet": ({}, (8, 32, 32, 3), "binary_crossentropy", (8,)),
-    "mini_xception": ({}, (8, 64, 64, 3), "binary_crossentropy", (8,)),
-    "segmentation_model": ({"image_size": [32, 32]}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8, 32, 32)),
-    "residual_segmentation_model": ({"image_size": [32, 32]}, (8, 32, 32, 3), "sparse_categorical_crossentropy",
-                                    (8, 32, 32)),
-    "mobilenet": ({"alpha": 0.25, "classes": 10}, (8, 64, 64, 3), "sparse_categorical_crossentropy", (8,)),
-    "xception": ({"classes": 10}, (8, 71, 71, 3), "sparse_categorical_crossentropy", (8,)),
-}
+from port_check import MESH, MODELS, PLATFORMS, export_steps
 
 
 def test_every_registered_model_is_checked():
@@ -50,31 +31,25 @@ def _abstract(tree, spec):
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_the_train_step_lowers_for_tpu_and_cuda_on_an_8_device_mesh(name, policy):
-    kwargs, shape, loss, label_shape = MODELS[name]
-    with policy_scope(policy):
-        model = nnx.eval_shape(lambda: build_model(name, **kwargs))
-    train_graphdef, eval_graphdef, params, rngs, state = split(model)
-    metrics, optimizer = (get_metric("accuracy"),), get_optimizer("adam")
-    steps = get_steps(train_graphdef, eval_graphdef, get_loss(loss), metrics, optimizer, stream_tags(model),
-                      Placement(MESH))
-    carry = Carry(params, state, jax.eval_shape(optimizer.init, params), init_sums(metrics),
-                  jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
-    args = (_abstract(carry, P()), _abstract(rngs, P()), _abstract(jax.random.key(0), P()),
-            jax.ShapeDtypeStruct(shape, jnp.float32, sharding=NamedSharding(MESH, P("data"))),
-            jax.ShapeDtypeStruct(label_shape, jnp.int32, sharding=NamedSharding(MESH, P("data"))))
-    try:
-        exported = jax.export.export(steps.train_batch, platforms=PLATFORMS)(*args)
-        predict = jax.export.export(steps.predict_batch, platforms=PLATFORMS)(
-            _abstract(params, P()), _abstract(state, P()), _abstract(rngs, P()), args[3])
-    except Exception as error:  # name the model and the step, whatever lowering raised
-        raise AssertionError(f"{name} ({policy}): the train/predict step does not lower for {PLATFORMS}: "
-                             f"{type(error).__name__}: {error}") from error
+    exported, predict = export_steps(name, policy)
     assert exported.platforms == PLATFORMS and exported.nr_devices == 8
     text = exported.mlir_module()
     # Lowered, not compiled: the 8-device mesh and the batch's split over "data" are in the module;
     # XLA adds the collectives (the gradients' all-reduce) when it compiles for the platform.
     assert 'sdy.mesh @mesh = <["data"=8]>' in text and 'sdy.sharding<@mesh, [{"data"}' in text
-    assert predict.out_avals[0].shape[0] == shape[0]
+    assert predict.out_avals[0].shape[0] == MODELS[name][1][0]
+
+
+def test_a_step_that_does_not_lower_is_named(monkeypatch):
+    import jaxvision.layers.pooling as pooling
+
+    def host_callback(self, x):  # a host callback: it cannot be exported for tpu/cuda
+        return jax.pure_callback(lambda a: a, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+    monkeypatch.setattr(pooling.GlobalAveragePooling2D, "__call__", host_callback)
+    with pytest.raises(RuntimeError, match=r"mnist_convnet \(float32\): the train/predict step does not lower "
+                                           r"for \('tpu', 'cuda'\)"):
+        export_steps("mnist_convnet", "float32")
 
 
 def _replicated(tree):
@@ -124,3 +99,42 @@ def test_segment_anything_inference_lowers_for_tpu_and_cuda():
         jax.ShapeDtypeStruct((5, 1, 2), jnp.float32), jax.ShapeDtypeStruct((5, 1), jnp.int32),
         jax.ShapeDtypeStruct((5, 4), jnp.float32))
     assert [a.shape for a in decoded.out_avals][:2] == [(5, 3, 60, 80), (5, 3)]
+
+
+def test_two_hosts_of_four_devices_lower_the_same_step_as_one_host_of_eight():
+    """fit's default mesh over 2 processes × 4 devices (jax.distributed on localhost) gives the
+    train step that 1 process × 8 devices gives, byte for byte: multi-host changes where rows
+    are loaded, not the step."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    runner = Path(__file__).with_name("lower_run.py")
+
+    def env(devices):
+        return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    commands = [([sys.executable, str(runner)], env(8))] + [
+        ([sys.executable, str(runner), "--process", str(i), "--processes", "2", "--coordinator", f"localhost:{port}"],
+         env(4)) for i in range(2)]
+    procs = [subprocess.Popen(c, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c, e in commands]
+    outputs = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=300)
+            assert proc.returncode == 0, stderr[-3000:]
+            outputs.append([line.split() for line in stdout.splitlines()])
+    finally:
+        for proc in procs:
+            proc.kill()
+    one_host, *two_hosts = outputs
+    assert [row[:4] for row in one_host] == [["float32", "1", "8", "8"], ["mixed_bfloat16", "1", "8", "8"]]
+    for rows in two_hosts:
+        assert [row[:4] for row in rows] == [["float32", "2", "8", "8"], ["mixed_bfloat16", "2", "8", "8"]]
+        assert [row[4] for row in rows] == [row[4] for row in one_host]
+    assert one_host[0][4] != one_host[1][4]  # the policy does change the step

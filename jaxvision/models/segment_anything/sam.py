@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxvision.models.segment_anything.common import Buffer
 from jaxvision.models.segment_anything.image_encoder import ImageEncoderViT
 from jaxvision.models.segment_anything.mask_decoder import MaskDecoder
 from jaxvision.models.segment_anything.prompt_encoder import PromptEncoder
@@ -112,14 +113,20 @@ class Sam(nnx.Module):
         return self.mask_decoder(image_embeddings, self.prompt_encoder.dense_pe(), sparse, dense, multimask_output)
 
 
-def count_params(model: nnx.Module) -> int:
-    """Number of ``nnx.Param`` scalars (buffers excluded), as torch's ``parameters()`` counts.
+def count_params(model: nnx.Module, include_buffers: bool = False) -> int:
+    """Number of ``nnx.Param`` scalars, as torch's ``parameters()`` counts (buffers excluded).
+
+    ``include_buffers=True`` adds the prompt encoder's fixed random positional-encoding matrix
+    (2 × 128, a torch buffer), as Keras/KerasHub counts it among the non-trainable weights: the
+    book's vit_h total, 641,090,864, is this count; torch's is 641,090,608.
 
     Examples:
-        >>> count_params(nnx.eval_shape(lambda: Sam(CONFIGS["vit_b"], rngs=nnx.Rngs(0))))
-        93735472
+        >>> sam = nnx.eval_shape(lambda: Sam(CONFIGS["vit_b"], rngs=nnx.Rngs(0)))
+        >>> count_params(sam), count_params(sam, include_buffers=True)
+        (93735472, 93735728)
     """
-    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    kinds = nnx.Any(nnx.Param, Buffer) if include_buffers else nnx.Param
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, kinds)))
 
 
 def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:

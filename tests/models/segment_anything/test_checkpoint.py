@@ -139,10 +139,12 @@ def test_vit_b_state_dict_layout_matches_the_reference():
 
 @pytest.mark.parametrize("name, params, encoder", [("vit_b", 93_735_472, 89_670_912),
                                                    ("vit_l", 312_342_832, 308_278_272),
-                                                   ("vit_h", 641_090_608, 637_026_048)])
+                                                   ("vit_h", 641_090_608, 637_026_048)])  # book: 641_090_864
 def test_parameter_counts(name, params, encoder):
     sam = nnx.eval_shape(lambda: Sam(CONFIGS[name], rngs=nnx.Rngs(0)))
     assert count_params(sam) == params
+    # With the 2 × 128 positional-encoding buffer, as Keras counts it (the book: 641,090,864 for vit_h).
+    assert count_params(sam, include_buffers=True) == params + 256
     assert (count_params(sam.image_encoder), count_params(sam.prompt_encoder),
             count_params(sam.mask_decoder)) == (encoder, 6_220, 4_058_340)
 

@@ -1,0 +1,221 @@
+"""Port check without accelerators, and what each book experiment would cost on one.
+
+    python bench/port_check.py                     # make port-check: every model, then the estimates (~1 min)
+    python bench/port_check.py --estimates-only --markdown BENCHMARKS.md   # the table, into BENCHMARKS.md
+    python bench/port_check.py --estimates-only --measured runs/book_gpu/summary.json  # beside a GPU run
+
+1. For every registered model, ``fit``'s train step (forward, loss, backward, Adam, metrics) and
+   ``predict`` in float32 and ``mixed_bfloat16``, data-parallel over an abstract 8-device mesh,
+   are exported with ``jax.export`` for ("tpu", "cuda"). Lowering only: a model that does not
+   lower is named with its error and the exit status is 1.
+2. For every experiment's ``book`` profile, XLA's FLOPs and bytes accessed for one train step
+   compiled for this CPU, and the roofline **estimates** of the step and of the whole profile on an H100, H200, TPU v5e and v6e
+   (published peaks in ``jaxvision.train.cost.CHIPS``). Estimates, not measurements: see that
+   module for what they leave out.
+"""
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "experiments")]
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from flax import nnx  # noqa: E402
+from jax.sharding import AbstractMesh, AxisType  # noqa: E402
+
+from jaxvision.layers import policy_scope  # noqa: E402
+from jaxvision.models import build_model  # noqa: E402
+from jaxvision.train.cost import CHIPS, lower_train_step, profile_seconds, step_cost  # noqa: E402
+
+MESH = AbstractMesh((8,), ("data",), axis_types=(AxisType.Auto,))
+PLATFORMS = ("tpu", "cuda")
+POLICIES = ("float32", "mixed_bfloat16")
+# Every registered model at a small size: name → (builder arguments, one 8-device batch, loss, labels)
+MODELS = {
+    "mnist_convnet": ({}, (8, 28, 28, 1), "sparse_categorical_crossentropy", (8,)),
+    "dogs_vs_cats_convnet": ({"augmented": True}, (8, 80, 80, 3), "binary_crossentropy", (8,)),
+    "residual_convnet": ({}, (8, 32, 32, 3), "binary_crossentropy", (8,)),
+    "mini_xception": ({}, (8, 64, 64, 3), "binary_crossentropy", (8,)),
+    "segmentation_model": ({"image_size": [32, 32]}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8, 32, 32)),
+    "residual_segmentation_model": ({"image_size": [32, 32]}, (8, 32, 32, 3), "sparse_categorical_crossentropy",
+                                    (8, 32, 32)),
+    "mobilenet": ({"alpha": 0.25, "classes": 10}, (8, 64, 64, 3), "sparse_categorical_crossentropy", (8,)),
+    "xception": ({"classes": 10}, (8, 71, 71, 3), "sparse_categorical_crossentropy", (8,)),
+}
+# The data each book profile trains on: (train, validation) examples.
+DOGS_VS_CATS, MNIST, HORSES = (2000, 1000), (60000, 0), (236, 42)
+
+
+def export_steps(name: str, policy: str):
+    """``(train, predict)``: ``jax.export.Exported`` of fit's train step and of predict for
+    model ``name`` (at its small size) over the abstract 8-device mesh."""
+    kwargs, shape, loss, label_shape = MODELS[name]
+    with policy_scope(policy):
+        model = nnx.eval_shape(lambda: build_model(name, **kwargs))
+    steps, args = lower_train_step(model, loss=loss, input_shape=shape, label_shape=label_shape, mesh=MESH)
+    carry, rngs = args[0], args[1]
+    try:
+        train = jax.export.export(steps.train_batch, platforms=PLATFORMS)(*args)
+        predict = jax.export.export(steps.predict_batch, platforms=PLATFORMS)(carry.params, carry.state, rngs, args[3])
+    except Exception as error:  # name the model and the step, whatever lowering raised
+        raise RuntimeError(f"{name} ({policy}): the train/predict step does not lower for {PLATFORMS}: "
+                           f"{type(error).__name__}: {error}") from error
+    return train, predict
+
+
+def experiments() -> dict:
+    """Experiment → (abstract model builder, loss, label shape per example, label dtype, book profile, data)."""
+    import ch08_dogs_vs_cats
+    import ch08_mnist_convnet
+    import ch08_pretrained
+    import ch09_mini_xception
+    import ch09_residual_blocks
+    import ch11_segmentation
+
+    def pretrained(finetune: bool):
+        def build():
+            from argparse import Namespace
+
+            from jaxvision.applications import mobilenet
+            from jaxvision.layers import unfreeze_except_batchnorm
+
+            original = ch08_pretrained.backbone
+            ch08_pretrained.backbone = lambda args: mobilenet(alpha=0.75, include_top=False)
+            try:
+                model = ch08_pretrained.classifier(Namespace(seed=0, image_size=180))
+            finally:
+                ch08_pretrained.backbone = original
+            if finetune:
+                unfreeze_except_batchnorm(model.backbone)
+            return model
+        return build
+
+    book = {name: profiles["book"] for name, profiles in ch08_dogs_vs_cats.PROFILES.items()}
+    segmentation = ch11_segmentation.PROFILES["book"]
+    size = segmentation["image_size"]
+    binary = ("binary_crossentropy", (1,), jnp.float32)
+    return {
+        "ch08_mnist_convnet": (lambda: build_model("mnist_convnet"), "sparse_categorical_crossentropy", (), jnp.int32,
+                               {**ch08_mnist_convnet.PROFILES["book"], "image_size": 28, "channels": 1}, MNIST),
+        "ch08_dogs_vs_cats_scratch": (lambda: build_model("dogs_vs_cats_convnet"), *binary, book["scratch"],
+                                      DOGS_VS_CATS),
+        "ch08_dogs_vs_cats_augmented": (lambda: build_model("dogs_vs_cats_convnet", augmented=True), *binary,
+                                        book["augmented"], DOGS_VS_CATS),
+        "ch08_pretrained_augmented": (pretrained(False), *binary, ch08_pretrained.PROFILES["augmented"]["book"],
+                                      DOGS_VS_CATS),
+        "ch08_pretrained_finetune": (pretrained(True), *binary, ch08_pretrained.PROFILES["finetune"]["book"],
+                                     DOGS_VS_CATS),
+        "ch09_residual_blocks": (lambda: build_model("residual_convnet"), *binary,
+                                 ch09_residual_blocks.PROFILES["book"], DOGS_VS_CATS),
+        "ch09_mini_xception": (lambda: build_model("mini_xception"), *binary, ch09_mini_xception.PROFILES["book"],
+                               DOGS_VS_CATS),
+        "ch11_segmentation": (lambda: build_model("segmentation_model", image_size=[size, size]),
+                              "sparse_categorical_crossentropy", (size, size), jnp.int32, segmentation, HORSES),
+        "ch11_segmentation_improved": (lambda: build_model("residual_segmentation_model", image_size=[size, size]),
+                                       "sparse_categorical_crossentropy", (size, size), jnp.int32, segmentation,
+                                       HORSES),
+    }
+
+
+def estimate(name: str, spec, *, policy: str = "float32") -> dict:
+    build, loss, label_shape, label_dtype, profile, (train, validation) = spec
+    batch, size = profile["batch_size"], profile["image_size"]
+    with policy_scope(policy):
+        model = nnx.eval_shape(build)
+    steps, args = lower_train_step(model, loss=loss, input_shape=(batch, size, size, profile.get("channels", 3)),
+                                   label_shape=(batch, *label_shape), label_dtype=label_dtype)
+    cost = step_cost(steps, args, compile=True)
+    row = {"experiment": name, "epochs": profile["epochs"], "batch_size": batch, "image_size": size,
+           "train_examples": train, "validation_examples": validation, "policy": policy,
+           "gflop_per_step": cost.flops / 1e9,
+           "gbytes_per_step": cost.bytes_accessed / 1e9}
+    for key, chip in CHIPS.items():
+        row[f"step_ms {key}"] = 1e3 * cost.seconds(chip, policy)
+        row[f"profile_s {key}"] = profile_seconds(cost, chip, epochs=profile["epochs"], train_examples=train,
+                                                  batch_size=batch, validation_examples=validation, policy=policy)
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    chips = list(CHIPS)
+    lines = ["Estimates, not measurements: the roofline bound max(FLOPs / peak, bytes / bandwidth), with the "
+             "bytes of the step compiled for this CPU (XLA fuses more for a GPU or a TPU, so the memory term is "
+             f"pessimistic) and validation counted as a third of a train step per batch; peaks from {', '.join(c.source for c in CHIPS.values())}. "
+             f"Counted by XLA on {jax.devices()[0].device_kind} with jax {jax.__version__}, float32 steps "
+             "(JAX's default precision: TF32 on the GPUs, one bfloat16 pass on the TPUs).", "",
+             "| experiment (book profile) | epochs | batch | size | GFLOP/step | GB/step | "
+             + " | ".join(f"step ms {c}" for c in chips) + " | " + " | ".join(f"profile {c}" for c in chips) + " |",
+             "|---|---|---|---|---|---|" + "---|" * (2 * len(chips))]
+    for r in rows:
+        lines.append(f"| {r['experiment']} | {r['epochs']} | {r['batch_size']} | {r['image_size']} | "
+                     f"{r['gflop_per_step']:.1f} | {r['gbytes_per_step']:.2f} | "
+                     + " | ".join(f"{r[f'step_ms {c}']:.2f}" for c in chips) + " | "
+                     + " | ".join(_duration(r[f"profile_s {c}"]) for c in chips) + " |")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace the text between the step-cost markers of ``path`` (appended when absent)."""
+    begin, end = "<!-- step-cost estimates: begin -->", "<!-- step-cost estimates: end -->"
+    block = f"{begin}\n{text}\n{end}"
+    old = path.read_text() if path.exists() else ""
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    path.write_text(pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n")
+
+
+def report(rows: list[dict], measured: dict[str, float], device: str | None) -> list[str]:
+    """One line per experiment: its step's cost and estimated book-profile time, and the
+    measured wall time of that experiment when a run_all summary gives one."""
+    lines = [f"measured on {device}"] if measured else []
+    for r in rows:
+        line = (f"{r['experiment']:<28} {r['gflop_per_step']:7.1f} GFLOP, {r['gbytes_per_step']:6.2f} GB a step; "
+                "estimated book profile: " + ", ".join(f"{c} {_duration(r[f'profile_s {c}'])}" for c in CHIPS))
+        if r["experiment"] in measured:
+            line += f"; measured {_duration(measured[r['experiment']])} (the whole script, compilation included)"
+        lines.append(line)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--estimates-only", action="store_true", help="skip the lowering checks")
+    p.add_argument("--markdown", type=Path, default=None, help="write the estimates table into this file")
+    p.add_argument("--measured", type=Path, default=None, help="a run_all summary.json to print beside the estimates")
+    args = p.parse_args(argv)
+    failures = 0
+    if not args.estimates_only:
+        for name in args.models:
+            start = time.perf_counter()
+            try:
+                for policy in POLICIES:
+                    train, _ = export_steps(name, policy)
+                    assert train.nr_devices == 8 and train.platforms == PLATFORMS
+                verdict = "lowers for tpu and cuda, float32 and bfloat16, 8-device mesh"
+            except Exception as error:
+                failures += 1
+                verdict = f"FAILS: {' '.join(str(error).split())[:300]}"
+            print(f"{name:<28} {verdict} ({time.perf_counter() - start:.1f} s)", flush=True)
+    rows = [estimate(name, spec) for name, spec in experiments().items()]
+    measured, device = {}, None
+    if args.measured is not None:
+        summary = json.loads(args.measured.read_text())
+        measured, device = {r["experiment"]: r["seconds"] for r in summary["rows"]}, summary.get("device")
+    print("\n".join(report(rows, measured, device)), flush=True)
+    if args.markdown is not None:
+        write_section(args.markdown, markdown(rows))
+        print(f"wrote the estimates into {args.markdown}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
