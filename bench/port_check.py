@@ -15,6 +15,8 @@
 """
 
 import argparse
+import contextlib
+import io
 import json
 import re
 import sys
@@ -69,7 +71,8 @@ def export_steps(name: str, policy: str):
 
 
 def experiments() -> dict:
-    """Experiment → (abstract model builder, loss, label shape per example, label dtype, book profile, data)."""
+    """Experiment → (registered model it trains, abstract model builder, loss, label shape per
+    example, label dtype, book profile, data)."""
     import ch08_dogs_vs_cats
     import ch08_mnist_convnet
     import ch08_pretrained
@@ -77,17 +80,19 @@ def experiments() -> dict:
     import ch09_residual_blocks
     import ch11_segmentation
 
-    def pretrained(finetune: bool):
+    def pretrained(finetune: bool, backbone: str = "mobilenet"):
         def build():
             from argparse import Namespace
 
-            from jaxvision.applications import mobilenet
+            from jaxvision.applications import mobilenet, xception
             from jaxvision.layers import unfreeze_except_batchnorm
 
-            original = ch08_pretrained.backbone
-            ch08_pretrained.backbone = lambda args: mobilenet(alpha=0.75, include_top=False)
+            original, quiet = ch08_pretrained.backbone, contextlib.redirect_stdout(io.StringIO())
+            ch08_pretrained.backbone = (lambda args: mobilenet(alpha=0.75, include_top=False) if backbone == "mobilenet"
+                                        else xception(include_top=False))
             try:
-                model = ch08_pretrained.classifier(Namespace(seed=0, image_size=180))
+                with quiet:  # classifier() prints listing 8.29's counts
+                    model = ch08_pretrained.classifier(Namespace(seed=0, image_size=180))
             finally:
                 ch08_pretrained.backbone = original
             if finetune:
@@ -99,38 +104,47 @@ def experiments() -> dict:
     segmentation = ch11_segmentation.PROFILES["book"]
     size = segmentation["image_size"]
     binary = ("binary_crossentropy", (1,), jnp.float32)
+    pixels = ("sparse_categorical_crossentropy", (size, size), jnp.int32, segmentation, HORSES)
     return {
-        "ch08_mnist_convnet": (lambda: build_model("mnist_convnet"), "sparse_categorical_crossentropy", (), jnp.int32,
+        "ch08_mnist_convnet": ("mnist_convnet", lambda: build_model("mnist_convnet"),
+                               "sparse_categorical_crossentropy", (), jnp.int32,
                                {**ch08_mnist_convnet.PROFILES["book"], "image_size": 28, "channels": 1}, MNIST),
-        "ch08_dogs_vs_cats_scratch": (lambda: build_model("dogs_vs_cats_convnet"), *binary, book["scratch"],
-                                      DOGS_VS_CATS),
-        "ch08_dogs_vs_cats_augmented": (lambda: build_model("dogs_vs_cats_convnet", augmented=True), *binary,
+        "ch08_dogs_vs_cats_scratch": ("dogs_vs_cats_convnet", lambda: build_model("dogs_vs_cats_convnet"), *binary,
+                                      book["scratch"], DOGS_VS_CATS),
+        "ch08_dogs_vs_cats_augmented": ("dogs_vs_cats_convnet",
+                                        lambda: build_model("dogs_vs_cats_convnet", augmented=True), *binary,
                                         book["augmented"], DOGS_VS_CATS),
-        "ch08_pretrained_augmented": (pretrained(False), *binary, ch08_pretrained.PROFILES["augmented"]["book"],
-                                      DOGS_VS_CATS),
-        "ch08_pretrained_finetune": (pretrained(True), *binary, ch08_pretrained.PROFILES["finetune"]["book"],
-                                     DOGS_VS_CATS),
-        "ch09_residual_blocks": (lambda: build_model("residual_convnet"), *binary,
+        "ch08_pretrained_augmented": ("mobilenet", pretrained(False), *binary,
+                                      ch08_pretrained.PROFILES["augmented"]["book"], DOGS_VS_CATS),
+        "ch08_pretrained_finetune": ("mobilenet", pretrained(True), *binary,
+                                     ch08_pretrained.PROFILES["finetune"]["book"], DOGS_VS_CATS),
+        "ch08_pretrained_augmented --backbone xception": (
+            "xception", pretrained(False, "xception"), *binary, ch08_pretrained.PROFILES["augmented"]["book"],
+            DOGS_VS_CATS),
+        "ch08_pretrained_finetune --backbone xception": (
+            "xception", pretrained(True, "xception"), *binary, ch08_pretrained.PROFILES["finetune"]["book"],
+            DOGS_VS_CATS),
+        "ch09_residual_blocks": ("residual_convnet", lambda: build_model("residual_convnet"), *binary,
                                  ch09_residual_blocks.PROFILES["book"], DOGS_VS_CATS),
-        "ch09_mini_xception": (lambda: build_model("mini_xception"), *binary, ch09_mini_xception.PROFILES["book"],
-                               DOGS_VS_CATS),
-        "ch11_segmentation": (lambda: build_model("segmentation_model", image_size=[size, size]),
-                              "sparse_categorical_crossentropy", (size, size), jnp.int32, segmentation, HORSES),
-        "ch11_segmentation_improved": (lambda: build_model("residual_segmentation_model", image_size=[size, size]),
-                                       "sparse_categorical_crossentropy", (size, size), jnp.int32, segmentation,
-                                       HORSES),
+        "ch09_mini_xception": ("mini_xception", lambda: build_model("mini_xception"), *binary,
+                               ch09_mini_xception.PROFILES["book"], DOGS_VS_CATS),
+        "ch11_segmentation": ("segmentation_model",
+                              lambda: build_model("segmentation_model", image_size=[size, size]), *pixels),
+        "ch11_segmentation_improved": ("residual_segmentation_model",
+                                       lambda: build_model("residual_segmentation_model", image_size=[size, size]),
+                                       *pixels),
     }
 
 
 def estimate(name: str, spec, *, policy: str = "float32") -> dict:
-    build, loss, label_shape, label_dtype, profile, (train, validation) = spec
+    model_name, build, loss, label_shape, label_dtype, profile, (train, validation) = spec
     batch, size = profile["batch_size"], profile["image_size"]
     with policy_scope(policy):
         model = nnx.eval_shape(build)
     steps, args = lower_train_step(model, loss=loss, input_shape=(batch, size, size, profile.get("channels", 3)),
                                    label_shape=(batch, *label_shape), label_dtype=label_dtype)
     cost = step_cost(steps, args, compile=True)
-    row = {"experiment": name, "epochs": profile["epochs"], "batch_size": batch, "image_size": size,
+    row = {"experiment": name, "model": model_name, "epochs": profile["epochs"], "batch_size": batch, "image_size": size,
            "train_examples": train, "validation_examples": validation, "policy": policy,
            "gflop_per_step": cost.flops / 1e9,
            "gbytes_per_step": cost.bytes_accessed / 1e9}
@@ -172,12 +186,12 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n")
 
 
-def report(rows: list[dict], measured: dict[str, float], device: str | None) -> list[str]:
+def report(rows: list[dict], measured: dict[str, float]) -> list[str]:
     """One line per experiment: its step's cost and estimated book-profile time, and the
     measured wall time of that experiment when a run_all summary gives one."""
-    lines = [f"measured on {device}"] if measured else []
+    lines = []
     for r in rows:
-        line = (f"{r['experiment']:<28} {r['gflop_per_step']:7.1f} GFLOP, {r['gbytes_per_step']:6.2f} GB a step; "
+        line = (f"  {r['experiment']}: {r['gflop_per_step']:.1f} GFLOP, {r['gbytes_per_step']:.2f} GB a step; "
                 "estimated book profile: " + ", ".join(f"{c} {_duration(r[f'profile_s {c}'])}" for c in CHIPS))
         if r["experiment"] in measured:
             line += f"; measured {_duration(measured[r['experiment']])} (the whole script, compilation included)"
@@ -192,9 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", type=Path, default=None, help="write the estimates table into this file")
     p.add_argument("--measured", type=Path, default=None, help="a run_all summary.json to print beside the estimates")
     args = p.parse_args(argv)
-    failures = 0
-    if not args.estimates_only:
-        for name in args.models:
+    measured, device = {}, None
+    if args.measured is not None:
+        summary = json.loads(args.measured.read_text())
+        measured, device = {r["experiment"]: r["seconds"] for r in summary["rows"]}, summary.get("device")
+        print(f"measured on {device}")
+    specs, rows, failures = experiments(), [], 0
+    for name in args.models:
+        if not args.estimates_only:
             start = time.perf_counter()
             try:
                 for policy in POLICIES:
@@ -204,13 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as error:
                 failures += 1
                 verdict = f"FAILS: {' '.join(str(error).split())[:300]}"
-            print(f"{name:<28} {verdict} ({time.perf_counter() - start:.1f} s)", flush=True)
-    rows = [estimate(name, spec) for name, spec in experiments().items()]
-    measured, device = {}, None
-    if args.measured is not None:
-        summary = json.loads(args.measured.read_text())
-        measured, device = {r["experiment"]: r["seconds"] for r in summary["rows"]}, summary.get("device")
-    print("\n".join(report(rows, measured, device)), flush=True)
+            print(f"{name}: {verdict} ({time.perf_counter() - start:.1f} s)", flush=True)
+        for experiment, spec in specs.items():
+            if spec[0] == name:
+                rows.append(estimate(experiment, spec))
+                print("\n".join(report(rows[-1:], measured)), flush=True)
     if args.markdown is not None:
         write_section(args.markdown, markdown(rows))
         print(f"wrote the estimates into {args.markdown}")

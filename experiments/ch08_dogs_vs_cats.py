@@ -98,6 +98,8 @@ def book_figures(args: argparse.Namespace, augmented: bool, size: int = 180) -> 
     from flax import nnx
 
     train = (args.data_dir or _common.data_root() / "dogs_vs_cats_small") / "train"
+    if not train.is_dir():  # the loader's message, before the loader runs
+        raise FileNotFoundError(f"image directory {train} does not exist")
     files = {label: sorted((train / label).iterdir())[:4] for label in ("cat", "dog")}
     samples = [resize(load_rgb(f), (size, size)) for label in files for f in files[label]]
     written = [save_image_grid(samples, args.out / "figure_8_8.png", titles=[f.name for label in files for f in files[label]],

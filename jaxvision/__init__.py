@@ -12,7 +12,8 @@ Examples:
 import importlib
 from importlib import metadata
 
-SUBPACKAGES = ("applications", "data", "debug", "interpret", "layers", "models", "optimizers", "train", "weights")
+SUBPACKAGES = ("applications", "data", "debug", "export", "interpret", "layers", "models", "optimizers", "train",
+               "weights")
 
 try:
     __version__ = metadata.version("jaxvision")  # single source: pyproject.toml

@@ -3,8 +3,11 @@ symbolic batch dimension, its weights, and a JSON contract, runnable with only `
 ``numpy`` installed (no jaxvision, no flax).
 
 Run:
-    python -m jaxvision.export CHECKPOINT OUT_DIR [--platforms cpu,cuda,tpu]
-        [--input-shape 180,180,3] [--class-names cat,dog] [--trusted-module NAME ...]
+
+```
+python -m jaxvision.export CHECKPOINT OUT_DIR [--platforms cpu,cuda,tpu]
+    [--input-shape 180,180,3] [--class-names cat,dog] [--trusted-module NAME ...]
+```
 
 ``OUT_DIR`` gets three files:
 
@@ -29,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
@@ -40,10 +44,16 @@ from flax import nnx
 
 from jaxvision.untrusted import Budget, read_member, regular_file
 
+__all__ = ["ExportError", "export_checkpoint", "export_model", "load_exported"]
+
 FORMAT = "jaxvision.export/1"
 FUNCTION_FILE, WEIGHTS_FILE, CONTRACT_FILE = "model.jax", "weights.npz", "contract.json"
 PLATFORMS = ("cpu", "cuda", "tpu")
-MAX_CONTRACT_BYTES = 1 << 20  # a contract is a few KB, with 1000 class names ~30 KB
+MAX_CONTRACT_BYTES = 1 << 20
+# The only custom calls a jaxvision model's inference function contains: the symbolic batch's
+# shape checks and sharding annotations. Anything else (a host callback, a vendor kernel) is
+# refused: an exported folder from a stranger may compute on arrays, nothing more.
+ALLOWED_CUSTOM_CALLS = frozenset({"shape_assertion", "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape"})  # a contract is a few KB, with 1000 class names ~30 KB
 IMAGENET_PREPROCESSING = "x / 127.5 - 1 on RGB pixels in [0, 255] (keras.applications preprocess_input, mode 'tf')"
 PIXEL_PREPROCESSING = "none: RGB pixels in [0, 255] as float32 (the model's Rescaling layer scales them)"
 
@@ -203,7 +213,8 @@ def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarra
     """Read an exported folder back, checking it, and return ``run(x) -> outputs``.
 
     Checked before anything runs: the three files are regular files inside ``folder``; the
-    contract is a small JSON object of the expected format; the weights archive holds plain
+    contract is a small JSON object of the expected format; the function calls no custom call
+    beyond :data:`ALLOWED_CUSTOM_CALLS` (no host callback, no vendor kernel); the weights archive holds plain
     arrays (no pickles) within a budget of its size, with the recorded sha256; the weights'
     names, shapes and dtypes and the input shape equal the exported function's signature.
     Any mismatch raises :class:`ExportError` naming the file.
@@ -229,6 +240,11 @@ def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarra
         exported = jax.export.deserialize(bytearray(function_path.read_bytes()))
     except Exception as e:  # a corrupt flatbuffer raises many types
         raise ExportError(f"{function_path}: not a serialized jax.export.Exported ({type(e).__name__}: {e})") from None
+    calls = set(re.findall(r"custom_call @([\w.$]+)", exported.mlir_module()))
+    calls |= set(re.findall(r'call_target_name = "([^"]+)"', exported.mlir_module()))
+    if calls - ALLOWED_CUSTOM_CALLS:
+        raise ExportError(f"{function_path}: calls {sorted(calls - ALLOWED_CUSTOM_CALLS)}, outside what a model's "
+                          f"inference needs ({sorted(ALLOWED_CUSTOM_CALLS)}); refused")
     weights = _read_weights(_member(folder, WEIGHTS_FILE, "exported weights"), contract)
 
     expected_tree = jax.tree.structure(((weights, 0), {}))

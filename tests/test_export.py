@@ -34,17 +34,19 @@ def readme_snippet() -> str:
     return code
 
 
-def run_readme_snippet(folder: Path, inputs: np.ndarray) -> np.ndarray:
-    """The README's lines on ``folder`` in a new interpreter, then on ``inputs`` instead of zeros."""
-    np.save(folder / "inputs.npy", inputs)
-    code = readme_snippet().replace('folder = "exported/"', f'folder = "{folder}/"')
-    assert f'folder = "{folder}/"' in code
-    code = (BLOCK_IMPORTS + code + "assert outputs.shape[0] == 2\n"
-            + "outputs = np.asarray(model.call(weights, np.load(folder + 'inputs.npy')))\n"
-            + "np.save(folder + 'outputs.npy', outputs)\n")
+def run_readme_snippet(runs: dict[Path, np.ndarray]) -> dict[Path, np.ndarray]:
+    """The README's lines on each exported folder, in one new interpreter where jaxvision, flax
+    and keras cannot be imported, then on the given inputs instead of zeros."""
+    code = BLOCK_IMPORTS
+    for i, (folder, inputs) in enumerate(runs.items()):
+        np.save(folder / "inputs.npy", inputs)
+        snippet = readme_snippet().replace('folder = "exported/"', f'folder = "{folder}/"')
+        assert f'folder = "{folder}/"' in snippet
+        code += (snippet + "assert outputs.shape[0] == 2\n"
+                 + "np.save(folder + 'outputs.npy', np.asarray(model.call(weights, np.load(folder + 'inputs.npy'))))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return np.load(folder / "outputs.npy")
+    return {folder: np.load(folder / "outputs.npy") for folder in runs}
 
 
 def export_command(checkpoint: Path, out: Path, *flags: str) -> dict:
@@ -55,26 +57,51 @@ def export_command(checkpoint: Path, out: Path, *flags: str) -> dict:
     return json.loads((out / "contract.json").read_text())
 
 
-def test_a_book_model_and_the_segmenter_run_with_only_jax_and_numpy(tmp_path):
+def contract(folder: Path) -> dict:
+    return json.loads((folder / "contract.json").read_text())
+
+
+def test_a_book_model_the_segmenter_and_mobilenet_run_with_only_jax_and_numpy(tmp_path):
+    from PIL import Image
+
+    from jaxvision.applications import MobileNet
+    from jaxvision.data import data_root
+    from jaxvision.export import export_checkpoint
+
     rng = np.random.default_rng(0)
-    # The mini-Xception (BatchNorm statistics and Dropout) with non-trivial statistics.
+    # The mini-Xception (BatchNorm statistics and Dropout) with non-trivial statistics, through the command.
     xception = build_model("mini_xception", augmented=False, seed=3)
     xception.block1_bn1.moving_mean[...] = rng.normal(size=32).astype(np.float32)
     save_checkpoint(tmp_path / "xception", xception)
     (tmp_path / "metrics.json").write_text(json.dumps({"image_size": 64}))  # as the training scripts record it
-    contract = export_command(tmp_path / "xception", tmp_path / "xception_out", "--class-names", "cat,dog")
-    assert contract["input"] == {"shape": [None, 64, 64, 3], "dtype": "float32"}
-    assert contract["output"]["shape"] == [None, 1] and contract["class_names"] == ["cat", "dog"]
-    assert contract["platforms"] == ["cpu", "cuda", "tpu"] and contract["model"]["name"] == "mini_xception"
-    assert contract["preprocessing"].startswith("none: RGB pixels in [0, 255]")
-
+    book = export_command(tmp_path / "xception", tmp_path / "xception_out", "--class-names", "cat,dog")
+    assert book["input"] == {"shape": [None, 64, 64, 3], "dtype": "float32"}
+    assert book["output"]["shape"] == [None, 1] and book["class_names"] == ["cat", "dog"]
+    assert book["platforms"] == ["cpu", "cuda", "tpu"] and book["model"]["name"] == "mini_xception"
+    assert book["preprocessing"].startswith("none: RGB pixels in [0, 255]")
+    # The segmenter through the Python function; its size comes from its build config.
     segmenter = build_model("segmentation_model", image_size=[48, 48], seed=1)
     save_checkpoint(tmp_path / "segmenter", segmenter)
-    export_command(tmp_path / "segmenter", tmp_path / "segmenter_out", "--platforms", "cpu")
+    export_checkpoint(tmp_path / "segmenter", tmp_path / "segmenter_out", platforms=("cpu",))
+    assert contract(tmp_path / "segmenter_out")["output"]["shape"] == [None, 48, 48, 3]
+    # MobileNet with its ImageNet head, and the elephant.
+    mobilenet = MobileNet(alpha=0.75, weights="imagenet")
+    export_model(mobilenet, tmp_path / "mobilenet_out", input_shape=(224, 224, 3), platforms=("cpu",))
+    imagenet = contract(tmp_path / "mobilenet_out")
+    assert imagenet["preprocessing"].startswith("x / 127.5 - 1") and len(imagenet["class_names"]) == 1000
+    with Image.open(data_root() / "images" / "elephant.jpg") as img:
+        photo = np.asarray(img.convert("RGB").resize((224, 224), Image.BILINEAR), np.float32)
 
-    for model, out, size in ((xception, "xception_out", 64), (segmenter, "segmenter_out", 48)):
-        x = rng.uniform(0, 255, (3, size, size, 3)).astype(np.float32)  # a batch size the export never saw
-        np.testing.assert_allclose(run_readme_snippet(tmp_path / out, x), predict(model, x), rtol=1e-6, atol=1e-6)
+    runs = {tmp_path / "xception_out": (xception, rng.uniform(0, 255, (3, 64, 64, 3)).astype(np.float32)),
+            tmp_path / "segmenter_out": (segmenter, rng.uniform(0, 255, (3, 48, 48, 3)).astype(np.float32)),
+            # preprocessed as the contract says; a batch size the export never saw
+            tmp_path / "mobilenet_out": (mobilenet, np.stack([photo, photo[:, ::-1]]) / np.float32(127.5) - 1)}
+    outputs = run_readme_snippet({folder: x for folder, (_, x) in runs.items()})
+    for folder, (model, x) in runs.items():
+        np.testing.assert_allclose(outputs[folder], predict(model, x), rtol=1e-6, atol=1e-6, err_msg=str(folder))
+    elephant = outputs[tmp_path / "mobilenet_out"]
+    assert [imagenet["class_names"][i] for i in elephant.argmax(-1)] == ["African_elephant"] * 2
+    assert elephant[0].max() == pytest.approx(0.6089, abs=1e-4)
 
 
 def test_the_class_names_must_match_the_outputs(tmp_path):
@@ -83,25 +110,6 @@ def test_the_class_names_must_match_the_outputs(tmp_path):
                      class_names=["a", "b", "c"])
     with pytest.raises(ValueError, match=r"platforms must be a non-empty subset of \('cpu', 'cuda', 'tpu'\)"):
         export_model(build_model("mnist_convnet"), tmp_path, input_shape=(28, 28, 1), platforms=("rocm",))
-
-
-def test_the_imagenet_mobilenet_names_the_elephant_with_only_jax_and_numpy(tmp_path):
-    from PIL import Image
-
-    from jaxvision.applications import MobileNet
-    from jaxvision.data import data_root
-
-    model = MobileNet(alpha=0.75, weights="imagenet")
-    save_checkpoint(tmp_path / "mobilenet", model)
-    contract = export_command(tmp_path / "mobilenet", tmp_path / "out", "--input-shape", "224,224,3")
-    assert contract["preprocessing"].startswith("x / 127.5 - 1") and len(contract["class_names"]) == 1000
-    with Image.open(data_root() / "images" / "elephant.jpg") as img:
-        photo = np.asarray(img.convert("RGB").resize((224, 224), Image.BILINEAR), np.float32)
-    x = np.stack([photo, photo[:, ::-1]]) / np.float32(127.5) - np.float32(1)  # as the contract says
-    outputs = run_readme_snippet(tmp_path / "out", x)
-    np.testing.assert_allclose(outputs, predict(model, x), rtol=1e-6, atol=1e-6)
-    assert [contract["class_names"][i] for i in outputs.argmax(-1)] == ["African_elephant"] * 2
-    assert outputs[0].max() == pytest.approx(0.6089, abs=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +179,21 @@ def test_tampered_folders_are_named_errors(exported, tmp_path, attack, match):
     folder = tampered(exported, tmp_path)
     attack(folder)
     with pytest.raises(ExportError, match=match):
+        load_exported(folder)
+
+
+def test_a_function_with_a_custom_call_beyond_a_models_needs_is_refused(exported, tmp_path):
+    folder = tampered(exported, tmp_path)
+
+    def with_lapack(weights, x):  # QR lowers to a LAPACK kernel call on CPU
+        return jax.numpy.linalg.qr(x[:, :, :, 0])[0]
+
+    weights = dict(np.load(folder / "weights.npz"))
+    specs = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in weights.items()}
+    crafted = jax.export.export(jax.jit(with_lapack), platforms=("cpu",))(
+        specs, jax.ShapeDtypeStruct((2, 28, 28, 1), np.float32))
+    (folder / "model.jax").write_bytes(bytes(crafted.serialize()))
+    with pytest.raises(ExportError, match=r"model.jax: calls \['lapack_\w+', 'lapack_\w+'\], outside what a model's"):
         load_exported(folder)
 
 

@@ -83,4 +83,5 @@ def test_the_documentation_builds_strictly(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "debug" / "index.html").is_file()
     chapter = (tmp_path / "site" / "chapters" / "ch08" / "index.html").read_text()
-    assert "0.6770" in chapter and "ch08_augmentation.png" in chapter  # RESULTS.md rows and the figures
+    assert "0.6770" in chapter and "figure_8_10.png" in chapter  # RESULTS.md rows and the figures
+    assert "load_exported" in (tmp_path / "site" / "api" / "export" / "index.html").read_text()

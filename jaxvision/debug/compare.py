@@ -156,10 +156,18 @@ def keras_intermediates(keras_model, *, training: bool = False) -> Intermediates
     except ValueError:  # a nested model's inner tensors live in its own graph
         probe = None
 
+    if probe is not None:
+        # One jitted run of the whole graph (Keras on JAX): eager Keras would compile every
+        # operation of every layer separately, hundreds of compilations for a small convnet.
+        graph = keras.Model(probe.inputs, [*probe.outputs, *keras_model.outputs])
+        variables = ([v.value for v in graph.trainable_variables], [v.value for v in graph.non_trainable_variables])
+        forward = jax.jit(lambda tv, ntv, x: graph.stateless_call(tv, ntv, x, training=training)[0])
+
     def run(x):
         if probe is not None:
-            found = dict(zip(names, (np.asarray(v) for v in probe(x, training=training))))
-            found["output"] = np.asarray(keras_model(x, training=training))
+            values = [np.asarray(v) for v in forward(*variables, x)]
+            found = dict(zip(names, values))
+            found["output"] = values[-1]
             return found
         # A model nesting models (listing 8.29's Sequential): its layers form a chain, each fed
         # the previous one's output; a nested model is run once, through its own intermediates.
@@ -287,7 +295,8 @@ def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tol
 
         return jnp.sum(nnx.merge(graphdef, p, rest, copy=True).forward(v, tap) * projection)
 
-    grad_params, grad_deltas, grad_x = jax.grad(ours_fn, argnums=(0, 1, 2))(params, deltas, x)
+    # Jitted: run eagerly, every operation of both backward passes would compile on its own.
+    grad_params, grad_deltas, grad_x = jax.jit(jax.grad(ours_fn, argnums=(0, 1, 2)))(params, deltas, x)
     trainable = [v.value for v in keras_model.trainable_variables]
     non_trainable = [v.value for v in keras_model.non_trainable_variables]
     their_deltas = {theirs: deltas[ours] for ours, theirs in tapped}
@@ -305,7 +314,8 @@ def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tol
             out = graph._run_through_graph(graph._standardize_inputs(v), operation_fn=perturbed)
         return jnp.sum(jnp.asarray(out[0] if isinstance(out, (list, tuple)) else out) * projection)
 
-    their_params, their_grad_deltas, their_x = jax.grad(theirs_fn, argnums=(0, 1, 2))(trainable, their_deltas, x)
+    their_params, their_grad_deltas, their_x = jax.jit(jax.grad(theirs_fn, argnums=(0, 1, 2)))(
+        trainable, their_deltas, x)
     ours_by_name = {"/".join(map(str, path)): np.asarray(v.get_value()) for path, v in nnx.to_flat_state(grad_params)}
     weight_rows: dict[str, list[Row]] = {}
     for variable, grad in zip(keras_model.trainable_variables, their_params):

@@ -97,10 +97,10 @@ def fresh_keras(keras):
 
 def test_faults_are_located_in_the_mini_xception_and_the_segmenter(fresh_keras, tmp_path):
     keras = fresh_keras
-    model, twin = build_model("mini_xception", augmented=False), keras_mini_xception(keras, 64)
+    model, twin = build_model("mini_xception", augmented=False), keras_mini_xception(keras, 32)
     save_keras_weights(model, tmp_path / "m.weights.h5")
     twin.load_weights(tmp_path / "m.weights.h5")
-    x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     assert compare(model, twin, x).identical
     model.block3_bn2.epsilon = 0.5
     assert compare(model, twin, x).first_divergence.name == "block3_bn2"
