@@ -17,18 +17,12 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_twins  # noqa: E402
 from jaxvision.models import build_model  # noqa: E402
-from jaxvision.optimizers import Adam  # noqa: E402
-from jaxvision.train.losses import get_loss  # noqa: E402
-from jaxvision.train.metrics import get_metric  # noqa: E402
-from jaxvision.train.progress import Progress  # noqa: E402
-from jaxvision.train.sharding import placement  # noqa: E402
-from jaxvision.train.trainer import Trainer  # noqa: E402
+from jaxvision.train.cost import lower_train_step, step_cost  # noqa: E402
 
 # name: (builder, keras twin factory, input shape, batch, loss, label dtype)
 MODELS = {
@@ -49,9 +43,9 @@ def step_costs(key: str) -> dict:
     builder, twin_factory, shape, batch, loss, label_dtype = MODELS[key]
     x = np.zeros((batch, *shape), np.float32)
     y = np.zeros((batch, 1) if label_dtype == np.float32 else (batch,), label_dtype)
-    trainer = Trainer(build_model(builder), loss=get_loss(loss), metrics=(get_metric("accuracy"),), optimizer=Adam(),
-                      seed=0, epochs=1, progress=Progress(0, 1, 1), placement=placement(None))
-    ours = trainer.steps.train_batch.lower(trainer.carry, trainer.rngs, trainer.key, jnp.asarray(x), jnp.asarray(y))
+    steps, args = lower_train_step(build_model(builder), loss=loss, input_shape=x.shape, label_shape=y.shape,
+                                   label_dtype=label_dtype)
+    ours = step_cost(steps, args, compile=True)
     twin = twin_factory()
     twin.compile(optimizer=keras.optimizers.Adam(), loss=loss, metrics=["accuracy"])
     twin.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # builds the optimizer and metric variables
@@ -59,7 +53,7 @@ def step_costs(key: str) -> dict:
         twin.trainable_variables, twin.non_trainable_variables, twin.optimizer.variables, twin.metrics_variables))
     theirs = jax.jit(twin.train_step).lower(state, (x, y))
     row = {"model": builder, "batch_size": batch, "input": list(shape),
-           "jaxvision": cost(ours.compile()), "keras": cost(theirs.compile())}
+           "jaxvision": {"flops": ours.flops, "bytes_accessed": ours.bytes_accessed}, "keras": cost(theirs.compile())}
     print(json.dumps(row), flush=True)
     return row
 

@@ -216,3 +216,12 @@ def test_a_symlinked_file_is_refused(exported, tmp_path):
     (folder / "contract.json").symlink_to(exported[0] / "contract.json")
     with pytest.raises(ExportError, match=r"contract.json: export contract is a symbolic link"):
         load_exported(folder)
+
+
+def test_the_command_names_a_bad_checkpoint_in_one_line(tmp_path, capsys):
+    from jaxvision.export import main
+
+    assert main([str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(tmp_path / "nowhere") in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -179,7 +179,7 @@ class ImageFolderDataset:
             >>> for label in ("cat", "dog"):
             ...     (root / label).mkdir()
             ...     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / label / "0.png")
-            >>> data = image_dataset_from_directory(root, image_size=(4, 4), label_mode="binary")
+            >>> data = image_dataset_from_directory(root, image_size=(4, 4), label_mode="binary", shuffle=False)
             >>> image, label = data.examples()[1]
             >>> image.shape, label
             ((4, 4, 3), array([1.], dtype=float32))
