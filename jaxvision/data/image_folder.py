@@ -163,7 +163,12 @@ class ImageFolderDataset:
 
     def __iter__(self) -> Iterator:
         epoch, self._epoch = self._epoch, self._epoch + 1
-        return iter(self._pipeline(epoch, shuffle=self.shuffle, transform=self._batch_transform))
+        return iter(self.batches(epoch))
+
+    def batches(self, epoch: int = 0) -> grain.IterDataset:
+        """Epoch ``epoch``'s batches (this process's part of each) as grain's own ``IterDataset``,
+        what ``iter(self)`` runs: chain grain's ``map``, ``filter``, ``prefetch`` on it."""
+        return self._pipeline(epoch, shuffle=self.shuffle, transform=self._batch_transform)
 
     def examples(self) -> grain.MapDataset:
         """Every ``(image, label)`` pair (or image, with ``label_mode=None``), decoded when read,

@@ -60,6 +60,11 @@ def test_listing_8_10_image_dataset_from_directory_yields_grain_datasets(tmp_pat
         assert data_batch.dtype == np.float32 and labels_batch.dtype == np.int32
         break
     assert isinstance(train_dataset.examples(), grain.MapDataset) and len(train_dataset.examples()) == 40
+    batches = train_dataset.batches(epoch=3)  # what iter() runs in epoch 3, as grain's IterDataset
+    assert isinstance(batches, grain.IterDataset)
+    train_dataset.set_epoch(3)
+    for ours, grains in zip(train_dataset, batches):
+        np.testing.assert_array_equal(ours[1], grains[1])
     unshuffled = image_dataset_from_directory(tmp_path, image_size=(180, 180), batch_size=32, shuffle=False)
     image, label = unshuffled.examples()[25]  # sorted paths: a dog
     assert image.shape == (180, 180, 3) and label == 1
