@@ -3,7 +3,6 @@ checkpoint's, or the pretrained ImageNet MobileNet), the image size, and images 
 the training pipeline loads them."""
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -46,21 +45,11 @@ def pretrained_mobilenet(**kwargs):
     return MobileNet(alpha=PRETRAINED_ALPHA, weights="imagenet", **kwargs)
 
 
-def training_image_size(checkpoint: Path) -> int | None:
-    """``image_size`` from ``config.json``/``metrics.json`` in the checkpoint folder or the
-    run folder above it (where the training scripts write ``metrics.json``)."""
-    for folder in (checkpoint, checkpoint.parent):
-        for name in ("config.json", "metrics.json"):
-            path = folder / name
-            if path.is_file():
-                size = json.loads(path.read_text()).get("image_size")
-                if size is not None:
-                    return int(size if isinstance(size, int) else size[0])
-    return None
-
-
 def image_size(args: argparse.Namespace) -> int:
-    return args.image_size or training_image_size(args.checkpoint) or DEFAULT_IMAGE_SIZE
+    from jaxvision.train.checkpoint import recorded_image_size
+
+    recorded = recorded_image_size(args.checkpoint)
+    return args.image_size or (recorded and recorded[0]) or DEFAULT_IMAGE_SIZE
 
 
 def test_images(args: argparse.Namespace, label: str, count: int) -> list[Path]:

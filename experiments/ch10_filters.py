@@ -29,11 +29,10 @@ with each layer's mean filter activation before and after the ascent and its sec
 import math
 
 import numpy as np
+from PIL import Image
 
 import _ch10
 import _common
-from PIL import Image
-
 from jaxvision.interpret import activations, conv_and_pool_layers, deprocess_image, stitch_filters, visualize_filters
 from jaxvision.interpret.filters import NORMALIZE_MODES
 

@@ -87,20 +87,30 @@ def foreground_iou(pred: np.ndarray, trimap_classes: np.ndarray) -> float:
     return float(inter / union)
 
 
-def save_figures(out: Path, image: np.ndarray, masks: np.ndarray, iou: np.ndarray, points, labels, box) -> None:
-    best = int(np.argmax(iou))
-    fig = Figure(figsize=(6, 6 * image.shape[0] / image.shape[1]))
-    ax = fig.add_axes((0, 0, 1, 1))
+def draw(path: Path, image: np.ndarray, title: str | None = None, mask=None, points=None, labels=None,
+         box=None) -> Path:
+    """The photo, a mask over it and the prompts drawn, with an optional two-line title above."""
+    height, top = 6 * image.shape[0] / image.shape[1], 0.7 if title else 0.0
+    fig = Figure(figsize=(6, height + top))
+    ax = fig.add_axes((0, 0, 1, height / (height + top)))
     ax.imshow(image)
-    show_mask(masks[best], ax)
+    if mask is not None:
+        show_mask(mask, ax)
     if points is not None:
-        show_points(points, labels, ax)
+        show_points(np.asarray(points), np.ones(len(points), int) if labels is None else labels, ax)
     if box is not None:
-        show_box(box, ax)
+        show_box(np.asarray(box), ax)
     ax.axis("off")
-    FigureCanvasAgg(fig).print_png(out / "prompt_mask.png")
+    if title:
+        fig.suptitle(title, fontsize=9, y=0.995, va="top")
+    FigureCanvasAgg(fig).print_png(path)
+    return path
 
-    fig = Figure(figsize=(4 * len(masks), 4 * image.shape[0] / image.shape[1] + 0.4))
+
+def draw_candidates(path: Path, image: np.ndarray, masks: np.ndarray, iou: np.ndarray, points, labels, box,
+                    title: str | None = None) -> Path:
+    """The candidate masks side by side, each titled with its predicted IoU."""
+    fig = Figure(figsize=(4 * len(masks), 4 * image.shape[0] / image.shape[1] + 0.4 + 0.5 * bool(title)))
     for i, (mask, score) in enumerate(zip(masks, iou)):
         ax = fig.add_subplot(1, len(masks), i + 1)
         ax.imshow(image)
@@ -111,25 +121,16 @@ def save_figures(out: Path, image: np.ndarray, masks: np.ndarray, iou: np.ndarra
             show_box(box, ax)
         ax.set_title(f"mask {i + 1}: predicted IoU {score:.3f}")
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    FigureCanvasAgg(fig).print_png(out / "candidates.png")
-
-
-def draw(path: Path, image: np.ndarray, title: str, mask=None, points=None, box=None) -> Path:
-    height = 6 * image.shape[0] / image.shape[1]
-    fig = Figure(figsize=(6, height + 0.7))  # two title lines above the image
-    ax = fig.add_axes((0, 0, 1, height / (height + 0.7)))
-    ax.imshow(image)
-    if mask is not None:
-        show_mask(mask, ax)
-    if points is not None:
-        show_points(np.asarray(points), np.ones(len(points), int), ax)
-    if box is not None:
-        show_box(np.asarray(box), ax)
-    ax.axis("off")
-    fig.suptitle(title, fontsize=9, y=0.995, va="top")
     FigureCanvasAgg(fig).print_png(path)
     return path
+
+
+def save_figures(out: Path, image: np.ndarray, masks: np.ndarray, iou: np.ndarray, points, labels, box) -> None:
+    draw(out / "prompt_mask.png", image, mask=masks[int(np.argmax(iou))], points=points, labels=labels, box=box)
+    draw_candidates(out / "candidates.png", image, masks, iou, points, labels, box)
 
 
 def book_figures(args, predictor: SamPredictor, drawn_by: str) -> dict:
@@ -145,13 +146,12 @@ def book_figures(args, predictor: SamPredictor, drawn_by: str) -> dict:
     out, note = args.out, f"\ndrawn by {drawn_by}"
     written = [draw(out / "figure_11_9.png", image, f"Figure 11.9: {path.name}, resize_and_pad to 1024 × 1024{note}"),
                draw(out / "figure_11_10.png", image, f"Figure 11.10: a point prompt{note}", points=point),
-               draw(out / "figure_11_11.png", image, f"Figure 11.11: its mask{note}", masks[best], point)]
-    save_figures(out, image, masks, iou, point, np.array([1]), None)
-    written.append((out / "candidates.png").rename(out / "figure_11_12.png"))
-    (out / "prompt_mask.png").unlink()
-    written += [draw(out / "figure_11_13.png", image, f"Figure 11.13: two points and their mask{note}", several[0], points),
-                draw(out / "figure_11_14.png", image, f"Figure 11.14: a box prompt{note}", box=box),
-                draw(out / "figure_11_15.png", image, f"Figure 11.15: the box's mask{note}", boxed[0], box=box)]
+               draw(out / "figure_11_11.png", image, f"Figure 11.11: its mask{note}", masks[best], point),
+               draw_candidates(out / "figure_11_12.png", image, masks, iou, point, np.array([1]), None,
+                               title=f"Figure 11.12: the point's three candidate masks{note}"),
+               draw(out / "figure_11_13.png", image, f"Figure 11.13: two points and their mask{note}", several[0], points),
+               draw(out / "figure_11_14.png", image, f"Figure 11.14: a box prompt{note}", box=box),
+               draw(out / "figure_11_15.png", image, f"Figure 11.15: the box's mask{note}", boxed[0], box=box)]
     return {"image": str(path), "drawn_by": drawn_by, "prompts": BOOK_PROMPTS, "figures": [str(f) for f in written],
             "predicted_iou": {"point": iou.tolist(), "points": several_iou.tolist(), "box": box_iou.tolist()}}
 

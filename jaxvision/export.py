@@ -49,11 +49,11 @@ __all__ = ["ExportError", "export_checkpoint", "export_model", "load_exported"]
 FORMAT = "jaxvision.export/1"
 FUNCTION_FILE, WEIGHTS_FILE, CONTRACT_FILE = "model.jax", "weights.npz", "contract.json"
 PLATFORMS = ("cpu", "cuda", "tpu")
-MAX_CONTRACT_BYTES = 1 << 20
+MAX_CONTRACT_BYTES = 1 << 20  # a contract is a few KB, with 1000 class names ~30 KB
 # The only custom calls a jaxvision model's inference function contains: the symbolic batch's
 # shape checks and sharding annotations. Anything else (a host callback, a vendor kernel) is
 # refused: an exported folder from a stranger may compute on arrays, nothing more.
-ALLOWED_CUSTOM_CALLS = frozenset({"shape_assertion", "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape"})  # a contract is a few KB, with 1000 class names ~30 KB
+ALLOWED_CUSTOM_CALLS = frozenset({"shape_assertion", "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape"})
 IMAGENET_PREPROCESSING = "x / 127.5 - 1 on RGB pixels in [0, 255] (keras.applications preprocess_input, mode 'tf')"
 PIXEL_PREPROCESSING = "none: RGB pixels in [0, 255] as float32 (the model's Rescaling layer scales them)"
 
@@ -69,9 +69,13 @@ def _named_leaves(state: nnx.State) -> tuple[list[str], jax.tree_util.PyTreeDef,
     return names, treedef, [value for _, value in leaves]
 
 
+def _build_config(model: nnx.Module) -> dict:
+    """The registry's record of how ``model`` was built (``{}`` for a model built by hand)."""
+    return json.loads(getattr(model, "build_config", None) or "{}")
+
+
 def _default_preprocessing(model: nnx.Module) -> str | None:
-    name = json.loads(getattr(model, "build_config", "{}") or "{}").get("name")
-    if name in ("mobilenet", "xception"):
+    if _build_config(model).get("name") in ("mobilenet", "xception"):
         return IMAGENET_PREPROCESSING
     if any(type(layer).__name__ == "Rescaling" for _, layer in nnx.iter_children(model)):
         return PIXEL_PREPROCESSING
@@ -79,8 +83,7 @@ def _default_preprocessing(model: nnx.Module) -> str | None:
 
 
 def _default_class_names(model: nnx.Module, outputs: int) -> list[str] | None:
-    name = json.loads(getattr(model, "build_config", "{}") or "{}").get("name")
-    if name in ("mobilenet", "xception") and outputs == 1000:
+    if _build_config(model).get("name") in ("mobilenet", "xception") and outputs == 1000:
         from jaxvision.applications.imagenet_utils import imagenet_class_names
 
         return imagenet_class_names()
@@ -131,10 +134,10 @@ def export_model(model: nnx.Module, out_dir: str | os.PathLike, *, input_shape: 
         raise ValueError(f"export_model: two weights of {type(model).__name__} share a name")
 
     def infer(named: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-        rebuilt = (jax.tree.unflatten(param_tree, [named[n] for n in param_names]),
-                   jax.tree.unflatten(state_tree, [named[n] for n in state_names]))
+        params = jax.tree.unflatten(param_tree, [named[n] for n in param_names])
+        state = jax.tree.unflatten(state_tree, [named[n] for n in state_names])
         # The RNG streams are unused in eval mode; they stay constants of the function.
-        return nnx.merge(eval_graphdef, rebuilt[0], rngs, rebuilt[1])(x)
+        return nnx.merge(eval_graphdef, params, rngs, state)(x)
 
     (batch,) = jax.export.symbolic_shape("b")
     example = jax.ShapeDtypeStruct((batch, *input_shape), np.float32)
@@ -159,14 +162,13 @@ def export_model(model: nnx.Module, out_dir: str | os.PathLike, *, input_shape: 
     weights_bytes = buffer.getvalue()
     contract = {
         "format": FORMAT,
-        "function": FUNCTION_FILE,
         "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights_bytes).hexdigest(), "count": len(weights)},
         "input": {"shape": [None, *input_shape], "dtype": "float32"},
         "output": {"shape": [None, *map(int, output.shape[1:])], "dtype": str(output.dtype)},
         "preprocessing": preprocessing if preprocessing is not None else _default_preprocessing(model),
         "class_names": None if class_names is None else [str(c) for c in class_names],
         "platforms": list(platforms),
-        "model": json.loads(getattr(model, "build_config", "null") or "null"),
+        "model": _build_config(model) or None,
     }
     _write_atomic(out / WEIGHTS_FILE, weights_bytes)
     _write_atomic(out / FUNCTION_FILE, bytes(exported.serialize()))
@@ -195,18 +197,18 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 def _recorded_input_shape(checkpoint: Path, model: nnx.Module) -> tuple[int, ...]:
-    config = json.loads(getattr(model, "build_config", "{}") or "{}").get("kwargs", {})
-    for key in ("input_shape", "image_size"):
-        if config.get(key):
-            size = config[key]
-            return tuple(size) if key == "input_shape" else (*([size] * 2 if isinstance(size, int) else size), 3)
-    for folder in (checkpoint, checkpoint.parent):
-        for name in ("config.json", "metrics.json"):
-            if (folder / name).is_file():
-                size = json.loads((folder / name).read_text()).get("image_size")
-                if size is not None:
-                    return (*([size] * 2 if isinstance(size, int) else size[:2]), 3)
-    raise ValueError(f"{checkpoint}: no image size recorded beside the checkpoint; pass --input-shape H,W,C")
+    config = _build_config(model).get("kwargs", {})
+    if config.get("input_shape"):
+        return tuple(config["input_shape"])
+    size = config.get("image_size")
+    if size:
+        return (*([size] * 2 if isinstance(size, int) else size), 3)
+    from jaxvision.train.checkpoint import recorded_image_size
+
+    recorded = recorded_image_size(checkpoint)
+    if recorded is None:
+        raise ValueError(f"{checkpoint}: no image size recorded beside the checkpoint; pass --input-shape H,W,C")
+    return (*recorded, 3)
 
 
 def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
@@ -240,8 +242,8 @@ def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarra
         exported = jax.export.deserialize(bytearray(function_path.read_bytes()))
     except Exception as e:  # a corrupt flatbuffer raises many types
         raise ExportError(f"{function_path}: not a serialized jax.export.Exported ({type(e).__name__}: {e})") from None
-    calls = set(re.findall(r"custom_call @([\w.$]+)", exported.mlir_module()))
-    calls |= set(re.findall(r'call_target_name = "([^"]+)"', exported.mlir_module()))
+    module = exported.mlir_module()
+    calls = set(re.findall(r"custom_call @([\w.$]+)", module)) | set(re.findall(r'call_target_name = "([^"]+)"', module))
     if calls - ALLOWED_CUSTOM_CALLS:
         raise ExportError(f"{function_path}: calls {sorted(calls - ALLOWED_CUSTOM_CALLS)}, outside what a model's "
                           f"inference needs ({sorted(ALLOWED_CUSTOM_CALLS)}); refused")

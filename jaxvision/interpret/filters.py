@@ -46,12 +46,16 @@ def normalize_gradient(grads: jax.Array, mode: str = "pixel") -> jax.Array:
         Array([[0.4243, 0.5657, 0.    ],
                [0.    , 0.    , 0.7071]], dtype=float32)
     """
+    _check_normalize(mode)
     if mode == "pixel":
         inverse_norm = jax.lax.rsqrt(jnp.sum(jnp.square(grads), axis=-1, keepdims=True))
         return grads * jnp.minimum(inverse_norm, 1.0 / KERAS_EPSILON)
-    if mode == "tensor":
-        return grads / jnp.maximum(jnp.linalg.norm(grads), KERAS_EPSILON)
-    raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {mode!r}")
+    return grads / jnp.maximum(jnp.linalg.norm(grads), KERAS_EPSILON)
+
+
+def _check_normalize(mode: str) -> None:
+    if mode not in NORMALIZE_MODES:
+        raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {mode!r}")
 
 
 def _filter_loss(graphdef: nnx.GraphDef, state: nnx.State, layer_name: str, image: jax.Array,
@@ -86,8 +90,7 @@ def _ascend_many(graphdef, state, layer_name, starts, filter_indices, step_size,
 
 def _setup(model, layer_name, filter_indices, image_size, channels, seed, init_range, normalize):
     """Eval-mode split, checked indices and the per-filter start images in book units."""
-    if normalize not in NORMALIZE_MODES:
-        raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
+    _check_normalize(normalize)  # before anything compiles
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     shape = (1, height, width, channels)
     # jnp's default float: float32, or float64 when x64 is on (as the start noise below)

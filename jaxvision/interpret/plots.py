@@ -101,8 +101,8 @@ def stitch_filters(images: Sequence[np.ndarray], path: str | Path, n: int = 8, m
 
 def save_matshow(values: np.ndarray, path: str | Path, cmap: str = "viridis", cell: int = 1) -> Path:
     """``plt.matshow(values)`` pixel for pixel: a 2-D array min–max scaled to the colormap (a
-    constant array maps to its low end), each value a ``cell`` × ``cell`` square. The book's
-    figures 10.2 (one channel of an activation) and 10.8 (the Grad-CAM heatmap). Returns the path.
+    constant array maps to its low end), each value a ``cell`` × ``cell`` square: the book's
+    figure 10.2 (one channel of an activation) and its Grad-CAM heatmap. Returns the path.
 
     Examples:
         >>> import numpy as np, tempfile, pathlib

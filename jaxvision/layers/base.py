@@ -59,14 +59,12 @@ class Layer(nnx.Module):
     def trainable_weights(self) -> list[jax.Array]:
         """The parameters ``fit`` trains, as Keras's ``trainable_weights`` (listing 8.29 counts
         them: 154 for the Xception base, 0 once ``base.trainable = False``)."""
-        return jax.tree.leaves(nnx.state(self, trainable_filter(self)))
+        return jax.tree.leaves(weight_states(self)[0])
 
     @property
     def non_trainable_weights(self) -> list[jax.Array]:
         """Frozen parameters and BatchNorm moving statistics, as Keras's ``non_trainable_weights``."""
-        trainable = trainable_filter(self)
-        return jax.tree.leaves(nnx.state(self, lambda path, value: isinstance(value, (nnx.Param, nnx.BatchStat))
-                                         and not trainable(path, value)))
+        return jax.tree.leaves(weight_states(self)[1])
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
@@ -99,11 +97,14 @@ def trainable_filter(module: nnx.Module) -> Callable[[tuple, object], bool]:
     return is_trainable
 
 
-def count_params(module: nnx.Module) -> tuple[int, int]:
-    """``(trainable, non_trainable)`` numbers as Keras counts them: non-trainable are the
-    frozen parameters plus the BatchNorm moving statistics."""
-    def size(state: nnx.State) -> int:
-        return sum(math.prod(v.shape) for v in jax.tree.leaves(state))
-
+def weight_states(module: nnx.Module) -> tuple[nnx.State, nnx.State]:
+    """``(trainable, non_trainable)`` weights as Keras splits them: non-trainable are the frozen
+    parameters plus the BatchNorm moving statistics."""
     _, trainable, rest, _ = nnx.split(module, trainable_filter(module), nnx.Any(nnx.Param, nnx.BatchStat), ...)
-    return size(trainable), size(rest)
+    return trainable, rest
+
+
+def count_params(module: nnx.Module) -> tuple[int, int]:
+    """``(trainable, non_trainable)`` numbers of scalars, as Keras counts them (see
+    :func:`weight_states`)."""
+    return tuple(sum(math.prod(v.shape) for v in jax.tree.leaves(state)) for state in weight_states(module))

@@ -1,7 +1,7 @@
 """The residual block of *Deep Learning with Python*, ch. 9 (``residual_block``).
 
-Two 3×3 "same" relu convolutions (``convs=1``: one, as in listings 9.2 and 9.3), optionally followed by 2×2 max pooling, added to the
-block's input. When the block changes the shape, the input (the *shortcut*) is projected
+Two 3×3 "same" relu convolutions (one with ``convs=1``, as in listings 9.2 and 9.3),
+optionally followed by 2×2 max pooling, added to the block's input. When the block changes the shape, the input (the *shortcut*) is projected
 with a 1×1 convolution so the sum is defined: with stride 2 when the block pools, or at
 stride 1 when only the channel count changes. The stride-2 1×1 projection and the "same"
 pooling give the same spatial size, ``ceil(size / 2)``, for odd sizes too.
@@ -21,12 +21,12 @@ class ResidualBlock(Layer):
     """``block(x) + shortcut(x)``, exactly the book's ``residual_block(x, filters, pooling)``.
 
     Sub-layers, so parameter paths read ``conv1.kernel``, ``shortcut.bias``…:
-    ``conv1``, ``conv2``… (``convs`` of them: 3×3, relu, "same"), ``pool`` (``MaxPooling2D(2, padding="same")``,
-    or ``None``) and ``shortcut`` (the 1×1 projection, or ``None`` for the identity).
+    ``conv1``, ``conv2``… (``convs`` of them: 3×3, relu, "same"), ``pool``
+    (``MaxPooling2D(2, padding="same")``, or ``None``) and ``shortcut`` (the 1×1 projection, or ``None`` for the identity).
 
     Args:
       in_channels: channels of the input (last axis).
-      filters: output channels of both convolutions, hence of the block.
+      filters: output channels of every convolution, hence of the block.
       pooling: halve height and width (rounding up) with max pooling.
       convs: 3×3 convolutions in the block: 2 in ``residual_block``, 1 in listings 9.2 and 9.3.
       rngs: ``nnx.Rngs`` for the glorot-uniform kernels.

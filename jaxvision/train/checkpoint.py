@@ -29,6 +29,7 @@ allocating anything, so a ``build_config`` that asks for a huge model is refused
 
 import dataclasses
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -213,6 +214,21 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
     model = _load_weights(build(), training, path)
     model.eval()
     return model
+
+
+def recorded_image_size(checkpoint: str | os.PathLike) -> tuple[int, int] | None:
+    """``(height, width)`` from ``image_size`` in ``config.json``/``metrics.json`` of the
+    checkpoint folder or the run folder above it (where the experiment scripts write
+    ``metrics.json``); ``None`` when neither records one."""
+    checkpoint = Path(checkpoint)
+    for folder in (checkpoint, checkpoint.parent):
+        for name in ("config.json", "metrics.json"):
+            path = folder / name
+            if path.is_file():
+                size = json.loads(path.read_text()).get("image_size")
+                if size is not None:
+                    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return None
 
 
 def _load_weights(model: nnx.Module, training: TrainingState, path: str | os.PathLike) -> nnx.Module:

@@ -54,10 +54,10 @@ def plot_history(history: History | dict[str, list[float]], path: str | os.PathL
 
 
 def save_image_grid(images: Sequence[np.ndarray], path: str | os.PathLike, *, titles: Sequence[str] | None = None,
-                    columns: int = 3, cmap: str | None = None) -> Path:
-    """The book's ``plt.subplot`` grids (figures 8.8, 8.10, 11.3–11.4): images in rows of
-    ``columns``, each titled, axes off. Images are [0, 255] (or [0, 1]) RGB or 2-D (drawn with
-    ``cmap``, grey by default). Only process 0 writes it.
+                    columns: int = 3) -> Path:
+    """The book's ``plt.subplot`` grids (figures 8.8 and 8.10): images in rows of ``columns``,
+    each titled, axes off. Images are [0, 255] (or [0, 1]) RGB, or 2-D (drawn in grey). Only
+    process 0 writes it.
 
     Examples:
         >>> import numpy as np, tempfile, pathlib
@@ -78,7 +78,7 @@ def save_image_grid(images: Sequence[np.ndarray], path: str | os.PathLike, *, ti
         if image.ndim == 3:
             axes.imshow(np.clip(image / 255.0 if image.max() > 1.0 else image, 0, 1))
         else:
-            axes.imshow(image, cmap=cmap or "gray")
+            axes.imshow(image, cmap="gray")
         if titles is not None:
             axes.set_title(titles[i])
         axes.axis("off")

@@ -2,18 +2,18 @@
 
 ``set_image`` resizes the longest side to ``image_size`` (PIL bilinear, as the reference),
 normalises, pads bottom/right and computes the image embedding once (jitted). ``predict``
-takes prompts in original-image pixels and returns masks at the original size.
+takes prompts in original-image pixels and returns masks at the original size. Several
+prompts go through the decoder as one batch. :func:`predict_masks` is the same computation
+as a plain function of arrays, for ``nnx.jit`` / ``jax.vmap`` users.
 
 Two coordinate conventions, both supported:
 
 * segment-anything's (``SamPredictor``): prompts in the original image's pixels; the image is
   padded at the bottom/right inside the model.
-* the book's (listing 11.x, KerasHub): the image is first ``resize_and_pad``-ed to 1024 × 1024,
-  which pads *centrally* to a square (``keras.ops.image.resize(..., pad_to_aspect_ratio=True)``),
-  and prompts are given in that padded frame. Pass the padded image to ``set_image`` and the
-  book's coordinates work as written. Several
-prompts go through the decoder as one batch. :func:`predict_masks` is the same computation
-as a plain function of arrays, for ``nnx.jit`` / ``jax.vmap`` users.
+* the book's (KerasHub): the image is first ``resize_and_pad``-ed to 1024 × 1024, which pads
+  *centrally* to a square (``keras.ops.image.resize(..., pad_to_aspect_ratio=True)``), and
+  prompts are given in that padded frame. Pass the padded image to ``set_image`` and the
+  book's coordinates work as written.
 """
 
 import jax
