@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= $(or $(JAXVISION_DATA),../shared/data)
 
-.PHONY: demo test docs figures port-check check-python clean
+.PHONY: demo test test-fast docs figures port-check check-python clean
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { \
@@ -24,8 +24,18 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 demo: $(VENV)/.installed
 	JAXVISION_DATA=$(DATA) $(PY) experiments/ch08_mnist_convnet.py
 
+# Two pytest workers (pytest-xdist), one per core; a module's tests stay on one worker so its
+# shared Keras twins and compiles are built once. WORKERS=0 runs in-process (for pdb).
+WORKERS ?= 2
+PYTEST := JAXVISION_DATA=$(DATA) $(PY) -m pytest -q -n $(WORKERS) --dist loadscope
+
 test: $(VENV)/.installed-dev
-	JAXVISION_DATA=$(DATA) $(PY) -m pytest -q
+	$(PYTEST)
+
+# The forker's edit-test loop: every layer's Keras parity and gradient checks, their doctests,
+# and the models' shapes and parity (under 2 minutes on 2 cores).
+test-fast: $(VENV)/.installed-dev
+	$(PYTEST) tests/layers jaxvision/layers tests/models/test_models.py
 
 docs: $(VENV)/.installed-dev
 	$(VENV)/bin/mkdocs build --strict
