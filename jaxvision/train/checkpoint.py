@@ -6,7 +6,9 @@ one finished checkpoint, ``<path>/<n>/``, with two items:
 * ``arrays``: parameters, non-trainable state (BatchNorm statistics) — both keyed by their
   module path, e.g. ``"conv2d/kernel"`` — and the optimizer state's leaves;
 * ``meta`` (JSON): epochs and steps completed, seed, the model's ``build_config``, the
-  history and the callbacks' state, i.e. everything needed to resume bit-identically.
+  history and the callbacks' state, i.e. everything needed to resume bit-identically, and the
+  shape and dtype of one training example (``"input"``, what ``python -m jaxvision.export``
+  exports for).
 
 Checkpoints are written and read collectively (every process calls ``save``/``load``;
 orbax writes each array once) and do not depend on the topology: arrays are restored onto
@@ -54,7 +56,8 @@ class TrainingState:
     (``"conv2d/kernel"``) to arrays; ``opt_state`` holds the optimizer state's leaves in tree
     order; ``callbacks`` pairs each callback's class name with its JSON state and
     ``callback_arrays`` holds their arrays (e.g. ``EarlyStopping``'s best weights) by callback
-    position; ``stop_training`` records that a callback ended the run.
+    position; ``stop_training`` records that a callback ended the run; ``input_shape`` and
+    ``input_dtype`` are one training example's (``None`` when unknown: a model saved outside ``fit``).
     """
 
     params: dict[str, jax.Array]
@@ -69,6 +72,8 @@ class TrainingState:
     callbacks: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
     callback_arrays: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     stop_training: bool = False
+    input_shape: list[int] | None = None
+    input_dtype: str | None = None
 
 
 def _manager(path: str | os.PathLike, *, create: bool) -> ocp.CheckpointManager:
@@ -129,7 +134,9 @@ def save(path: str | os.PathLike, training: TrainingState) -> None:
     meta = {"format": FORMAT, "epoch": training.epoch, "step": training.step, "seed": training.seed,
             "build_config": training.build_config, "history": training.history,
             "history_epochs": training.history_epochs, "callbacks": [list(c) for c in training.callbacks],
-            "stop_training": training.stop_training, "sha256": arrays_sha256(arrays)}
+            "stop_training": training.stop_training, "sha256": arrays_sha256(arrays),
+            "input": None if training.input_shape is None else {"shape": training.input_shape,
+                                                                "dtype": training.input_dtype}}
     with _manager(path, create=True) as manager:
         manager.save((manager.latest_step() or 0) + 1,
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
@@ -165,7 +172,8 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
                          epoch=meta["epoch"], step=meta["step"], seed=meta["seed"],
                          build_config=meta["build_config"], history=meta["history"],
                          history_epochs=meta["history_epochs"], callbacks=[tuple(c) for c in meta["callbacks"]],
-                         callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"])
+                         callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"],
+                         **_recorded_example(meta))
 
 
 def save_checkpoint(path: str | os.PathLike, model: nnx.Module, *, epoch: int = 0, step: int = 0) -> None:
@@ -214,6 +222,27 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
     model = _load_weights(build(), training, path)
     model.eval()
     return model
+
+
+def _recorded_example(meta: dict) -> dict[str, Any]:
+    """TrainingState's ``input_shape``/``input_dtype`` from ``meta`` (``None`` in checkpoints
+    written before they were recorded)."""
+    example = meta.get("input") or {}
+    return {"input_shape": example.get("shape"), "input_dtype": example.get("dtype")}
+
+
+def recorded_input(checkpoint: str | os.PathLike) -> tuple[tuple[int, ...], str] | None:
+    """``(shape, dtype)`` of one example of the data ``fit`` trained the model in ``checkpoint``
+    on, as it recorded them; ``None`` for a checkpoint not written by ``fit`` (or by a version
+    before it recorded them)."""
+    if not has_checkpoint(checkpoint):
+        return None
+    with _manager(checkpoint, create=False) as manager:
+        meta = manager.restore(manager.latest_step(), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    example = _recorded_example(meta if isinstance(meta, dict) else {})
+    if example["input_shape"] is None:
+        return None
+    return tuple(int(d) for d in example["input_shape"]), str(example["input_dtype"])
 
 
 def recorded_image_size(checkpoint: str | os.PathLike) -> tuple[int, int] | None:
