@@ -217,10 +217,24 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
                          "create the model yourself and call jaxvision.train.restore(path, model)")
     source = f"checkpoint {path}"
     build = lambda: rebuild_model(training.build_config, trusted_modules=trusted_modules, source=source)  # noqa: E731
-    _, _, abstract = nnx.split(nnx.eval_shape(build), nnx.RngState, ...)
-    with_arrays(abstract, {**training.params, **training.state}, what="weights", source=source)  # shapes first
-    model = _load_weights(build(), training, path)
+    model = _build_abstractly(build)
+    graphdef, rng_state, abstract = nnx.split(model, nnx.RngState, ...)
+    weights = with_arrays(abstract, {**training.params, **training.state}, what="weights", source=source)
+    model = nnx.merge(graphdef, rng_state, weights)
     model.eval()
+    return model
+
+
+def _build_abstractly(build) -> nnx.Module:
+    """``build()`` with abstract weights (shapes and dtypes, nothing computed or compiled)
+    and concrete RNG streams (keys and counts, as ``build()`` makes them): what a checkpoint's
+    weights are loaded into. The streams are computed by one small jitted function from which
+    XLA drops every initialiser, since none of their results is returned."""
+    model = nnx.eval_shape(build)
+    if not jax.tree.leaves(nnx.state(model, nnx.RngState)):
+        return model
+    rng_state = jax.jit(lambda: nnx.state(build(), nnx.RngState))()
+    nnx.update(model, rng_state)
     return model
 
 
