@@ -28,7 +28,7 @@ test: $(VENV)/.installed-dev
 	JAXVISION_DATA=$(DATA) $(PY) -m pytest -q
 
 docs: $(VENV)/.installed-dev
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 port-check: $(VENV)/.installed-dev
 	JAXVISION_DATA=$(DATA) $(PY) bench/port_check.py

@@ -12,7 +12,7 @@ python -m jaxvision.export CHECKPOINT OUT_DIR [--platforms cpu,cuda,tpu]
 ``OUT_DIR`` gets three files:
 
 * ``model.jax``: ``Exported.serialize()`` of ``f(weights, x) = model(x)`` in eval mode, the
-  computation :func:`~jaxvision.train.predict` runs, lowered for every platform asked for;
+  computation [predict][jaxvision.train.predict] runs, lowered for every platform asked for;
   ``x`` has shape ``(b, *input_shape)`` with ``b`` symbolic, so any batch size runs.
 * ``weights.npz``: one array per name (``"conv2d/kernel"``, BatchNorm statistics included).
   NumPy's own format: it needs nothing beyond numpy to read, and read with
@@ -22,9 +22,9 @@ python -m jaxvision.export CHECKPOINT OUT_DIR [--platforms cpu,cuda,tpu]
 * ``contract.json``: input shape and dtype (``null`` for the batch), preprocessing, output
   shape, class names when known, platforms, the weights' sha256, and the model's build config.
 
-:func:`load_exported` reads them back as untrusted input: every size is bounded, the JSON
+[load_exported][jaxvision.export.load_exported] reads them back as untrusted input: every size is bounded, the JSON
 contract and the weights' names, shapes and dtypes are checked against the exported signature,
-and each mismatch is a :class:`ExportError` naming the file.
+and each mismatch is a [ExportError][jaxvision.export.ExportError] naming the file.
 """
 
 import argparse
@@ -224,10 +224,10 @@ def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarra
 
     Checked before anything runs: the three files are regular files inside ``folder``; the
     contract is a small JSON object of the expected format; the function calls no custom call
-    beyond :data:`ALLOWED_CUSTOM_CALLS` (no host callback, no vendor kernel); the weights archive holds plain
+    beyond ``ALLOWED_CUSTOM_CALLS`` (no host callback, no vendor kernel); the weights archive holds plain
     arrays (no pickles) within a budget of its size, with the recorded sha256; the weights'
     names, shapes and dtypes and the input shape equal the exported function's signature.
-    Any mismatch raises :class:`ExportError` naming the file.
+    Any mismatch raises [ExportError][jaxvision.export.ExportError] naming the file.
     """
     folder = Path(folder)
     contract_path = _member(folder, CONTRACT_FILE, "export contract")

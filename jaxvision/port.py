@@ -115,8 +115,8 @@ def export_steps(model: ModelOrFactory, *, input_shape: Sequence[int], loss: str
                  ) -> tuple[jax.export.Exported, jax.export.Exported]:
     """``(train, predict)``: ``jax.export.Exported`` of ``fit``'s train step and of ``predict``
     for ``model`` under ``policy``, over ``mesh``, for one global batch of ``batch_size``
-    examples of ``input_shape`` (labels as [labels_for][jaxvision.port.labels_for] gives them
-    unless ``label_shape``, one example's, is given). Raises [PortError][jaxvision.port.PortError]
+    examples of ``input_shape`` (labels shaped for ``loss`` from the model's outputs unless
+    ``label_shape``, one example's, is given). Raises [PortError][jaxvision.port.PortError]
     naming the model and the policy when a step does not lower."""
     name = name or _name(model)
     shape = (batch_size, *map(int, input_shape))

@@ -31,7 +31,7 @@ class ResidualBlock(Layer):
       convs: 3×3 convolutions in the block: 2 in ``residual_block``, 1 in listings 9.2 and 9.3.
       rngs: ``nnx.Rngs`` for the glorot-uniform kernels.
       name: optional layer name used in error messages and summaries.
-      dtype, param_dtype: of every sub-layer, as in :class:`~jaxvision.layers.Conv2D`.
+      dtype, param_dtype: of every sub-layer, as in [Conv2D][jaxvision.layers.Conv2D].
 
     Examples:
         >>> from flax import nnx

@@ -15,8 +15,8 @@ orbax writes each array once) and do not depend on the topology: arrays are rest
 the target mesh's shardings (replicated), so a checkpoint written on one device loads
 bit-identically onto eight, and back.
 
-What is saved and loaded is a :class:`TrainingState` of plain values: the trainer hands one
-to :func:`save` and takes one back from :func:`load`; this module knows nothing of the trainer.
+What is saved and loaded is a ``TrainingState`` of plain values: the trainer hands one
+to ``save`` and takes one back from ``load``; this module knows nothing of the trainer.
 
 Writes are atomic: orbax writes ``<n+1>.orbax-checkpoint-tmp-*`` and renames it when
 complete, and only then deletes ``<n>``; readers only see finished checkpoints, so a crash
@@ -24,7 +24,7 @@ mid-write leaves the previous checkpoint loadable.
 
 Integrity: ``meta`` holds the sha256 of every array (names, dtypes, shapes and bytes, in a
 fixed order) computed at save time; loading recomputes it, so a flipped byte in a data file is
-a named error rather than silently different weights. :func:`load_model` builds the model
+a named error rather than silently different weights. [load_model][jaxvision.train.load_model] builds the model
 abstractly first (``nnx.eval_shape``) and compares every shape with the checkpoint's before
 allocating anything, so a ``build_config`` that asks for a huge model is refused cheaply.
 """
@@ -178,11 +178,11 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
 
 def save_checkpoint(path: str | os.PathLike, model: nnx.Module, *, epoch: int = 0, step: int = 0) -> None:
     """Write ``model``'s weights (parameters and non-trainable state) as a checkpoint in
-    ``path``, for a model trained outside :func:`~jaxvision.train.fit` (e.g. your own NNX loop).
+    ``path``, for a model trained outside [fit][jaxvision.train.fit] (e.g. your own NNX loop).
 
     The checkpoint has no optimizer state, so ``fit(resume_from=path)`` cannot continue from it;
-    :func:`load_model` (when the model records a ``build_config``: built by ``build_model`` or a
-    ``@register``-ed class) and :func:`restore` read it. Written atomically, like every checkpoint.
+    [load_model][jaxvision.train.load_model] (when the model records a ``build_config``: built by ``build_model`` or a
+    ``@register``-ed class) and [restore][jaxvision.train.restore] read it. Written atomically, like every checkpoint.
     """
     params, state = nnx.split(model, nnx.Param, nnx.RngState, ...)[1::2]
     save(path, TrainingState(params=flat_arrays(params), state=flat_arrays(state), opt_state=[], epoch=epoch,
@@ -192,7 +192,7 @@ def save_checkpoint(path: str | os.PathLike, model: nnx.Module, *, epoch: int = 
 def restore(path: str | os.PathLike, model: nnx.Module, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
     """Load the weights (parameters and BatchNorm statistics) of the checkpoint in ``path``
     into ``model``, which must have the same structure; returns ``model`` in eval mode, as
-    :func:`load_model` does (a plain ``model(x)`` is inference, as in Keras). The arrays are
+    [load_model][jaxvision.train.load_model] does (a plain ``model(x)`` is inference, as in Keras). The arrays are
     replicated over ``mesh`` (default: every device), whatever topology wrote them. Which
     layers were frozen when it was saved does not matter (the fine-tuning run restores a
     checkpoint written with a frozen backbone)."""

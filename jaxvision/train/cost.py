@@ -103,7 +103,7 @@ def lower_train_step(model: nnx.Module, *, loss: str, input_shape: tuple[int, ..
 
 
 def step_cost(steps, args, *, compile: bool = False) -> StepCost:
-    """XLA's cost analysis of ``steps.train_batch`` on ``args`` (from :func:`lower_train_step`).
+    """XLA's cost analysis of ``steps.train_batch`` on ``args`` (from [lower_train_step][jaxvision.train.cost.lower_train_step]).
     ``compile=False`` counts the lowered module (fast; FLOPs only, see the module docstring);
     ``compile=True`` compiles it for this machine's backend and adds its bytes accessed."""
     lowered = steps.train_batch.lower(*args)

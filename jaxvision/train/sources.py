@@ -9,7 +9,7 @@ is a pure function of ``(seed, epoch)``, which is what makes a resumed run repea
 batches (and every process agree on them).
 
 Batches from an iterable are this process's part of the global batch; they are uploaded
-:data:`PREFETCH` steps ahead, so the host prepares the next batches while the devices
+``PREFETCH`` steps ahead, so the host prepares the next batches while the devices
 compute (dispatch is asynchronous).
 
 Training batches must split evenly over the devices (a partial last batch is computed
@@ -186,7 +186,7 @@ def example_spec(x) -> jax.ShapeDtypeStruct:
 
 def as_source(data, batch_size: int, placement: Placement, *, what: str,
               once: bool = False) -> ArraySource | IterableSource:
-    """``(x, y)`` arrays → :class:`ArraySource`; anything else iterable → :class:`IterableSource`
+    """``(x, y)`` arrays → ``ArraySource``; anything else iterable → ``IterableSource``
     (which must be re-iterable unless it is read ``once``)."""
     if isinstance(data, tuple) and len(data) == 2 and all(hasattr(a, "shape") for a in data):
         return ArraySource(data[0], data[1], batch_size, placement, what=what)

@@ -2,7 +2,7 @@
 
 The model's arrays are copied once at the start, so the donated training carry never
 aliases them; the final (or, after an error, the last good) weights are written back into
-the model by :meth:`Trainer.write_back`.
+the model by [Trainer.write_back][jaxvision.train.Trainer.write_back].
 """
 
 import os
@@ -119,7 +119,7 @@ class Trainer:
         return {"params": flat_arrays(params), "state": flat_arrays(state)}
 
     def set_weights(self, weights: dict[str, dict[str, jax.Array]]) -> None:
-        """Load weights in the form :meth:`get_weights` returns."""
+        """Load weights in the form [get_weights][jaxvision.train.Trainer.get_weights] returns."""
         params, state = self._copy((weights["params"], weights["state"]))
         self.carry = self.carry._replace(
             params=with_arrays(self.carry.params, params, what="parameters", source="set_weights"),
