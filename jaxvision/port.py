@@ -163,13 +163,11 @@ def check(model: ModelOrFactory, *, input_shape: Sequence[int], loss: str, batch
       PortError: a step does not lower, naming the model and the policy.
 
     Examples:
-        >>> from jaxvision.layers import Conv2D, Dense, GlobalAveragePooling2D
-        >>> from jaxvision.models import Sequential
-        >>> model = Sequential([Conv2D(3, 4, 3, rngs=nnx.Rngs(0)), GlobalAveragePooling2D(),
-        ...                     Dense(4, 2, activation="softmax", rngs=nnx.Rngs(0))])
-        >>> found = check(model, input_shape=(8, 8, 3), loss="sparse_categorical_crossentropy", estimate=False)
+        >>> from jaxvision.layers import Dense
+        >>> model = Dense(4, 2, activation="softmax", rngs=nnx.Rngs(0))
+        >>> found = check(model, input_shape=(4,), loss="sparse_categorical_crossentropy", estimate=False)
         >>> print(found)
-        Sequential: lowers for tpu and cuda, float32 and bfloat16, 8-device mesh
+        Dense: lowers for tpu and cuda, float32 and bfloat16, 8-device mesh
         >>> train, predict = found.exported["mixed_bfloat16"]
         >>> train.nr_devices, predict.out_avals[0].shape
         (8, (8, 2))

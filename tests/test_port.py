@@ -29,11 +29,12 @@ class UnregisteredNet(Model):
         return tap("head", self.head(self.pool(nnx.relu(self.bn(self.sep(x))))))
 
 
-def test_a_model_no_registry_knows_passes_the_check_with_its_step_cost():
+def test_a_model_no_registry_knows_passes_the_check():
     from jaxvision.port import check
 
-    found = check(UnregisteredNet(rngs=nnx.Rngs(0)), input_shape=(8, 8, 3), loss="sparse_categorical_crossentropy")
-    assert str(found).startswith("UnregisteredNet: lowers for tpu and cuda, float32 and bfloat16, 8-device mesh\n")
+    found = check(UnregisteredNet(rngs=nnx.Rngs(0)), input_shape=(8, 8, 3), loss="sparse_categorical_crossentropy",
+                  estimate=False)
+    assert str(found) == "UnregisteredNet: lowers for tpu and cuda, float32 and bfloat16, 8-device mesh"
     for policy, compute in (("float32", "f32"), ("mixed_bfloat16", "bf16")):
         train, predict = found.exported[policy]
         assert train.platforms == PLATFORMS == predict.platforms and train.nr_devices == MESH.size == 8
@@ -41,9 +42,7 @@ def test_a_model_no_registry_knows_passes_the_check_with_its_step_cost():
         assert [a.shape for a in train.in_avals][-2:] == [(8, 8, 8, 3), (8,)] and train.in_avals[-1].dtype == jnp.int32
         assert predict.out_avals[0].shape == (8, 3)
         assert f"tensor<8x8x8x4x{compute}>" in predict.mlir_module()  # the separable conv computes in the policy
-    # The step's cost counts at least the forward and backward multiply-adds of its convolutions
-    # (depthwise 3x3x3 and pointwise 3x4 at 64 pixels, 8 examples, 2 FLOPs each, ×3 for the backward).
-    assert found.cost.flops >= 3 * 2 * 8 * 64 * (27 + 12) and found.cost.bytes_accessed > 0
+    assert found.cost is None
 
 
 def test_the_command_runs_as_the_own_model_guide_writes_it(tmp_path, monkeypatch, capsys):
@@ -54,7 +53,12 @@ def test_the_command_runs_as_the_own_model_guide_writes_it(tmp_path, monkeypatch
     assert main(command.split()[3:]) == 0
     report = capsys.readouterr().out
     assert report.startswith("TinyResNet: lowers for tpu and cuda, float32 and bfloat16, 8-device mesh\n")
-    assert re.search(r"one float32 train step of 8 × \(16, 16, 3\): [\d.]+ GFLOP, [\d.]+ GB; estimated H100 ", report)
+    gflop, gbytes = map(float, re.search(r"one float32 train step of 8 × \(16, 16, 3\): ([\d.e-]+) GFLOP, ([\d.e-]+) GB; "
+                                         r"estimated H100 [\d.e-]+ ms, H200 ", report).groups())
+    # At least the multiply-adds (2 FLOPs each) of its two 3x3 convolutions at 16x16 over 8 examples:
+    # forward and kernel gradient of the stem (3→8), forward, kernel and input gradients of conv (8→8).
+    convolution = 2 * 8 * 16 * 16 * 9
+    assert gflop * 1e9 >= convolution * (2 * 3 * 8 + 3 * 8 * 8) and gbytes > 0
     assert report.rstrip().endswith("[loss binary_crossentropy]")  # guessed from the single output
 
 
