@@ -30,7 +30,8 @@ BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (
 
 
 class MobileNetV1(Sequential):
-    """The MobileNet v1 graph; build it with [MobileNet][jaxvision.applications.MobileNet] (weights) or ``build_model("mobilenet")``.
+    """The MobileNet v1 graph; build it with [MobileNet][jaxvision.applications.MobileNet]
+    (weights) or ``build_model("mobilenet")``.
 
     Args:
       alpha: width multiplier; every layer has ``int(filters * alpha)`` filters.

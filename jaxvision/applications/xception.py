@@ -38,7 +38,8 @@ def _suffix(index: int) -> str:
 
 
 class XceptionNet(Model):
-    """The Xception-41 graph; build it with [Xception][jaxvision.applications.Xception] (weights) or ``build_model("xception")``.
+    """The Xception-41 graph; build it with [Xception][jaxvision.applications.Xception] (weights)
+    or ``build_model("xception")``.
 
     Args:
       include_top: end with ``avg_pool`` and the ``classes``-way ``predictions`` Dense.

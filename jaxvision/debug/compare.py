@@ -15,7 +15,8 @@ over the dtype's ``rtol`` is the divergence, and the report stops there.
 
 The reference is a Keras 3 model ([keras_intermediates][jaxvision.debug.keras_intermediates] reads every layer's output,
 nested models included as ``outer/inner``), or any callable ``x -> {name: array}`` in
-execution order, e.g. another jaxvision model ([jaxvision_intermediates][jaxvision.debug.jaxvision_intermediates]) — which is
+execution order, e.g. another jaxvision model
+([jaxvision_intermediates][jaxvision.debug.jaxvision_intermediates]) — which is
 how [drift][jaxvision.debug.drift] maps float32 against ``mixed_bfloat16`` and one device against a mesh.
 """
 

@@ -7,7 +7,8 @@ gradient is scaled to unit L2 length, so every pixel moves ``step_size`` in colo
 ``normalize="tensor"`` divides by the norm of the whole gradient instead (every step the same
 total length), which gives different patterns. [visualize_filters][jaxvision.interpret.visualize_filters] does
 many filters at once: ``jax.vmap`` over filters around a ``lax.fori_loop`` of the steps, all in
-one ``jax.jit``. [visualize_filter_loop][jaxvision.interpret.visualize_filter_loop] is the book's way, one filter and one jitted
+one ``jax.jit``. [visualize_filter_loop][jaxvision.interpret.visualize_filter_loop] is the book's
+way, one filter and one jitted
 step at a time; both give the same images.
 
 Input units: the ascent runs on an image ``u`` in the book's units (start uniform in
@@ -170,7 +171,8 @@ def visualize_filter_loop(model: Model, layer_name: str, filter_indices: Sequenc
                           step_size: float = 10.0, seed: int = 0,
                           init_range: tuple[float, float] = (0.4, 0.6),
                           input_scale: float = 255.0, normalize: str = "pixel") -> np.ndarray:
-    """Reference for [visualize_filters][jaxvision.interpret.visualize_filters]: the book's Python loops, one filter at a time
+    """Reference for [visualize_filters][jaxvision.interpret.visualize_filters]: the book's Python
+    loops, one filter at a time
     and one jitted ascent step per iteration. Same arguments and result."""
     (graphdef, state), indices, starts = _setup(model, layer_name, filter_indices, image_size,
                                                 channels, seed, init_range, normalize)

@@ -59,7 +59,8 @@ def _colorize(values: np.ndarray, cmap: str | None) -> np.ndarray:
 
 def plot_activation_grid(activation: np.ndarray, path: str | Path, images_per_row: int = 16,
                          cmap: str | None = "viridis") -> Path:
-    """Save [activation_grid][jaxvision.interpret.activation_grid] as a PNG (viridis as in the book; ``cmap=None`` for grey,
+    """Save [activation_grid][jaxvision.interpret.activation_grid] as a PNG (viridis as in the
+    book; ``cmap=None`` for grey,
     where all-zero channels are black). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

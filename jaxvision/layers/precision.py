@@ -10,7 +10,8 @@ entering a float32 model is computed in float32 rather than failing. Some values
 float32 whatever the policy, because bfloat16's 8-bit mantissa is too coarse for them:
 BatchNormalization statistics, softmax and sigmoid outputs, losses and data augmentation.
 
-The global policy is read when a layer is built; change it with [set_global_policy][jaxvision.layers.set_global_policy], for
+The global policy is read when a layer is built; change it with
+[set_global_policy][jaxvision.layers.set_global_policy], for
 one block of code with [policy_scope][jaxvision.layers.policy_scope], for one layer with its ``dtype`` argument, or
 for a built model with [set_policy][jaxvision.layers.set_policy].
 

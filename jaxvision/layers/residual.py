@@ -22,7 +22,8 @@ class ResidualBlock(Layer):
 
     Sub-layers, so parameter paths read ``conv1.kernel``, ``shortcut.bias``…:
     ``conv1``, ``conv2``… (``convs`` of them: 3×3, relu, "same"), ``pool``
-    (``MaxPooling2D(2, padding="same")``, or ``None``) and ``shortcut`` (the 1×1 projection, or ``None`` for the identity).
+    (``MaxPooling2D(2, padding="same")``, or ``None``) and ``shortcut`` (the 1×1 projection, or
+    ``None`` for the identity).
 
     Args:
       in_channels: channels of the input (last axis).

@@ -159,7 +159,8 @@ class SeparableConv2D(Layer):
       in_channels: channels of the input (last axis).
       filters: output channels of the pointwise convolution.
       kernel_size, strides, padding, dilation_rate, depth_multiplier: of the depthwise step,
-        as in [DepthwiseConv2D][jaxvision.layers.DepthwiseConv2D] (the arguments after ``dilation_rate`` are keyword-only).
+        as in [DepthwiseConv2D][jaxvision.layers.DepthwiseConv2D] (the arguments after
+        ``dilation_rate`` are keyword-only).
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias`` (``filters`` values, after the pointwise step only).
       rngs: ``nnx.Rngs`` for the two glorot-uniform kernels.

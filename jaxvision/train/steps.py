@@ -18,7 +18,8 @@ the loop can check for it only when it syncs anyway and still hand back good wei
 Every step is SPMD over the ``Placement``'s mesh: the carry
 comes out replicated, batches are split over the ``"data"`` axis. Evaluation batches are
 padded to a fixed size and carry a mask, so every example counts exactly once. An optional
-``augment(x, y, key) -> (x, y)`` (e.g. [jaxvision.layers.AugmentBatch.apply_pair][jaxvision.layers.AugmentBatch.apply_pair])
+``augment(x, y, key) -> (x, y)`` (e.g.
+[jaxvision.layers.AugmentBatch.apply_pair][jaxvision.layers.AugmentBatch.apply_pair])
 runs inside the train step, on the devices, with a key fixed by (seed, step).
 
 The loss minimised is Keras's ``compute_loss``: the loss function's value (a per-sample or

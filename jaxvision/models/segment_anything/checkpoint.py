@@ -220,7 +220,8 @@ def load_sam(path: str | os.PathLike, *, manifest: str | os.PathLike | dict | No
     """Load a SAM checkpoint: a torch ``.pth`` (zip) state dict, a ``.safetensors`` file from
     Hugging Face, or a KerasHub preset directory holding ``model.weights.h5``.
 
-    ``manifest`` ([jaxvision.weights.make_manifest][jaxvision.weights.make_manifest] with ``input_shape=None``): the file's
+    ``manifest`` ([jaxvision.weights.make_manifest][jaxvision.weights.make_manifest] with
+    ``input_shape=None``): the file's
     sha256 is checked before it is read and every tensor after.
 
     Returns the model and a ``CheckpointInfo`` with the detected variant and the sha256
