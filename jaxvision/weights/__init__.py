@@ -73,7 +73,7 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
       max_bytes: the most array data the file may make jaxvision read; default a few times
         the file's size (see ``jaxvision.weights.hdf5``; TF.js: the shards' size).
       manifest: a manifest (JSON path or dict,
-      [make_manifest][jaxvision.weights.manifest.make_manifest]) the file must match:
+        [make_manifest][jaxvision.weights.manifest.make_manifest]) the file must match:
         its sha256 is checked before reading, every tensor and the golden pair after loading.
 
     Returns:
