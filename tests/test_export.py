@@ -240,8 +240,9 @@ def test_the_readme_command_exports_a_checkpoint_fit_wrote(tmp_path, monkeypatch
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 255, (16, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, 16)
     model = build_model("mnist_convnet", seed=2)
-    fit(model, (x, y), epochs=1, batch_size=16, loss="sparse_categorical_crossentropy", optimizer="adam",
-        verbose=0, callbacks=[ModelCheckpoint(checkpoint)])
+    # Batches from an iterable (arrays are recorded too: tests/train/test_train_checkpoint.py).
+    fit(model, [(x, y)], epochs=1, loss="sparse_categorical_crossentropy", optimizer="adam", verbose=0,
+        callbacks=[ModelCheckpoint(checkpoint)])
     assert recorded_input(checkpoint) == ((28, 28, 1), "float32")
     assert main([checkpoint, out]) == 0
     assert contract(tmp_path / out)["input"] == {"shape": [None, 28, 28, 1], "dtype": "float32"}
