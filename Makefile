@@ -38,7 +38,7 @@ test-fast: $(VENV)/.installed-dev
 	$(PYTEST) tests/layers jaxvision/layers tests/models/test_models.py
 
 docs: $(VENV)/.installed-dev
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 port-check: $(VENV)/.installed-dev
 	JAXVISION_DATA=$(DATA) $(PY) bench/port_check.py

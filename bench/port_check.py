@@ -4,7 +4,8 @@
     python bench/port_check.py --estimates-only --markdown BENCHMARKS.md   # the table, into BENCHMARKS.md
     python bench/port_check.py --estimates-only --measured runs/book_gpu/summary.json  # beside a GPU run
 
-1. For every registered model, ``fit``'s train step (forward, loss, backward, Adam, metrics) and
+1. For every registered model, ``jaxvision.port.check`` (what ``python -m jaxvision.port`` runs
+   for any model): ``fit``'s train step (forward, loss, backward, Adam, metrics) and
    ``predict`` in float32 and ``mixed_bfloat16``, data-parallel over an abstract 8-device mesh,
    are exported with ``jax.export`` for ("tpu", "cuda"). Lowering only: a model that does not
    lower is named with its error and the exit status is 1.
@@ -28,15 +29,11 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "experiments")]
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
-from jax.sharding import AbstractMesh, AxisType  # noqa: E402
 
 from jaxvision.layers import policy_scope  # noqa: E402
 from jaxvision.models import build_model  # noqa: E402
+from jaxvision.port import MESH, PLATFORMS, POLICIES, PortCheck, check  # noqa: E402, F401 (tests import MESH)
 from jaxvision.train.cost import CHIPS, lower_train_step, profile_seconds, step_cost  # noqa: E402
-
-MESH = AbstractMesh((8,), ("data",), axis_types=(AxisType.Auto,))
-PLATFORMS = ("tpu", "cuda")
-POLICIES = ("float32", "mixed_bfloat16")
 # Every registered model at a small size: name → (builder arguments, one 8-device batch, loss, labels)
 MODELS = {
     "mnist_convnet": ({}, (8, 28, 28, 1), "sparse_categorical_crossentropy", (8,)),
@@ -53,21 +50,18 @@ MODELS = {
 DOGS_VS_CATS, MNIST, HORSES = (2000, 1000), (60000, 0), (236, 42)
 
 
+def port_check(name: str, policies=POLICIES) -> PortCheck:
+    """``jaxvision.port.check`` of model ``name`` at its small size, without estimates (the
+    book profiles' come from :func:`estimate`)."""
+    kwargs, shape, loss, label_shape = MODELS[name]
+    return check(lambda: build_model(name, **kwargs), input_shape=shape[1:], batch_size=shape[0], loss=loss,
+                 label_shape=label_shape[1:], policies=policies, estimate=False, name=name)
+
+
 def export_steps(name: str, policy: str):
     """``(train, predict)``: ``jax.export.Exported`` of fit's train step and of predict for
     model ``name`` (at its small size) over the abstract 8-device mesh."""
-    kwargs, shape, loss, label_shape = MODELS[name]
-    with policy_scope(policy):
-        model = nnx.eval_shape(lambda: build_model(name, **kwargs))
-    steps, args = lower_train_step(model, loss=loss, input_shape=shape, label_shape=label_shape, mesh=MESH)
-    carry, rngs = args[0], args[1]
-    try:
-        train = jax.export.export(steps.train_batch, platforms=PLATFORMS)(*args)
-        predict = jax.export.export(steps.predict_batch, platforms=PLATFORMS)(carry.params, carry.state, rngs, args[3])
-    except Exception as error:  # name the model and the step, whatever lowering raised
-        raise RuntimeError(f"{name} ({policy}): the train/predict step does not lower for {PLATFORMS}: "
-                           f"{type(error).__name__}: {error}") from error
-    return train, predict
+    return port_check(name, (policy,)).exported[policy]
 
 
 def experiments() -> dict:
@@ -216,14 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.estimates_only:
             start = time.perf_counter()
             try:
-                for policy in POLICIES:
-                    train, _ = export_steps(name, policy)
-                    assert train.nr_devices == 8 and train.platforms == PLATFORMS
-                verdict = "lowers for tpu and cuda, float32 and bfloat16, 8-device mesh"
+                verdict = str(port_check(name))
             except Exception as error:
                 failures += 1
-                verdict = f"FAILS: {' '.join(str(error).split())[:300]}"
-            print(f"{name}: {verdict} ({time.perf_counter() - start:.1f} s)", flush=True)
+                verdict = f"{name}: FAILS: {' '.join(str(error).split())[:300]}"
+            print(f"{verdict} ({time.perf_counter() - start:.1f} s)", flush=True)
         for experiment, spec in specs.items():
             if spec[0] == name:
                 rows.append(estimate(experiment, spec))

@@ -26,7 +26,7 @@ def device_description() -> str:
 
 
 def library_versions() -> dict[str, str]:
-    """Installed versions of :data:`LIBRARIES` (``"not installed"`` for a missing one).
+    """Installed versions of ``LIBRARIES`` (``"not installed"`` for a missing one).
 
     Examples:
         >>> sorted(library_versions()) == sorted(LIBRARIES)

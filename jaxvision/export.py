@@ -12,7 +12,7 @@ python -m jaxvision.export CHECKPOINT OUT_DIR [--platforms cpu,cuda,tpu]
 ``OUT_DIR`` gets three files:
 
 * ``model.jax``: ``Exported.serialize()`` of ``f(weights, x) = model(x)`` in eval mode, the
-  computation :func:`~jaxvision.train.predict` runs, lowered for every platform asked for;
+  computation [predict][jaxvision.train.predict] runs, lowered for every platform asked for;
   ``x`` has shape ``(b, *input_shape)`` with ``b`` symbolic, so any batch size runs.
 * ``weights.npz``: one array per name (``"conv2d/kernel"``, BatchNorm statistics included).
   NumPy's own format: it needs nothing beyond numpy to read, and read with
@@ -22,9 +22,9 @@ python -m jaxvision.export CHECKPOINT OUT_DIR [--platforms cpu,cuda,tpu]
 * ``contract.json``: input shape and dtype (``null`` for the batch), preprocessing, output
   shape, class names when known, platforms, the weights' sha256, and the model's build config.
 
-:func:`load_exported` reads them back as untrusted input: every size is bounded, the JSON
+[load_exported][jaxvision.export.load_exported] reads them back as untrusted input: every size is bounded, the JSON
 contract and the weights' names, shapes and dtypes are checked against the exported signature,
-and each mismatch is a :class:`ExportError` naming the file.
+and each mismatch is a [ExportError][jaxvision.export.ExportError] naming the file.
 """
 
 import argparse
@@ -185,9 +185,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
                       input_shape: Sequence[int] | None = None, platforms: Sequence[str] = PLATFORMS,
                       class_names: Sequence[str] | None = None, trusted_modules: Sequence[str] = ()) -> Path:
-    """:func:`export_model` of the model :func:`~jaxvision.train.load_model` rebuilds from
-    ``checkpoint``. ``input_shape`` defaults to the ``image_size`` recorded in the checkpoint's
-    folder or its run folder (``config.json``/``metrics.json``), with 3 channels."""
+    """[export_model][jaxvision.export.export_model] of the model
+    [load_model][jaxvision.train.load_model] rebuilds from ``checkpoint``. ``input_shape``
+    defaults to the shape of the examples ``fit`` trained it on (recorded in the checkpoint),
+    else the model's build config's, else the ``image_size`` recorded in the checkpoint's folder
+    or its run folder (``config.json``/``metrics.json``) with 3 channels."""
     from jaxvision.train import load_model
 
     model = load_model(checkpoint, trusted_modules=trusted_modules)
@@ -197,18 +199,24 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 def _recorded_input_shape(checkpoint: Path, model: nnx.Module) -> tuple[int, ...]:
+    """One example's shape as ``fit`` recorded it in ``checkpoint``, else as the model's build
+    config gives it, else the image size recorded in the run folder, with 3 channels."""
+    from jaxvision.train.checkpoint import recorded_image_size, recorded_input
+
+    recorded = recorded_input(checkpoint)
+    if recorded is not None:
+        return recorded[0]
     config = _build_config(model).get("kwargs", {})
     if config.get("input_shape"):
         return tuple(config["input_shape"])
     size = config.get("image_size")
     if size:
         return (*([size] * 2 if isinstance(size, int) else size), 3)
-    from jaxvision.train.checkpoint import recorded_image_size
-
-    recorded = recorded_image_size(checkpoint)
-    if recorded is None:
-        raise ValueError(f"{checkpoint}: no image size recorded beside the checkpoint; pass --input-shape H,W,C")
-    return (*recorded, 3)
+    size = recorded_image_size(checkpoint)
+    if size is None:
+        raise ValueError(f"{checkpoint}: no input shape recorded beside the checkpoint (not written by fit, and "
+                         "neither its build config nor its run folder gives an image size); pass --input-shape H,W,C")
+    return (*size, 3)
 
 
 def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
@@ -216,10 +224,10 @@ def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarra
 
     Checked before anything runs: the three files are regular files inside ``folder``; the
     contract is a small JSON object of the expected format; the function calls no custom call
-    beyond :data:`ALLOWED_CUSTOM_CALLS` (no host callback, no vendor kernel); the weights archive holds plain
+    beyond ``ALLOWED_CUSTOM_CALLS`` (no host callback, no vendor kernel); the weights archive holds plain
     arrays (no pickles) within a budget of its size, with the recorded sha256; the weights'
     names, shapes and dtypes and the input shape equal the exported function's signature.
-    Any mismatch raises :class:`ExportError` naming the file.
+    Any mismatch raises [ExportError][jaxvision.export.ExportError] naming the file.
     """
     folder = Path(folder)
     contract_path = _member(folder, CONTRACT_FILE, "export contract")

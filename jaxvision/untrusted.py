@@ -1,9 +1,9 @@
 """Reading files from strangers: checks shared by every reader of weights, checkpoints,
 datasets and images (see SECURITY.md).
 
-* :func:`regular_file`: only regular files are opened, so a FIFO or a device named as a
+* ``regular_file``: only regular files are opened, so a FIFO or a device named as a
   weights file, a checkpoint or an image never blocks or streams without end;
-* :class:`Budget`: what a file declares (array shapes, member sizes, pixel counts) is charged
+* ``Budget``: what a file declares (array shapes, member sizes, pixel counts) is charged
   against a cap proportional to the file's size *before* anything is allocated.
 """
 
@@ -32,8 +32,8 @@ def regular_file(path: str | os.PathLike, what: str = "file") -> Path:
 
 
 class Budget:
-    """Bytes that may still be read from one file: :data:`EXPANSION` × its size (plus
-    :data:`SLACK`), or an explicit ``max_bytes``.
+    """Bytes that may still be read from one file: ``EXPANSION`` × its size (plus
+    ``SLACK``), or an explicit ``max_bytes``.
 
     Examples:
         >>> budget = Budget("w.h5", file_size=1000, max_bytes=100)

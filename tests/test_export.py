@@ -225,3 +225,26 @@ def test_the_command_names_a_bad_checkpoint_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(tmp_path / "nowhere") in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_readme_command_exports_a_checkpoint_fit_wrote(tmp_path, monkeypatch):
+    """The README's command, as written, on ``fit``'s ModelCheckpoint: the input shape comes from
+    the data ``fit`` saw (1 channel here, which no image-size default would guess)."""
+    from jaxvision.export import main
+    from jaxvision.train import ModelCheckpoint, fit
+    from jaxvision.train.checkpoint import recorded_input
+
+    (command,) = re.findall(r"`(python -m jaxvision\.export \S+ \S+)`", README.read_text())
+    checkpoint, out = command.split()[3:]
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 255, (16, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, 16)
+    model = build_model("mnist_convnet", seed=2)
+    # Batches from an iterable (arrays are recorded too: tests/train/test_train_checkpoint.py).
+    fit(model, [(x, y)], epochs=1, loss="sparse_categorical_crossentropy", optimizer="adam", verbose=0,
+        callbacks=[ModelCheckpoint(checkpoint)])
+    assert recorded_input(checkpoint) == ((28, 28, 1), "float32")
+    assert main([checkpoint, out]) == 0
+    assert contract(tmp_path / out)["input"] == {"shape": [None, 28, 28, 1], "dtype": "float32"}
+    outputs = run_readme_snippet({tmp_path / out: x[:3]})
+    np.testing.assert_allclose(outputs[tmp_path / out], predict(model, x[:3]), rtol=1e-6, atol=1e-6)

@@ -5,6 +5,8 @@ import importlib
 import importlib.metadata
 import inspect
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,13 +77,40 @@ def test_the_wheel_builds_installs_in_a_fresh_venv_and_runs(tmp_path):
         assert lines[1].startswith("elephant African_elephant 0.60")
 
 
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj|py:\w+):`?")
+
+
+def tracked_changes(root: Path) -> str | None:
+    """``git status`` of the tracked files (``None`` outside a git checkout)."""
+    if shutil.which("git") is None or not (root / ".git").exists():
+        return None
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                          text=True, check=True).stdout
+
+
 def test_the_documentation_builds_strictly(tmp_path):
-    """``make docs``: a broken link, a missing figure or an unresolvable reference fails it."""
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir",
-                           str(tmp_path / "site")], cwd=root, capture_output=True, text=True, timeout=600)
+    """``make docs``: a broken link, a missing figure or an unresolvable reference fails it; the
+    build changes no tracked file and prints no end-of-life notice; the pages render clean: no
+    raw Sphinx role, no escaped table pipe, docstring references as links, code blocks that wrap."""
+    root, site = Path(__file__).resolve().parents[1], tmp_path / "site"
+    before = tracked_changes(root)
+    done = subprocess.run([str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir", str(site)],
+                          cwd=root, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "site" / "api" / "debug" / "index.html").is_file()
-    chapter = (tmp_path / "site" / "chapters" / "ch08" / "index.html").read_text()
+    assert "end of life" not in done.stderr and "WARNING" not in done.stderr
+    assert tracked_changes(root) == before
+    assert (site / "api" / "debug" / "index.html").is_file()
+    chapter = (site / "chapters" / "ch08" / "index.html").read_text()
     assert "0.6770" in chapter and "figure_8_10.png" in chapter  # RESULTS.md rows and the figures
-    assert "load_exported" in (tmp_path / "site" / "api" / "export" / "index.html").read_text()
+    assert "load_exported" in (site / "api" / "export" / "index.html").read_text()
+    pages = {path.relative_to(site).as_posix(): path.read_text() for path in site.rglob("*.html")}
+    text = {page: re.sub(r"<[^>]+>", "", html) for page, html in pages.items()}  # what a reader sees
+    roles = {page: SPHINX_ROLE.findall(t) for page, t in text.items() if SPHINX_ROLE.search(t)}
+    assert not roles, roles
+    pipes = {page: t.count("\\|") for page, t in text.items() if "\\|" in t}
+    assert not pipes, pipes
+    # A docstring's cross-reference is a link to its target's page.
+    assert re.search(r'<a[^>]+href="\.\./train/#jaxvision\.train\.load_model"', pages["api/export/index.html"])
+    assert re.search(r"pre > code \{[^}]*white-space: pre-wrap", (site / "stylesheets" / "extra.css").read_text())
+    assert all('stylesheets/extra.css"' in html for page, html in pages.items() if page != "404.html")

@@ -1,5 +1,5 @@
 """Pretrained ImageNet backbones shaped like ``keras.applications``: one file per
-architecture, Keras's layer names, Keras's weight files (see :mod:`jaxvision.weights`)."""
+architecture, Keras's layer names, Keras's weight files (see [jaxvision.weights][jaxvision.weights])."""
 
 from jaxvision.applications.imagenet_utils import decode_predictions, imagenet_class_names, preprocess_input
 from jaxvision.applications.mobilenet import MobileNet, MobileNetV1, mobilenet

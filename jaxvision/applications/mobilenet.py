@@ -30,7 +30,8 @@ BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (
 
 
 class MobileNetV1(Sequential):
-    """The MobileNet v1 graph; build it with :func:`MobileNet` (weights) or ``build_model("mobilenet")``.
+    """The MobileNet v1 graph; build it with [MobileNet][jaxvision.applications.MobileNet]
+    (weights) or ``build_model("mobilenet")``.
 
     Args:
       alpha: width multiplier; every layer has ``int(filters * alpha)`` filters.
@@ -114,12 +115,12 @@ def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.
       input_shape: optional ``(height, width, 3)``; the model takes any size ≥ 32, and this
         only picks the ImageNet file (Keras has them for square 128, 160, 192 and 224).
       alpha, depth_multiplier, dropout, include_top, pooling, classes, classifier_activation:
-        as :class:`MobileNetV1`.
+        as [MobileNetV1][jaxvision.applications.MobileNetV1].
       weights: ``None`` (random, the default here, unlike Keras), ``"imagenet"`` (Keras's
         ``mobilenet_<alpha>_<size>_tf[_no_top].h5`` or the TF.js copy under
         ``$JAXVISION_DATA/pretrained/``, else downloaded) or a path to a Keras weights file.
       seed: for the random initial weights and dropout.
-      manifest: a weights manifest (:func:`jaxvision.weights.make_manifest`) the loaded file
+      manifest: a weights manifest ([jaxvision.weights.make_manifest][jaxvision.weights.make_manifest]) the loaded file
         must match: its sha256, every tensor and a golden input → output pair.
 
     Examples:

@@ -51,7 +51,7 @@ def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_
       alternatives: other file or directory names under ``pretrained/`` holding the same
         weights, loaded by layer name, where layers in ``head`` may be left over.
       head: the classifier layers a with-top alternative has and a model without top lacks.
-      manifest: checked against whichever file is loaded (see :mod:`jaxvision.weights.manifest`).
+      manifest: checked against whichever file is loaded (see ``jaxvision.weights.manifest``).
     """
     if weights is None:
         return

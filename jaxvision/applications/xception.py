@@ -38,7 +38,8 @@ def _suffix(index: int) -> str:
 
 
 class XceptionNet(Model):
-    """The Xception-41 graph; build it with :func:`Xception` (weights) or ``build_model("xception")``.
+    """The Xception-41 graph; build it with [Xception][jaxvision.applications.Xception] (weights)
+    or ``build_model("xception")``.
 
     Args:
       include_top: end with ``avg_pool`` and the ``classes``-way ``predictions`` Dense.
@@ -147,7 +148,7 @@ def Xception(include_top: bool = True, weights: str | os.PathLike | None = None,
     """``keras.applications.Xception``: the same arguments, layer names and weight files.
 
     Args:
-      include_top, pooling, classes, classifier_activation: as :class:`XceptionNet`.
+      include_top, pooling, classes, classifier_activation: as [XceptionNet][jaxvision.applications.XceptionNet].
       weights: ``None`` (random, the default here, unlike Keras), ``"imagenet"`` (Keras's
         ``xception_weights_tf_dim_ordering_tf_kernels[_notop].h5`` under
         ``$JAXVISION_DATA/pretrained/``, else downloaded and sha256-checked), or a path: a
@@ -156,7 +157,7 @@ def Xception(include_top: bool = True, weights: str | os.PathLike | None = None,
       seed: for the random initial weights.
       manifest: a weights manifest the loaded file must match (see ``MobileNet``).
 
-    Inputs are at least 71 × 71, scaled by :func:`~jaxvision.applications.preprocess_input`.
+    Inputs are at least 71 × 71, scaled by [preprocess_input][jaxvision.applications.preprocess_input].
 
     Examples:
         >>> from flax import nnx

@@ -14,9 +14,9 @@ from jaxvision.data.seeding import epoch_seed
 class ArrayDataset:
     """Batches ``(x[i], y[i])`` of aligned arrays, like ``ImageFolderDataset`` for data that
     is already decoded. ``batch_transform(batch, rng)`` runs on each batch with a generator
-    seeded by (seed, epoch, batch), e.g. :class:`jaxvision.layers.AugmentBatch`. With several
+    seeded by (seed, epoch, batch), e.g. [jaxvision.layers.AugmentBatch][jaxvision.layers.AugmentBatch]. With several
     processes, each yields only its part of every global batch of ``batch_size``
-    (:mod:`jaxvision.data.process_share`).
+    (``jaxvision.data.process_share``).
 
     Examples:
         >>> import numpy as np

@@ -9,8 +9,8 @@ processes stay light). The weights are the same float32 numbers; the sums differ
 rounding only (jax contracts every input pixel, most with weight 0, and its CPU matmul
 was seen to drift up to ~1e-3 on the 0-255 scale; ours is within ~2e-5 of exact).
 
-Images are untrusted input: :func:`open_image` opens only regular files and refuses an image
-whose header declares more than :data:`MAX_IMAGE_PIXELS` pixels before anything is decoded
+Images are untrusted input: ``open_image`` opens only regular files and refuses an image
+whose header declares more than ``MAX_IMAGE_PIXELS`` pixels before anything is decoded
 (a 76 KiB PNG can declare 9000 × 9000, under Pillow's own bomb limit, and decode to gigabytes).
 """
 
@@ -57,7 +57,7 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
 @contextlib.contextmanager
 def open_image(path: str | os.PathLike) -> Iterator[Image.Image]:
     """``Image.open`` for untrusted files: a regular file whose declared size is at most
-    :data:`MAX_IMAGE_PIXELS` pixels (checked on the header, before decoding).
+    ``MAX_IMAGE_PIXELS`` pixels (checked on the header, before decoding).
 
     Raises:
         ValueError: not a regular file, not an image, or too many pixels; the message names it.

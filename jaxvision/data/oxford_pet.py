@@ -117,7 +117,7 @@ def load_oxford_pet(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(images float32 (N, H, W, 3) in [0, 255], masks uint8 (N, H, W))`` of a split.
 
-    ``data_dir`` defaults to ``$JAXVISION_DATA/weizmann_horse`` (:func:`data_root`). See
+    ``data_dir`` defaults to ``$JAXVISION_DATA/weizmann_horse`` ([data_root][jaxvision.data.download.data_root]). See
     ``oxford_pet_pairs`` for ``split``, ``num_val_samples`` and the order; pairs are decoded
     with ``num_threads`` threads.
 

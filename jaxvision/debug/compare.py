@@ -1,6 +1,6 @@
 """Where do two implementations of one network part ways? A layer-by-layer divergence finder.
 
-:func:`compare` runs a jaxvision model and a reference on the same inputs and compares every
+``compare`` runs a jaxvision model and a reference on the same inputs and compares every
 named intermediate in execution order: the forward activations and, with ``grads=True``, the
 gradients of a fixed scalar objective ``sum(output · P)`` (``P`` a seeded random projection)
 with respect to the model's input and to every layer's weights. A tensor agrees when every
@@ -13,10 +13,11 @@ passes and a real fault does not. Each row
 shows the largest absolute error and the largest ratio to that bound's scale; the first row
 over the dtype's ``rtol`` is the divergence, and the report stops there.
 
-The reference is a Keras 3 model (:func:`keras_intermediates` reads every layer's output,
+The reference is a Keras 3 model ([keras_intermediates][jaxvision.debug.keras_intermediates] reads every layer's output,
 nested models included as ``outer/inner``), or any callable ``x -> {name: array}`` in
-execution order, e.g. another jaxvision model (:func:`jaxvision_intermediates`) — which is
-how :func:`drift` maps float32 against ``mixed_bfloat16`` and one device against a mesh.
+execution order, e.g. another jaxvision model
+([jaxvision_intermediates][jaxvision.debug.jaxvision_intermediates]) — which is
+how [drift][jaxvision.debug.drift] maps float32 against ``mixed_bfloat16`` and one device against a mesh.
 """
 
 import dataclasses
@@ -218,7 +219,7 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
     """Compare ``model`` with ``reference`` layer by layer on ``inputs``.
 
     Args:
-      model: a jaxvision :class:`~jaxvision.models.base.Model`.
+      model: a jaxvision [Model][jaxvision.models.base.Model].
       reference: a Keras 3 model, or a callable ``x -> {name: array}`` in execution order.
       inputs: one batch, as both models take it.
       layers: compare only these names (default: every name both sides have).
@@ -229,7 +230,7 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
         ``training=True``); default inference.
       dtype: the compute dtype deciding the tolerance (default: the compute dtype of the
         model's first layer, so a ``mixed_bfloat16`` model gets the bfloat16 tolerance).
-      tolerances: overrides of :data:`TOLERANCES` (float32 1e-5, bfloat16 1e-2), relative to the
+      tolerances: overrides of ``TOLERANCES`` (float32 1e-5, bfloat16 1e-2), relative to the
         largest magnitude computed up to each layer (see the module docstring).
       rename: our name prefix → theirs (``{"backbone": "mobilenet_0.75_224"}``).
       stop_at_first: end the report at the first divergence.

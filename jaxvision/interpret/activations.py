@@ -1,10 +1,10 @@
 """Intermediate activations (DLwP listings 10.1–10.6), read through the model's taps.
 
-Everything in :mod:`jaxvision.interpret` reaches layers by name through ``Model.forward(x,
+Everything in [jaxvision.interpret][jaxvision.interpret] reaches layers by name through ``Model.forward(x,
 tap)``: a tap records (or perturbs) the named output, so there are no hooks and no second
 model. The helpers here are shared by the filter and Grad-CAM modules: an eval-mode
 split of the model (jit-friendly, the caller's model is left untouched), layer-name checks,
-and (through :class:`~jaxvision.models.base.Recorder`) a forward that stops after the last layer it needs.
+and (through ``Recorder``) a forward that stops after the last layer it needs.
 """
 
 import re
@@ -82,10 +82,10 @@ def activations(model: Model, images, layer_names: Iterable[str] | None = None) 
     """The named layers' outputs for ``images`` (N, H, W, C), from one jitted eval-mode pass.
 
     Args:
-      model: any :class:`~jaxvision.models.base.Model`.
+      model: any [Model][jaxvision.models.base.Model].
       images: a batch in the model's input format (jaxvision models take [0, 255] pixels).
       layer_names: tapped layer names (``"backbone/conv_pw_1"`` inside a nested model);
-        default every tapped output that is an (N, H, W, C) map (:func:`spatial_layers`).
+        default every tapped output that is an (N, H, W, C) map ([spatial_layers][jaxvision.interpret.spatial_layers]).
 
     Returns:
       ``{name: array}`` in the order of ``layer_names``.

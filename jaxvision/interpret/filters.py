@@ -5,9 +5,10 @@ gradient of the filter's mean activation (a 2-pixel border excluded). As the boo
 ``ops.normalize(grads)`` does (``keras.ops.normalize``: ``axis=-1``), each pixel's channel
 gradient is scaled to unit L2 length, so every pixel moves ``step_size`` in colour space;
 ``normalize="tensor"`` divides by the norm of the whole gradient instead (every step the same
-total length), which gives different patterns. :func:`visualize_filters` does
+total length), which gives different patterns. [visualize_filters][jaxvision.interpret.visualize_filters] does
 many filters at once: ``jax.vmap`` over filters around a ``lax.fori_loop`` of the steps, all in
-one ``jax.jit``. :func:`visualize_filter_loop` is the book's way, one filter and one jitted
+one ``jax.jit``. [visualize_filter_loop][jaxvision.interpret.visualize_filter_loop] is the book's
+way, one filter and one jitted
 step at a time; both give the same images.
 
 Input units: the ascent runs on an image ``u`` in the book's units (start uniform in
@@ -123,7 +124,7 @@ def visualize_filters(model: Model, layer_name: str, filter_indices: Sequence[in
     """The pattern each filter responds to most, for many filters in one jitted vmapped call.
 
     Args:
-      model: any :class:`~jaxvision.models.base.Model`; run in eval mode.
+      model: any [Model][jaxvision.models.base.Model]; run in eval mode.
       layer_name: a tapped layer with an (N, H, W, C) output.
       filter_indices: channels of that layer to visualise.
       image_size: int or (height, width) of the generated images.
@@ -134,7 +135,7 @@ def visualize_filters(model: Model, layer_name: str, filter_indices: Sequence[in
       init_range: the start image is uniform in this range (book units).
       input_scale: the model sees ``image * input_scale`` (see the module docstring).
       normalize: ``"pixel"`` (the book's ``ops.normalize``) or ``"tensor"``; see
-        :func:`normalize_gradient`.
+        [normalize_gradient][jaxvision.interpret.normalize_gradient].
       chunk_size: filters per vmapped call, to bound memory; default all at once.
       unroll: ``lax.fori_loop``'s ``unroll``. Default: fully unrolled on CPU, where XLA runs
         convolutions inside a loop body several times slower (jax-ml/jax#12868), at the cost
@@ -170,7 +171,8 @@ def visualize_filter_loop(model: Model, layer_name: str, filter_indices: Sequenc
                           step_size: float = 10.0, seed: int = 0,
                           init_range: tuple[float, float] = (0.4, 0.6),
                           input_scale: float = 255.0, normalize: str = "pixel") -> np.ndarray:
-    """Reference for :func:`visualize_filters`: the book's Python loops, one filter at a time
+    """Reference for [visualize_filters][jaxvision.interpret.visualize_filters]: the book's Python
+    loops, one filter at a time
     and one jitted ascent step per iteration. Same arguments and result."""
     (graphdef, state), indices, starts = _setup(model, layer_name, filter_indices, image_size,
                                                 channels, seed, init_range, normalize)

@@ -120,7 +120,7 @@ def _prepare(model, images, layer_name, class_index):
 def class_score_gradient(model: Model, images, layer_name: str | None = None, class_index: int | None = None,
                          *, from_logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The named layer's activation and the gradient of the class score with respect to it,
-    both (N, h, w, C). Arguments as :func:`grad_cam`."""
+    both (N, h, w, C). Arguments as [grad_cam][jaxvision.interpret.grad_cam]."""
     images, index, layer_name = _prepare(model, images, layer_name, class_index)
     activation, grads = _score_gradient(*eval_split(model), images, index, layer_name, from_logits)
     return np.asarray(activation), np.asarray(grads)
@@ -139,9 +139,10 @@ def grad_cam(model: Model, images, layer_name: str | None = None, class_index: i
     """Grad-CAM heatmaps (N, h, w) in [0, 1] at the resolution of ``layer_name``.
 
     Args:
-      model: any :class:`~jaxvision.models.base.Model`; run in eval mode.
+      model: any [Model][jaxvision.models.base.Model]; run in eval mode.
       images: (N, H, W, C) batch in the model's input format.
-      layer_name: a tapped layer with an (N, h, w, C) output; default :func:`default_layer`,
+      layer_name: a tapped layer with an (N, h, w, C) output; default
+        [default_layer][jaxvision.interpret.default_layer],
         the last one with more than one spatial position (a 1 × 1 choice gets a warning).
       class_index: class to explain (int or one per image); default each image's top class.
       from_logits: a single-output model returns logits rather than sigmoid probabilities.

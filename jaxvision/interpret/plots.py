@@ -2,7 +2,7 @@
 patterns (listing 10.16) and Grad-CAM overlays (listings 10.24–10.25).
 
 PNG files are written with Pillow pixel for pixel (no figure margins), so their sizes are
-exact; only :func:`save_titled_image` draws a matplotlib figure, for a caption.
+exact; only [save_titled_image][jaxvision.interpret.save_titled_image] draws a matplotlib figure, for a caption.
 """
 
 from collections.abc import Mapping, Sequence
@@ -59,7 +59,8 @@ def _colorize(values: np.ndarray, cmap: str | None) -> np.ndarray:
 
 def plot_activation_grid(activation: np.ndarray, path: str | Path, images_per_row: int = 16,
                          cmap: str | None = "viridis") -> Path:
-    """Save :func:`activation_grid` as a PNG (viridis as in the book; ``cmap=None`` for grey,
+    """Save [activation_grid][jaxvision.interpret.activation_grid] as a PNG (viridis as in the
+    book; ``cmap=None`` for grey,
     where all-zero channels are black). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

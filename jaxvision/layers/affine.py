@@ -77,7 +77,7 @@ def affine_transform(images: jax.Array, transforms: jax.Array, interpolation: st
 
 def rotation_transforms(angles: jax.Array, height: int, width: int) -> jax.Array:
     """Keras's rotation about the image centre for ``angles`` in degrees (positive is
-    counter-clockwise on screen), as rows for :func:`affine_transform`."""
+    counter-clockwise on screen), as rows for ``affine_transform``."""
     theta = angles.astype(jnp.float32) * jnp.float32(jnp.pi / 180.0)
     cx, cy = 0.5 * (width - 1), 0.5 * (height - 1)
     cos, sin = jnp.cos(theta), jnp.sin(theta)

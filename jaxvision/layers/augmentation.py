@@ -5,7 +5,7 @@ layers are identity when ``deterministic``, the inference mode every layer start
 switches them on, as ``fit`` does inside its step). ``sample(key, n)`` draws
 the per-image parameters and ``transform(images, params)`` applies them, so a fixed transform
 is one call away and a data pipeline can drive the layers with explicit keys
-(:class:`AugmentBatch`).
+([AugmentBatch][jaxvision.layers.AugmentBatch]).
 
 Segmentation masks, (N, H, W) or (N, H, W, 1) of any dtype, move with their images under the
 same parameters. As in Keras, masks are resampled nearest-neighbour (no new labels appear)
@@ -50,7 +50,7 @@ class _Augmentation(Layer):
         raise NotImplementedError
 
     def transform(self, images: jax.Array, params: jax.Array, masks: jax.Array | None = None):
-        """Apply explicit per-image ``params`` (as from :meth:`sample`) to a batch; with
+        """Apply explicit per-image ``params`` (as from ``sample``) to a batch; with
         ``masks``, return ``(images, masks)`` transformed alike."""
         params = jnp.asarray(params)
         images = self._apply(jnp.asarray(images), params, is_mask=False)
@@ -200,7 +200,7 @@ class RandomZoom(_AffineAugmentation):
         shrinks), negative zooms in.
       width_factor: the same for the horizontal zoom; ``None`` reuses the vertical zoom,
         keeping the aspect ratio. Parameters are (N, 2) zooms ``[height, width]``.
-      fill_mode, interpolation, fill_value, rngs, name: as for :class:`RandomRotation`.
+      fill_mode, interpolation, fill_value, rngs, name: as for [RandomRotation][jaxvision.layers.RandomRotation].
 
     Examples:
         >>> from flax import nnx

@@ -48,7 +48,7 @@ class Layer(nnx.Module):
 
     def add_loss(self, value: jax.Array) -> None:
         """Add ``value`` to the loss ``fit`` minimises (Keras's ``add_loss``, e.g. an activity
-        penalty computed in ``__call__``); see :mod:`jaxvision.layers.regularizers`."""
+        penalty computed in ``__call__``); see ``jaxvision.layers.regularizers``."""
         add_loss(value)
 
     @property
@@ -106,5 +106,5 @@ def weight_states(module: nnx.Module) -> tuple[nnx.State, nnx.State]:
 
 def count_params(module: nnx.Module) -> tuple[int, int]:
     """``(trainable, non_trainable)`` numbers of scalars, as Keras counts them (see
-    :func:`weight_states`)."""
+    ``weight_states``)."""
     return tuple(sum(math.prod(v.shape) for v in jax.tree.leaves(state)) for state in weight_states(module))

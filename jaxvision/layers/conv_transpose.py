@@ -57,7 +57,7 @@ Pads = tuple[tuple[int, int], tuple[int, int]]
 def conv_transpose_dilated(x: jax.Array, kernel: jax.Array, strides: tuple[int, int], pads: Pads,
                            dilation_rate: tuple[int, int] = (1, 1)) -> jax.Array:
     """Keras's formulation: the input dilated by the strides, padded by ``pads`` (from
-    :func:`transpose_padding`), convolved with the flipped kernel ``(kh, kw, filters, in)``."""
+    ``transpose_padding``), convolved with the flipped kernel ``(kh, kw, filters, in)``."""
     flipped = jnp.flip(kernel, axis=(0, 1)).swapaxes(2, 3)  # the forward conv whose input-gradient this is
     return jax.lax.conv_general_dilated(x, flipped, window_strides=(1, 1), padding=pads, lhs_dilation=strides,
                                         rhs_dilation=dilation_rate, dimension_numbers=DIMENSION_NUMBERS)
@@ -153,7 +153,7 @@ class Conv2DTranspose(Layer):
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
-        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+        global policy (see ``jaxvision.layers.precision``). Floating inputs are cast to it.
       param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
     The kernel is ``(kh, kw, filters, in_channels)``, output channels first, as in Keras.

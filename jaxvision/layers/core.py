@@ -59,7 +59,7 @@ class Activation(Layer):
       activation: Keras activation name or callable.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
-        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+        global policy (see ``jaxvision.layers.precision``). Floating inputs are cast to it.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -86,12 +86,12 @@ class Dense(Layer):
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
       kernel_regularizer, bias_regularizer: penalty on the weight added to the training loss
-        (Keras's; ``"l1"``, ``"l2"``, ``L2(1e-4)`` or a callable), see :mod:`jaxvision.layers.regularizers`.
+        (Keras's; ``"l1"``, ``"l2"``, ``L2(1e-4)`` or a callable), see ``jaxvision.layers.regularizers``.
       activity_regularizer: penalty on the output, divided by the batch size (Keras 3's rule).
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
-        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+        global policy (see ``jaxvision.layers.precision``). Floating inputs are cast to it.
       param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
     Examples:
@@ -143,7 +143,7 @@ class Dropout(Layer):
       rngs: ``nnx.Rngs``; the ``dropout`` stream draws the masks.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
-        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+        global policy (see ``jaxvision.layers.precision``). Floating inputs are cast to it.
 
     Examples:
         >>> from flax import nnx

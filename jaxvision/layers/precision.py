@@ -10,9 +10,10 @@ entering a float32 model is computed in float32 rather than failing. Some values
 float32 whatever the policy, because bfloat16's 8-bit mantissa is too coarse for them:
 BatchNormalization statistics, softmax and sigmoid outputs, losses and data augmentation.
 
-The global policy is read when a layer is built; change it with :func:`set_global_policy`, for
-one block of code with :func:`policy_scope`, for one layer with its ``dtype`` argument, or
-for a built model with :func:`set_policy`.
+The global policy is read when a layer is built; change it with
+[set_global_policy][jaxvision.layers.set_global_policy], for
+one block of code with [policy_scope][jaxvision.layers.policy_scope], for one layer with its ``dtype`` argument, or
+for a built model with [set_policy][jaxvision.layers.set_policy].
 
 Examples:
     >>> from flax import nnx
@@ -51,7 +52,7 @@ PolicyLike = str | np.dtype | type | Policy
 
 
 def get_policy(policy: PolicyLike) -> Policy:
-    """A :class:`Policy` from its name (``"mixed_bfloat16"``), a floating dtype, or a policy."""
+    """A [Policy][jaxvision.layers.Policy] from its name (``"mixed_bfloat16"``), a floating dtype, or a policy."""
     if isinstance(policy, Policy):
         return policy
     if isinstance(policy, str) and policy in MIXED:

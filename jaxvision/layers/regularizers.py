@@ -2,11 +2,11 @@
 (``kernel_regularizer=``), activity regularizers (``activity_regularizer=``) and ``add_loss``.
 
 Keras's ``compute_loss`` is the compiled loss plus ``sum(model.losses)``; ``fit``,
-``evaluate`` and the validation pass here do the same: :func:`weight_penalty` adds
+``evaluate`` and the validation pass here do the same: [weight_penalty][jaxvision.layers.weight_penalty] adds
 ``regularizer(weight)`` for every *trainable* weight that has one (a frozen layer adds
-nothing, as in Keras), and :func:`collect_losses` gathers what the layers pass to
-:func:`add_loss` while the model runs (an activity regularizer's ``regularizer(output)`` divided by
-the batch size, as Keras 3 does). Outside a :func:`collect_losses` block ``add_loss`` does
+nothing, as in Keras), and [collect_losses][jaxvision.layers.collect_losses] gathers what the layers pass to
+[add_loss][jaxvision.layers.add_loss] while the model runs (an activity regularizer's ``regularizer(output)`` divided by
+the batch size, as Keras 3 does). Outside a [collect_losses][jaxvision.layers.collect_losses] block ``add_loss`` does
 nothing, so a plain ``model(x)`` costs no extra work. Only the losses added at the level of
 the collecting trace count: a forward pass inside a nested ``jax.grad`` (e.g. a gradient
 penalty's) adds nothing, since its values would not exist outside that transform.
@@ -85,7 +85,7 @@ def _trace_state() -> object:
 
 @contextlib.contextmanager
 def collect_losses(mask: jax.Array | None = None) -> Iterator[list[jax.Array]]:
-    """Collect the losses that layers pass to :func:`add_loss` while the block runs.
+    """Collect the losses that layers pass to [add_loss][jaxvision.layers.add_loss] while the block runs.
 
     ``mask`` (one bool per example) marks the real rows of a padded batch: activity
     penalties then count only those rows (evaluation pads a partial last batch).
@@ -107,14 +107,14 @@ def collect_losses(mask: jax.Array | None = None) -> Iterator[list[jax.Array]]:
 
 def add_loss(value: jax.Array) -> None:
     """Add a scalar to the loss being computed (Keras's ``layer.add_loss``); a no-op outside
-    :func:`collect_losses` or inside a transform nested in the collecting trace."""
+    [collect_losses][jaxvision.layers.collect_losses] or inside a transform nested in the collecting trace."""
     if _collectors and _collectors[-1][1] == _trace_state():
         _collectors[-1][0].append(jnp.sum(jnp.asarray(value, jnp.float32)))
 
 
 def activity_penalty(regularizer: Regularizer | None, output: jax.Array) -> None:
     """Keras 3's activity regularization of a layer output: ``regularizer(output)`` divided
-    by the batch size, added with :func:`add_loss`."""
+    by the batch size, added with [add_loss][jaxvision.layers.add_loss]."""
     if regularizer is None or not _collectors:
         return
     mask = _collectors[-1][2]
@@ -127,7 +127,7 @@ def activity_penalty(regularizer: Regularizer | None, output: jax.Array) -> None
 
 def weight_penalty(model: nnx.Module, trainable: Callable[[tuple, object], bool]) -> jax.Array | None:
     """The sum of every weight regularizer over the *trainable* weights of ``model``
-    (``trainable`` is :func:`~jaxvision.layers.base.trainable_filter`'s predicate), or
+    (``trainable`` is [trainable_filter][jaxvision.layers.base.trainable_filter]'s predicate), or
     ``None`` when no trainable weight has one."""
     total = None
     for path, module in nnx.iter_graph(model):

@@ -22,7 +22,8 @@ class ResidualBlock(Layer):
 
     Sub-layers, so parameter paths read ``conv1.kernel``, ``shortcut.bias``…:
     ``conv1``, ``conv2``… (``convs`` of them: 3×3, relu, "same"), ``pool``
-    (``MaxPooling2D(2, padding="same")``, or ``None``) and ``shortcut`` (the 1×1 projection, or ``None`` for the identity).
+    (``MaxPooling2D(2, padding="same")``, or ``None``) and ``shortcut`` (the 1×1 projection, or
+    ``None`` for the identity).
 
     Args:
       in_channels: channels of the input (last axis).
@@ -31,7 +32,7 @@ class ResidualBlock(Layer):
       convs: 3×3 convolutions in the block: 2 in ``residual_block``, 1 in listings 9.2 and 9.3.
       rngs: ``nnx.Rngs`` for the glorot-uniform kernels.
       name: optional layer name used in error messages and summaries.
-      dtype, param_dtype: of every sub-layer, as in :class:`~jaxvision.layers.Conv2D`.
+      dtype, param_dtype: of every sub-layer, as in [Conv2D][jaxvision.layers.Conv2D].
 
     Examples:
         >>> from flax import nnx

@@ -123,7 +123,7 @@ class DepthwiseConv2D(Layer):
       rngs: ``nnx.Rngs`` for the glorot-uniform kernel.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
-        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+        global policy (see ``jaxvision.layers.precision``). Floating inputs are cast to it.
       param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
     Examples:
@@ -159,13 +159,14 @@ class SeparableConv2D(Layer):
       in_channels: channels of the input (last axis).
       filters: output channels of the pointwise convolution.
       kernel_size, strides, padding, dilation_rate, depth_multiplier: of the depthwise step,
-        as in :class:`DepthwiseConv2D` (the arguments after ``dilation_rate`` are keyword-only).
+        as in [DepthwiseConv2D][jaxvision.layers.DepthwiseConv2D] (the arguments after
+        ``dilation_rate`` are keyword-only).
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias`` (``filters`` values, after the pointwise step only).
       rngs: ``nnx.Rngs`` for the two glorot-uniform kernels.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
-        global policy (see :mod:`jaxvision.layers.precision`). Floating inputs are cast to it.
+        global policy (see ``jaxvision.layers.precision``). Floating inputs are cast to it.
       param_dtype: dtype the parameters are stored in; ``None`` is the policy's.
 
     Examples:

@@ -1,5 +1,5 @@
-"""The book's models, built from :mod:`jaxvision.layers`; importing this package registers
-them with :func:`build_model`."""
+"""The book's models, built from [jaxvision.layers][jaxvision.layers]; importing this package registers
+them with [build_model][jaxvision.models.registry.build_model]."""
 
 from jaxvision.models import convnets, segmentation, xception  # noqa: F401  (register the book's models)
 from jaxvision.models.base import Model, Sequential

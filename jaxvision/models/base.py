@@ -2,11 +2,11 @@
 
 A model implements ``forward(x, tap)`` and passes each named layer output through
 ``tap(name, value)``, continuing with what ``tap`` returns. Plain calls use the identity tap;
-:mod:`jaxvision.interpret` passes taps that record activations, or add a zero perturbation
+[jaxvision.interpret][jaxvision.interpret] passes taps that record activations, or add a zero perturbation
 whose gradient is the gradient with respect to that activation (Grad-CAM). No hooks, no
 second copy of the model, and everything stays one jit-able function.
 
-Models nest: :meth:`Model.call_layer` runs a sub-model's own ``forward`` with its tap names
+Models nest: [Model.call_layer][jaxvision.models.Model.call_layer] runs a sub-model's own ``forward`` with its tap names
 prefixed by the attribute's name, so a MobileNet stored as ``backbone`` inside a
 ``Sequential`` exposes ``"backbone/conv_pw_13_relu"`` to ``intermediates``, Grad-CAM, filter
 visualisation and ``summary`` (and ``"backbone"``, its output). Every tap name must be
@@ -57,7 +57,7 @@ def keras_name(layer: object) -> str:
 
 
 class _Complete(Exception):
-    """Raised by a stopping :class:`Recorder` once it holds every wanted name."""
+    """Raised by a stopping ``Recorder`` once it holds every wanted name."""
 
 
 class DuplicateTapName(ValueError):
@@ -101,7 +101,7 @@ class Recorder:
     def run(self, model: "Model", x: jax.Array) -> dict[str, jax.Array]:
         """Run ``model.forward(x, self)``; the recorded outputs, in forward order (the model's
         output is kept in ``output`` unless the pass stopped early).
-        :class:`UnknownLayerNames` if a wanted name never came."""
+        ``UnknownLayerNames`` if a wanted name never came."""
         if self.wanted is not None and not self.wanted:
             return self.found
         try:
@@ -115,7 +115,7 @@ class Recorder:
 
 
 class Model(Layer):
-    """Base class: subclasses implement :meth:`forward`.
+    """Base class: subclasses implement ``forward``.
 
     ``keras_class`` names the Keras model class this one corresponds to when it is nested in
     another model (the scope of its weights in a Keras ``.weights.h5``): ``"Functional"``.
@@ -131,7 +131,7 @@ class Model(Layer):
 
     def call_layer(self, name: str, x: jax.Array, tap: Tap) -> jax.Array:
         """Run the sublayer stored as ``name`` on ``x`` and tap its output as ``name``; a nested
-        :class:`Model` runs its own ``forward``, its taps named ``name/...``. Use it in
+        [Model][jaxvision.models.Model] runs its own ``forward``, its taps named ``name/...``. Use it in
         ``forward`` for sub-models, so their layers can be reached by path."""
         layer = getattr(self, name)
         out = layer.forward(x, prefixed(tap, name)) if isinstance(layer, Model) else layer(x)

@@ -4,7 +4,7 @@ A leaf module: model modules import it and register their builders with ``@regis
 the book's models and the pretrained applications are found without importing them first.
 
 A builder is a function returning a model, or a model class (built with ``rngs`` from
-:func:`~jaxvision.models.rngs.model_rngs`). Every model it makes records a ``build_config``
+[model_rngs][jaxvision.models.rngs.model_rngs]). Every model it makes records a ``build_config``
 (JSON: name, defining module, keyword arguments) that checkpoints store. Rebuilding imports
 the defining module only if it is jaxvision's own or the caller names it as trusted: a
 checkpoint is data, and a file from a stranger must not choose what code runs.
@@ -49,12 +49,12 @@ def _register_class(cls: type, name: str) -> type:
 
 
 def register(builder: Callable[..., nnx.Module] | None = None, *, name: str | None = None):
-    """Decorator: make a builder function or a model class available to :func:`build_model`
+    """Decorator: make a builder function or a model class available to [build_model][jaxvision.models.build_model]
     under ``name`` (default: its ``__name__``).
 
     A registered class records its ``build_config`` however it is constructed, so
     ``MyNet(width=8, rngs=nnx.Rngs(0))`` can be checkpointed and rebuilt by
-    :func:`~jaxvision.train.load_model` (its arguments other than ``rngs`` must be JSON values).
+    [load_model][jaxvision.train.load_model] (its arguments other than ``rngs`` must be JSON values).
 
     Examples:
         >>> from flax import nnx
@@ -85,7 +85,7 @@ def register(builder: Callable[..., nnx.Module] | None = None, *, name: str | No
 
 
 def registered() -> dict[str, str]:
-    """The names :func:`build_model` knows (jaxvision's own included), each with the module
+    """The names [build_model][jaxvision.models.build_model] knows (jaxvision's own included), each with the module
     that defines its builder."""
     _import_builtins()
     return {name: _BUILDERS[name].__module__ for name in sorted(_BUILDERS)}
@@ -132,7 +132,7 @@ def _importable(module: str, trusted: Iterable[str]) -> bool:
 
 def rebuild_model(build_config: str, *, trusted_modules: Iterable[str] = (), source: str = "build_config"
                   ) -> nnx.Module:
-    """Inverse of the ``build_config`` string recorded by :func:`build_model`.
+    """Inverse of the ``build_config`` string recorded by [build_model][jaxvision.models.build_model].
 
     A builder that is not registered yet is imported from the module the config names only
     when that module is jaxvision's or is in ``trusted_modules`` (a package name trusts its

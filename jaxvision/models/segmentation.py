@@ -103,7 +103,7 @@ class ResidualSegmenter(Model):
 @register
 def residual_segmentation_model(image_size: Sequence[int] = (200, 200), num_classes: int = 3,
                                 seed: int = 0) -> ResidualSegmenter:
-    """The second, clearly labelled variant: :class:`ResidualSegmenter`.
+    """The second, clearly labelled variant: ``ResidualSegmenter``.
 
     Examples:
         >>> import jax.numpy as jnp

@@ -1,7 +1,7 @@
 """Keras-like callbacks: ``ModelCheckpoint``, ``EarlyStopping`` and ``BackupAndRestore``.
 
 A callback overrides any of the hooks below; ``trainer`` (a
-:class:`jaxvision.train.trainer.Trainer`) gives the model, the epoch, the history, the
+[jaxvision.train.trainer.Trainer][jaxvision.train.trainer.Trainer]) gives the model, the epoch, the history, the
 weights (``get_weights``/``set_weights``) and ``stop_training``. State returned by
 ``get_state`` (JSON values) and ``get_arrays`` (arrays) is stored in checkpoints, so a
 resumed run also resumes its callbacks (e.g. the best ``val_loss`` and the weights of that

@@ -6,15 +6,17 @@ one finished checkpoint, ``<path>/<n>/``, with two items:
 * ``arrays``: parameters, non-trainable state (BatchNorm statistics) — both keyed by their
   module path, e.g. ``"conv2d/kernel"`` — and the optimizer state's leaves;
 * ``meta`` (JSON): epochs and steps completed, seed, the model's ``build_config``, the
-  history and the callbacks' state, i.e. everything needed to resume bit-identically.
+  history and the callbacks' state, i.e. everything needed to resume bit-identically, and the
+  shape and dtype of one training example (``"input"``, what ``python -m jaxvision.export``
+  exports for).
 
 Checkpoints are written and read collectively (every process calls ``save``/``load``;
 orbax writes each array once) and do not depend on the topology: arrays are restored onto
 the target mesh's shardings (replicated), so a checkpoint written on one device loads
 bit-identically onto eight, and back.
 
-What is saved and loaded is a :class:`TrainingState` of plain values: the trainer hands one
-to :func:`save` and takes one back from :func:`load`; this module knows nothing of the trainer.
+What is saved and loaded is a ``TrainingState`` of plain values: the trainer hands one
+to ``save`` and takes one back from ``load``; this module knows nothing of the trainer.
 
 Writes are atomic: orbax writes ``<n+1>.orbax-checkpoint-tmp-*`` and renames it when
 complete, and only then deletes ``<n>``; readers only see finished checkpoints, so a crash
@@ -22,7 +24,7 @@ mid-write leaves the previous checkpoint loadable.
 
 Integrity: ``meta`` holds the sha256 of every array (names, dtypes, shapes and bytes, in a
 fixed order) computed at save time; loading recomputes it, so a flipped byte in a data file is
-a named error rather than silently different weights. :func:`load_model` builds the model
+a named error rather than silently different weights. [load_model][jaxvision.train.load_model] builds the model
 abstractly first (``nnx.eval_shape``) and compares every shape with the checkpoint's before
 allocating anything, so a ``build_config`` that asks for a huge model is refused cheaply.
 """
@@ -54,7 +56,8 @@ class TrainingState:
     (``"conv2d/kernel"``) to arrays; ``opt_state`` holds the optimizer state's leaves in tree
     order; ``callbacks`` pairs each callback's class name with its JSON state and
     ``callback_arrays`` holds their arrays (e.g. ``EarlyStopping``'s best weights) by callback
-    position; ``stop_training`` records that a callback ended the run.
+    position; ``stop_training`` records that a callback ended the run; ``input_shape`` and
+    ``input_dtype`` are one training example's (``None`` when unknown: a model saved outside ``fit``).
     """
 
     params: dict[str, jax.Array]
@@ -69,6 +72,8 @@ class TrainingState:
     callbacks: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
     callback_arrays: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     stop_training: bool = False
+    input_shape: list[int] | None = None
+    input_dtype: str | None = None
 
 
 def _manager(path: str | os.PathLike, *, create: bool) -> ocp.CheckpointManager:
@@ -129,7 +134,9 @@ def save(path: str | os.PathLike, training: TrainingState) -> None:
     meta = {"format": FORMAT, "epoch": training.epoch, "step": training.step, "seed": training.seed,
             "build_config": training.build_config, "history": training.history,
             "history_epochs": training.history_epochs, "callbacks": [list(c) for c in training.callbacks],
-            "stop_training": training.stop_training, "sha256": arrays_sha256(arrays)}
+            "stop_training": training.stop_training, "sha256": arrays_sha256(arrays),
+            "input": None if training.input_shape is None else {"shape": training.input_shape,
+                                                                "dtype": training.input_dtype}}
     with _manager(path, create=True) as manager:
         manager.save((manager.latest_step() or 0) + 1,
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
@@ -165,16 +172,17 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
                          epoch=meta["epoch"], step=meta["step"], seed=meta["seed"],
                          build_config=meta["build_config"], history=meta["history"],
                          history_epochs=meta["history_epochs"], callbacks=[tuple(c) for c in meta["callbacks"]],
-                         callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"])
+                         callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"],
+                         **_recorded_example(meta))
 
 
 def save_checkpoint(path: str | os.PathLike, model: nnx.Module, *, epoch: int = 0, step: int = 0) -> None:
     """Write ``model``'s weights (parameters and non-trainable state) as a checkpoint in
-    ``path``, for a model trained outside :func:`~jaxvision.train.fit` (e.g. your own NNX loop).
+    ``path``, for a model trained outside [fit][jaxvision.train.fit] (e.g. your own NNX loop).
 
     The checkpoint has no optimizer state, so ``fit(resume_from=path)`` cannot continue from it;
-    :func:`load_model` (when the model records a ``build_config``: built by ``build_model`` or a
-    ``@register``-ed class) and :func:`restore` read it. Written atomically, like every checkpoint.
+    [load_model][jaxvision.train.load_model] (when the model records a ``build_config``: built by ``build_model`` or a
+    ``@register``-ed class) and [restore][jaxvision.train.restore] read it. Written atomically, like every checkpoint.
     """
     params, state = nnx.split(model, nnx.Param, nnx.RngState, ...)[1::2]
     save(path, TrainingState(params=flat_arrays(params), state=flat_arrays(state), opt_state=[], epoch=epoch,
@@ -184,7 +192,7 @@ def save_checkpoint(path: str | os.PathLike, model: nnx.Module, *, epoch: int = 
 def restore(path: str | os.PathLike, model: nnx.Module, *, mesh: jax.sharding.Mesh | None = None) -> nnx.Module:
     """Load the weights (parameters and BatchNorm statistics) of the checkpoint in ``path``
     into ``model``, which must have the same structure; returns ``model`` in eval mode, as
-    :func:`load_model` does (a plain ``model(x)`` is inference, as in Keras). The arrays are
+    [load_model][jaxvision.train.load_model] does (a plain ``model(x)`` is inference, as in Keras). The arrays are
     replicated over ``mesh`` (default: every device), whatever topology wrote them. Which
     layers were frozen when it was saved does not matter (the fine-tuning run restores a
     checkpoint written with a frozen backbone)."""
@@ -209,11 +217,46 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
                          "create the model yourself and call jaxvision.train.restore(path, model)")
     source = f"checkpoint {path}"
     build = lambda: rebuild_model(training.build_config, trusted_modules=trusted_modules, source=source)  # noqa: E731
-    _, _, abstract = nnx.split(nnx.eval_shape(build), nnx.RngState, ...)
-    with_arrays(abstract, {**training.params, **training.state}, what="weights", source=source)  # shapes first
-    model = _load_weights(build(), training, path)
+    model = _build_abstractly(build)
+    graphdef, rng_state, abstract = nnx.split(model, nnx.RngState, ...)
+    weights = with_arrays(abstract, {**training.params, **training.state}, what="weights", source=source)
+    model = nnx.merge(graphdef, rng_state, weights)
     model.eval()
     return model
+
+
+def _build_abstractly(build) -> nnx.Module:
+    """``build()`` with abstract weights (shapes and dtypes, nothing computed or compiled)
+    and concrete RNG streams (keys and counts, as ``build()`` makes them): what a checkpoint's
+    weights are loaded into. The streams are computed by one small jitted function from which
+    XLA drops every initialiser, since none of their results is returned."""
+    model = nnx.eval_shape(build)
+    if not jax.tree.leaves(nnx.state(model, nnx.RngState)):
+        return model
+    rng_state = jax.jit(lambda: nnx.state(build(), nnx.RngState))()
+    nnx.update(model, rng_state)
+    return model
+
+
+def _recorded_example(meta: dict) -> dict[str, Any]:
+    """TrainingState's ``input_shape``/``input_dtype`` from ``meta`` (``None`` in checkpoints
+    written before they were recorded)."""
+    example = meta.get("input") or {}
+    return {"input_shape": example.get("shape"), "input_dtype": example.get("dtype")}
+
+
+def recorded_input(checkpoint: str | os.PathLike) -> tuple[tuple[int, ...], str] | None:
+    """``(shape, dtype)`` of one example of the data ``fit`` trained the model in ``checkpoint``
+    on, as it recorded them; ``None`` for a checkpoint not written by ``fit`` (or by a version
+    before it recorded them)."""
+    if not has_checkpoint(checkpoint):
+        return None
+    with _manager(checkpoint, create=False) as manager:
+        meta = manager.restore(manager.latest_step(), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    example = _recorded_example(meta if isinstance(meta, dict) else {})
+    if example["input_shape"] is None:
+        return None
+    return tuple(int(d) for d in example["input_shape"]), str(example["input_dtype"])
 
 
 def recorded_image_size(checkpoint: str | os.PathLike) -> tuple[int, int] | None:

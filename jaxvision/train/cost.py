@@ -73,7 +73,8 @@ def _abstract(tree, sharding):
 def lower_train_step(model: nnx.Module, *, loss: str, input_shape: tuple[int, ...], label_shape: tuple[int, ...],
                      label_dtype=jnp.int32, metrics=("accuracy",), optimizer: str = "adam",
                      mesh: jax.sharding.Mesh | jax.sharding.AbstractMesh | None = None):
-    """``(steps, args)``: ``steps.train_batch`` is the jitted train step ``fit`` runs for ``model`` (forward, loss, backward,
+    """``(steps, args)``: ``steps.train_batch`` is the jitted train step ``fit`` runs for ``model``
+    (forward, loss, backward,
     optimizer update, metrics) and abstract arguments for one global batch of ``input_shape``,
     sharded as ``fit(mesh=mesh)`` shards them. ``model`` may be abstract (``nnx.eval_shape``).
     ``jax.export.export(step.train_batch, platforms=...)(*args)`` needs no accelerator; with an
@@ -103,7 +104,8 @@ def lower_train_step(model: nnx.Module, *, loss: str, input_shape: tuple[int, ..
 
 
 def step_cost(steps, args, *, compile: bool = False) -> StepCost:
-    """XLA's cost analysis of ``steps.train_batch`` on ``args`` (from :func:`lower_train_step`).
+    """XLA's cost analysis of ``steps.train_batch`` on ``args`` (from
+    [lower_train_step][jaxvision.train.cost.lower_train_step]).
     ``compile=False`` counts the lowered module (fast; FLOPs only, see the module docstring);
     ``compile=True`` compiles it for this machine's backend and adds its bytes accessed."""
     lowered = steps.train_batch.lower(*args)

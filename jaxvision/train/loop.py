@@ -70,11 +70,11 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     ``resume_from`` continues from a checkpoint (``ModelCheckpoint``/``BackupAndRestore``
     directory); an existing ``BackupAndRestore`` backup takes precedence, being newer.
     ``optimizer``: an optax transformation, or a Keras name (``"adam"``, ``"rmsprop"``,
-    ``"sgd"``) for :mod:`jaxvision.optimizers`' Keras-exact optimizer with Keras's defaults.
+    ``"sgd"``) for [jaxvision.optimizers][jaxvision.optimizers]' Keras-exact optimizer with Keras's defaults.
     A non-finite loss raises ``FloatingPointError`` naming the epoch and step.
     A partial last batch has its own shape, so the train step compiles twice, as in Keras.
 
-    ``mesh`` (default: every device, axis ``"data"``; see :mod:`jaxvision.train.sharding`)
+    ``mesh`` (default: every device, axis ``"data"``; see ``jaxvision.train.sharding``)
     splits each batch over its ``"data"`` axis, so ``batch_size`` (the global batch) must be
     a multiple of that axis's size. With several processes (``jax.distributed``) every
     process calls ``fit`` with the same arguments: arrays are the whole data set (each
@@ -94,7 +94,7 @@ def fit(model: nnx.Module, train_data, *, epochs: int, loss: str | Loss, optimiz
     state, such as BatchNormalization, cannot be called under a bare ``jax.grad`` there).
     The auxiliary losses are added to its loss, metrics see its ``y_pred``,
     and callbacks, checkpoints, resume and the mesh work as with ``loss``; validation and
-    :func:`evaluate` still score ``loss`` (Keras's default ``test_step``).
+    [evaluate][jaxvision.train.evaluate] still score ``loss`` (Keras's default ``test_step``).
     """
     loss_fn, metric_objs, where = get_loss(loss), _metrics(metrics), placement(mesh)
     optimizer = get_optimizer(optimizer)
@@ -146,7 +146,7 @@ def evaluate(model: nnx.Module, data, *, loss: str | Loss, metrics: Sequence[str
     """Loss and metrics of ``model`` (in eval mode) over ``data``, averaged like Keras.
 
     ``data`` is a tuple ``(x, y)`` of arrays or an iterable of ``(x, y)`` batches. Batches
-    are split over ``mesh`` like in :func:`fit`; a partial last batch is padded and the
+    are split over ``mesh`` like in [fit][jaxvision.train.fit]; a partial last batch is padded and the
     padding masked, so every example counts exactly once.
     """
     metric_objs, where = _metrics(metrics), placement(mesh)
@@ -164,7 +164,7 @@ def predict(model: nnx.Module, x: np.ndarray | Iterable, *, batch_size: int = 32
             mesh: jax.sharding.Mesh | None = None) -> np.ndarray:
     """``model``'s outputs in eval mode (Dropout off, BatchNorm on moving statistics),
     without changing the model. ``x``: an array, or an iterable of batches (``x`` or ``(x, y)``).
-    Batches are split over ``mesh`` like in :func:`fit`; a partial one is padded and the
+    Batches are split over ``mesh`` like in [fit][jaxvision.train.fit]; a partial one is padded and the
     padding's outputs dropped. With several processes, an array's outputs all reach every
     process, an iterable's each process's own batches' outputs."""
     where = placement(mesh)

@@ -101,7 +101,7 @@ def binary_crossentropy(y_true: jax.Array, y_pred: jax.Array, from_logits: bool 
 
 
 def binary_crossentropy_from_logits(y_true: jax.Array, y_pred: jax.Array) -> jax.Array:
-    """:func:`binary_crossentropy` on logits (a model without the final sigmoid)."""
+    """[binary_crossentropy][jaxvision.train.binary_crossentropy] on logits (a model without the final sigmoid)."""
     return binary_crossentropy(y_true, y_pred, from_logits=True)
 
 

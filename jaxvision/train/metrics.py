@@ -100,7 +100,7 @@ class IoU:
     """Intersection over union of ``target_class_ids``, exactly ``keras.metrics.IoU``.
 
     A confusion matrix is accumulated over all pixels seen (exactly, beyond 2³¹ per cell:
-    see :meth:`confusion_matrix`); per class
+    see [confusion_matrix][jaxvision.train.IoU.confusion_matrix]); per class
     ``IoU = TP / (TP + FP + FN)``; the result is the mean over the target classes whose
     denominator is non-zero. Labels and predictions outside ``[0, num_classes)`` and labels
     equal to ``ignore_class`` are skipped. ``sparse_y_pred=False`` takes the arg-max of
@@ -178,7 +178,7 @@ class IoU:
 
 
 class MeanIoU(IoU):
-    """``keras.metrics.MeanIoU``: :class:`IoU` averaged over every class.
+    """``keras.metrics.MeanIoU``: [IoU][jaxvision.train.IoU] averaged over every class.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -203,7 +203,7 @@ METRICS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 
 
 def get_metric(metric: str | Metric | Callable) -> Metric:
-    """A metric name (see ``METRICS``), a :class:`Metric` object, or an elementwise function
+    """A metric name (see ``METRICS``), a [Metric][jaxvision.train.Metric] object, or an elementwise function
     ``(y_true, y_pred) -> values`` averaged like Keras (named after the function)."""
     if isinstance(metric, str):
         if metric not in METRICS:

@@ -1,6 +1,6 @@
 """Where the training arrays live: data parallelism over a device mesh.
 
-``fit``, ``evaluate`` and ``predict`` run on a :class:`jax.sharding.Mesh` whose ``"data"``
+``fit``, ``evaluate`` and ``predict`` run on a ``jax.sharding.Mesh`` whose ``"data"``
 axis splits every batch on its leading axis, while parameters, optimizer state and
 BatchNorm statistics are replicated. The steps are ordinary ``jax.jit`` functions of
 global arrays, so XLA inserts the collectives: gradients are all-reduced and BatchNorm
@@ -16,7 +16,7 @@ batch (iterable data, e.g. a grain loader sharded per process), and
 Adding a model axis later: build a 2-D mesh, e.g.
 ``jax.make_mesh((data, model), ("data", "model"), axis_types=(AxisType.Auto,) * 2)``, keep
 batches on ``P("data")`` and give each parameter a ``PartitionSpec`` over ``"model"``
-instead of the ``P()`` of :attr:`Placement.replicated` (for instance from a per-variable
+instead of the ``P()`` of ``Placement.replicated`` (for instance from a per-variable
 sharding annotation); the jitted steps need no change, XLA partitions them.
 """
 
@@ -150,7 +150,7 @@ def _wrap_key_data(sharding: NamedSharding) -> Callable:
 
 
 def placement(mesh: Mesh | None) -> Placement:
-    """The placement for ``mesh`` (``None``: :func:`default_mesh`). The steps leave the
+    """The placement for ``mesh`` (``None``: [default_mesh][jaxvision.train.default_mesh]). The steps leave the
     partitioning to XLA, so axes typed ``Explicit`` (``jax.make_mesh``'s default) are used as
     ``Auto``."""
     mesh = default_mesh() if mesh is None else mesh

@@ -9,7 +9,7 @@ is a pure function of ``(seed, epoch)``, which is what makes a resumed run repea
 batches (and every process agree on them).
 
 Batches from an iterable are this process's part of the global batch; they are uploaded
-:data:`PREFETCH` steps ahead, so the host prepares the next batches while the devices
+``PREFETCH`` steps ahead, so the host prepares the next batches while the devices
 compute (dispatch is asynchronous).
 
 Training batches must split evenly over the devices (a partial last batch is computed
@@ -82,6 +82,7 @@ class ArraySource:
             raise ValueError(f"{what}: no examples")
         placement.check_batch_size(batch_size, what=what)
         self.n, self.batch_size, self.placement = len(x), batch_size, placement
+        self.example = example_spec(x)
         self.resident = x.nbytes + y.nbytes < DEVICE_LIMIT_BYTES
         if self.resident:  # rows padded to split evenly; the padding is never gathered
             rows = np.minimum(np.arange(placement.padded(self.n)), self.n - 1)
@@ -134,6 +135,7 @@ class IterableSource:
 
     def __init__(self, data: Iterable, placement: Placement, *, what: str):
         self.data, self.placement, self.what = data, placement, what
+        self.example: jax.ShapeDtypeStruct | None = None  # known from the first batch on
 
     def __len__(self) -> int:
         return len(self.data)
@@ -157,6 +159,7 @@ class IterableSource:
         for i, (x, y) in enumerate(self._batches()):
             if i == 0:  # a partial last batch may not split, but full batches must
                 self.placement.check_batch_size(len(x) * jax.process_count(), what=f"{self.what} (its first batch)")
+                self.example = example_spec(x)
             yield len(x), functools.partial(_host_train, steps, put(x), put(y))
 
     def eval_calls(self, steps: Steps) -> Iterator[Call]:
@@ -171,9 +174,19 @@ class IterableSource:
                                             put(np.arange(size) < len(x)))
 
 
+def example_spec(x) -> jax.ShapeDtypeStruct:
+    """The shape and dtype of one example of the batch (or data set) ``x``.
+
+    Examples:
+        >>> example_spec(np.zeros((64, 28, 28, 1), np.uint8))
+        ShapeDtypeStruct(shape=(28, 28, 1), dtype=uint8)
+    """
+    return jax.ShapeDtypeStruct(tuple(np.shape(x)[1:]), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+
+
 def as_source(data, batch_size: int, placement: Placement, *, what: str,
               once: bool = False) -> ArraySource | IterableSource:
-    """``(x, y)`` arrays → :class:`ArraySource`; anything else iterable → :class:`IterableSource`
+    """``(x, y)`` arrays → ``ArraySource``; anything else iterable → ``IterableSource``
     (which must be re-iterable unless it is read ``once``)."""
     if isinstance(data, tuple) and len(data) == 2 and all(hasattr(a, "shape") for a in data):
         return ArraySource(data[0], data[1], batch_size, placement, what=what)

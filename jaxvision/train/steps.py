@@ -15,15 +15,16 @@ The loss and metric sums stay on the device for a whole epoch. A non-finite loss
 recorded (first bad step and its value) and freezes the carry at the last good step, so
 the loop can check for it only when it syncs anyway and still hand back good weights.
 
-Every step is SPMD over the :class:`~jaxvision.train.sharding.Placement`'s mesh: the carry
+Every step is SPMD over the ``Placement``'s mesh: the carry
 comes out replicated, batches are split over the ``"data"`` axis. Evaluation batches are
 padded to a fixed size and carry a mask, so every example counts exactly once. An optional
-``augment(x, y, key) -> (x, y)`` (e.g. :meth:`jaxvision.layers.AugmentBatch.apply_pair`)
+``augment(x, y, key) -> (x, y)`` (e.g.
+[jaxvision.layers.AugmentBatch.apply_pair][jaxvision.layers.AugmentBatch.apply_pair])
 runs inside the train step, on the devices, with a key fixed by (seed, step).
 
 The loss minimised is Keras's ``compute_loss``: the loss function's value (a per-sample or
 per-pixel result is averaged, Keras's "sum_over_batch_size") plus the model's auxiliary
-losses (weight and activity regularizers, ``add_loss``; :mod:`jaxvision.layers.regularizers`),
+losses (weight and activity regularizers, ``add_loss``; ``jaxvision.layers.regularizers``),
 in training and evaluation alike. An ``objective(model, x, y, key) -> (loss, y_pred)``
 replaces the loss function in training only (Keras's overridden ``train_step`` with the
 default ``test_step``): it sees the train-mode model, so it can penalise gradients,
@@ -116,7 +117,7 @@ def update_sums(sums: tuple, metrics: Sequence[Metric], loss: jax.Array, y: jax.
 
 def masked_sums(sums: tuple, metrics: Sequence[Metric], loss: Callable, y: jax.Array, y_pred: jax.Array,
                 mask: jax.Array, penalty: jax.Array | float = 0.0) -> tuple:
-    """:func:`update_sums` counting only the examples where ``mask`` is true; ``penalty`` (the
+    """``update_sums`` counting only the examples where ``mask`` is true; ``penalty`` (the
     auxiliary losses, one value for the batch) is added to every example's loss."""
     (total, count), *states = sums
     weight = mask.astype(jnp.float32)

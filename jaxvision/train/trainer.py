@@ -2,7 +2,7 @@
 
 The model's arrays are copied once at the start, so the donated training carry never
 aliases them; the final (or, after an error, the last good) weights are written back into
-the model by :meth:`Trainer.write_back`.
+the model by [Trainer.write_back][jaxvision.train.Trainer.write_back].
 """
 
 import os
@@ -66,6 +66,7 @@ class Trainer:
         self.epoch = self.step = 0
         self.history = History()
         self.stop_training = False
+        self.example: jax.ShapeDtypeStruct | None = None  # one training example's shape and dtype
 
     def checkpoint_state(self) -> TrainingState:
         """Everything needed to resume bit-identically, as plain values for a checkpoint."""
@@ -77,7 +78,9 @@ class Trainer:
                              callbacks=[(type(c).__name__, c.get_state()) for c in self.callbacks],
                              callback_arrays={str(i): arrays for i, c in enumerate(self.callbacks)
                                               if (arrays := c.get_arrays())},
-                             stop_training=self.stop_training)
+                             stop_training=self.stop_training,
+                             input_shape=None if self.example is None else list(self.example.shape),
+                             input_dtype=None if self.example is None else str(self.example.dtype))
 
     def resume(self, training: TrainingState, source: str | os.PathLike) -> None:
         """Continue from ``training`` (read from the checkpoint ``source``): weights, optimizer
@@ -97,6 +100,8 @@ class Trainer:
         self.key = self.placement.replicate(jax.random.key(training.seed))
         self.history = History(training.history, training.history_epochs)
         self.stop_training = training.stop_training
+        if training.input_shape is not None:
+            self.example = jax.ShapeDtypeStruct(tuple(training.input_shape), training.input_dtype)
         for i, (callback, (name, state)) in enumerate(zip(self.callbacks, training.callbacks)):
             if type(callback).__name__ == name:
                 callback.set_state(state)
@@ -114,7 +119,7 @@ class Trainer:
         return {"params": flat_arrays(params), "state": flat_arrays(state)}
 
     def set_weights(self, weights: dict[str, dict[str, jax.Array]]) -> None:
-        """Load weights in the form :meth:`get_weights` returns."""
+        """Load weights in the form [get_weights][jaxvision.train.Trainer.get_weights] returns."""
         params, state = self._copy((weights["params"], weights["state"]))
         self.carry = self.carry._replace(
             params=with_arrays(self.carry.params, params, what="parameters", source="set_weights"),
@@ -134,6 +139,7 @@ class Trainer:
                 self.progress.draw(epoch, self.step - first_step, logs)
         if examples == 0:
             raise ValueError(f"epoch {epoch + 1}: the training data yielded no batches")
+        self.example = source.example
         logs = fetch(results(self.carry.sums, self.metrics))
         self.check_finite(epoch, first_step, source)
         return logs, examples, time.perf_counter() - start

@@ -71,12 +71,13 @@ def load_keras_weights(model: nnx.Module, path: str | os.PathLike, by_name: bool
       strict: raise when the model has layers the file lacks or the other way round (always
         the case when loading by order with different layer counts); else load what matches.
       max_bytes: the most array data the file may make jaxvision read; default a few times
-        the file's size (see :mod:`jaxvision.weights.hdf5`; TF.js: the shards' size).
-      manifest: a manifest (JSON path or dict, :func:`make_manifest`) the file must match:
+        the file's size (see ``jaxvision.weights.hdf5``; TF.js: the shards' size).
+      manifest: a manifest (JSON path or dict,
+        [make_manifest][jaxvision.weights.manifest.make_manifest]) the file must match:
         its sha256 is checked before reading, every tensor and the golden pair after loading.
 
     Returns:
-      :class:`LoadResult`: the layers loaded, missing from the file, and unexpected.
+      [LoadResult][jaxvision.weights.matching.LoadResult]: the layers loaded, missing from the file, and unexpected.
 
     Raises:
       ValueError: a foreign, truncated or malformed file (naming it and the key), a path or

@@ -6,10 +6,10 @@ through here, so an untrusted file cannot reach outside itself or exhaust memory
 * links are not followed: an external link (another file), a soft link (possibly a loop) and
   a virtual dataset (other files' data) are refused by name, as is a dataset with external
   storage (its bytes live in some other local file);
-* group nesting deeper than :data:`MAX_DEPTH` is refused (hard-link cycles);
-* datasets are read lazily (:class:`LazyDataset`): only those paired with a model layer and
+* group nesting deeper than ``MAX_DEPTH`` is refused (hard-link cycles);
+* datasets are read lazily (``LazyDataset``): only those paired with a model layer and
   shape-checked are read at all, so a dataset of a layer the model does not have is never
-  read; each one's declared size is charged to a :class:`~jaxvision.untrusted.Budget` *before*
+  read; each one's declared size is charged to a ``Budget`` *before*
   it is read: by default a few times the file's size (Keras stores weights uncompressed, so a
   real file needs 1×), or an explicit ``max_bytes``.
 """
@@ -61,13 +61,13 @@ def child(group: h5py.Group, name: str, source: str) -> h5py.Group | h5py.Datase
 
 
 def children(group: h5py.Group, source: str) -> list[tuple[str, h5py.Group | h5py.Dataset]]:
-    """The members of ``group`` (see :func:`child`), in HDF5's order."""
+    """The members of ``group`` (see ``child``), in HDF5's order."""
     return [(name, child(group, name, source)) for name in group.keys()]
 
 
 class LazyDataset:
     """A dataset's shape and dtype now (its storage checked to be inside the file, its data
-    numeric), its values on :meth:`read`, once its declared size fits the budget. Valid while
+    numeric), its values on ``read``, once its declared size fits the budget. Valid while
     its file is open."""
 
     def __init__(self, dataset: h5py.Dataset, budget: Budget):
@@ -88,7 +88,7 @@ class LazyDataset:
 
 
 def read_dataset(dataset: h5py.Dataset, budget: Budget) -> np.ndarray:
-    """A dataset's values now (see :class:`LazyDataset`)."""
+    """A dataset's values now (see ``LazyDataset``)."""
     return LazyDataset(dataset, budget).read()
 
 

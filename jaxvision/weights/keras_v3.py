@@ -3,7 +3,7 @@
 Variables sit at ``layers/<snake_case(class)>[_k]/vars/<i>``, where ``k`` counts the earlier
 layers of the same class in the model's layer order; layer names are not in the path (Keras
 3.15 records them as a ``name`` attribute of each ``vars`` group). A nested model (a
-jaxvision :class:`~jaxvision.models.Model` inside another, e.g. listing 8.29's backbone) is
+jaxvision [Model][jaxvision.models.Model] inside another, e.g. listing 8.29's backbone) is
 its own scope, ``layers/functional/layers/conv2d/vars/0``, named by its Keras class
 (``Model.keras_class``: ``Functional``, or ``Sequential``) and counted with its siblings. Reading pairs layers by
 that class-and-position key, or by the recorded name; writing produces the same layout, so
@@ -66,7 +66,7 @@ def is_keras_v3(f: h5py.File) -> bool:
 
 def read_keras_v3(f: h5py.File, path: str | os.PathLike, budget: Budget) -> dict[str, FileLayer]:
     """Path key (``conv2d_3``, or ``outer/layers/conv2d`` when nested) → layer with weights, as
-    :class:`~jaxvision.weights.hdf5.LazyDataset` s (no links followed; read, and charged to
+    ``LazyDataset`` s (no links followed; read, and charged to
     ``budget``, only when assigned; keep ``f`` open until then)."""
     found: dict[str, FileLayer] = {}
     source = str(path)

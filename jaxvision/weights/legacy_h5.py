@@ -21,7 +21,7 @@ def is_legacy(f: h5py.File) -> bool:
 
 def read_legacy_h5(f: h5py.File, path: str | os.PathLike, budget: Budget) -> list[FileLayer]:
     """Every layer of the file (weightless ones too, with no weights), in file order, as
-    :class:`~jaxvision.weights.hdf5.LazyDataset` s (read only when assigned; keep ``f`` open)."""
+    ``LazyDataset`` s (read only when assigned; keep ``f`` open)."""
     source = str(path)
     group = child(f, "model_weights", source) if "layer_names" not in f.attrs else f
     layers = []

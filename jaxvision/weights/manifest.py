@@ -4,7 +4,7 @@ loading it must produce.
 A manifest holds the file's sha256, the preprocessing the model expects, every tensor the
 file maps into the model (name, shape, sha256 of its values — BatchNorm moving statistics
 included) and a golden pair: a seeded input and, for it, the per-channel mean of the output
-and the mean and standard deviation of every named intermediate. :func:`check_manifest`
+and the mean and standard deviation of every named intermediate. [check_manifest][jaxvision.weights.check_manifest]
 verifies all of it after a load, so a swapped or corrupted file, a tensor that was not
 loaded, or a converter that computes something else is a ``ValueError`` naming the file, the
 tensor or the first layer whose statistics diverge.

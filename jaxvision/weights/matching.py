@@ -1,6 +1,6 @@
 """Pair the layers of a weight file with a model's layers, check every shape, then assign.
 
-Every reader turns its file into a list of :class:`FileLayer`; matching is by position
+Every reader turns its file into a list of ``FileLayer``; matching is by position
 among the layers that hold weights (what Keras's ``load_weights`` does for ``.h5`` files)
 or by layer name. Nothing is written into the model until every pair has been checked, so a
 failed load leaves the model as it was.

@@ -3,8 +3,10 @@ ModelCheckpoint and EarlyStopping."""
 
 import types
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from jaxvision.models import build_model, register
 from jaxvision.train import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, ModelCheckpoint, TensorBoard, fit,
@@ -13,6 +15,9 @@ from jaxvision.train import checkpoint
 from train_helpers import assert_same_weights, blobs, dropout_bn_net, train_kwargs, weights
 
 DATA, VALIDATION = blobs(100), blobs(32, seed=1)
+COMPILES = []  # every XLA compilation of this process, by name of the event
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **kwargs: COMPILES.append(event) if event.endswith("backend_compile_duration") else None)
 
 
 @register
@@ -42,10 +47,18 @@ def test_round_trip_restores_identical_outputs(tmp_path):
 def test_load_model_rebuilds_a_registered_model(tmp_path):
     model = build_model("train_test_tiny_net", seed=0)
     fit(model, DATA, **train_kwargs(epochs=1, callbacks=[ModelCheckpoint(tmp_path / "ckpt", monitor="loss")]))
+    before = len(COMPILES)
     loaded = load_model(tmp_path / "ckpt")
+    # Built abstractly: no initialiser runs; one small program makes the dropout stream's key
+    # (before: one compilation per initialiser and random op, 12 s for a 2.7k-weight model).
+    assert len(COMPILES) - before == 1
     assert loaded.build_config == model.build_config
     assert loaded.dropout.deterministic and loaded.batch_normalization.use_running_average  # eval mode
     assert_same_weights(model, loaded)
+    fresh = nnx.state(build_model("train_test_tiny_net", seed=0), nnx.RngState)
+    np.testing.assert_array_equal(jax.random.key_data(nnx.state(loaded, nnx.RngState)["dropout"]["rngs"]["key"][...]),
+                                  jax.random.key_data(fresh["dropout"]["rngs"]["key"][...]))
+    assert checkpoint.recorded_input(tmp_path / "ckpt") == ((DATA[0].shape[1],), "float32")  # fit's data
     np.testing.assert_array_equal(predict(model, DATA[0]), predict(loaded, DATA[0]))
 
 

@@ -1,7 +1,7 @@
 """Segment Anything (Kirillov et al., 2023) in Flax NNX, exact to Meta's ``segment-anything``.
 
 Build a model with ``Sam(CONFIGS["vit_b"], rngs=...)`` or load a released checkpoint with
-:func:`load_sam`; segment with :class:`SamPredictor`; draw with :mod:`.plots`.
+``load_sam``; segment with ``SamPredictor``; draw with ``.plots``.
 """
 
 from jaxvision.models.segment_anything.checkpoint import CheckpointInfo, load_sam, sam_from_state_dict

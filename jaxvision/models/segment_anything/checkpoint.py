@@ -1,7 +1,7 @@
 """Load SAM weights from the official ``sam_vit_{b,l,h}_*.pth`` files, Hugging Face
 ``facebook/sam-vit-*`` safetensors, or a KerasHub SAM preset directory, without torch.
 
-Every parameter of :class:`Sam` has one reference ``state_dict`` key, derived from its path
+Every parameter of ``Sam`` has one reference ``state_dict`` key, derived from its path
 (the module attributes mirror the reference's names) and its module type, which also decides
 the layout change (Linear ``(out, in)`` → ``(in, out)``, Conv OIHW → HWIO). The model
 hyperparameters are read off the tensors, so ``vit_b``/``vit_l``/``vit_h`` (or a custom size)
@@ -123,7 +123,7 @@ def variant_name(config: SamConfig) -> str:
 
 def sam_from_state_dict(tensors: dict[str, np.ndarray], config: SamConfig | None = None,
                         source: str = "checkpoint") -> Sam:
-    """A :class:`Sam` holding ``tensors`` (reference names and layouts), every one shape-checked.
+    """A ``Sam`` holding ``tensors`` (reference names and layouts), every one shape-checked.
 
     Raises:
       ValueError: a tensor is missing, unexpected, or has the wrong shape (the first one is named).
@@ -220,10 +220,11 @@ def load_sam(path: str | os.PathLike, *, manifest: str | os.PathLike | dict | No
     """Load a SAM checkpoint: a torch ``.pth`` (zip) state dict, a ``.safetensors`` file from
     Hugging Face, or a KerasHub preset directory holding ``model.weights.h5``.
 
-    ``manifest`` (:func:`jaxvision.weights.make_manifest` with ``input_shape=None``): the file's
+    ``manifest`` ([jaxvision.weights.make_manifest][jaxvision.weights.make_manifest] with
+    ``input_shape=None``): the file's
     sha256 is checked before it is read and every tensor after.
 
-    Returns the model and a :class:`CheckpointInfo` with the detected variant and the sha256
+    Returns the model and a ``CheckpointInfo`` with the detected variant and the sha256
     of the file read.
     """
     path = Path(path)

@@ -2,7 +2,7 @@
 the MLP heads.
 
 Attribute names mirror the reference's ``state_dict`` (``lin1``, ``layers.0`` …) so the
-checkpoint key of every parameter follows from its path; see :mod:`.checkpoint`.
+checkpoint key of every parameter follows from its path; see ``.checkpoint``.
 """
 
 import jax

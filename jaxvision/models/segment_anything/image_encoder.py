@@ -30,7 +30,7 @@ def window_partition(x: jax.Array, window: int) -> tuple[jax.Array, tuple[int, i
 
 def window_unpartition(windows: jax.Array, window: int, padded: tuple[int, int],
                        size: tuple[int, int]) -> jax.Array:
-    """Inverse of :func:`window_partition`, cropping the padding off."""
+    """Inverse of ``window_partition``, cropping the padding off."""
     hp, wp = padded
     c = windows.shape[-1]
     x = windows.reshape(-1, hp // window, wp // window, window, window, c).transpose(0, 1, 3, 2, 4, 5)

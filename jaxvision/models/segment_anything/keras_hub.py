@@ -2,10 +2,10 @@
 
 KerasHub stores weights by class-based paths (``layers/windowed_transformer_encoder_3/...``,
 the mask decoder at the top level under ``mask_decoder/...``), in Keras layouts: Dense
-``(in, out)``, Conv ``HWIO``, ConvTranspose ``(kh, kw, out, in)``. :func:`keras_hub_path`
+``(in, out)``, Conv ``HWIO``, ConvTranspose ``(kh, kw, out, in)``. ``keras_hub_path``
 maps each reference ``state_dict`` key to its path and the axes that turn the reference
 layout into Keras's; loading inverts that, so the usual shape checks of
-:func:`~jaxvision.models.segment_anything.checkpoint.sam_from_state_dict` apply.
+``sam_from_state_dict`` apply.
 """
 
 import os

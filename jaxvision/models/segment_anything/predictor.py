@@ -1,9 +1,9 @@
-"""``SamPredictor``: the reference's predictor API on a jaxvision :class:`Sam`.
+"""``SamPredictor``: the reference's predictor API on a jaxvision ``Sam``.
 
 ``set_image`` resizes the longest side to ``image_size`` (PIL bilinear, as the reference),
 normalises, pads bottom/right and computes the image embedding once (jitted). ``predict``
 takes prompts in original-image pixels and returns masks at the original size. Several
-prompts go through the decoder as one batch. :func:`predict_masks` is the same computation
+prompts go through the decoder as one batch. ``predict_masks`` is the same computation
 as a plain function of arrays, for ``nnx.jit`` / ``jax.vmap`` users.
 
 Two coordinate conventions, both supported:

@@ -59,7 +59,7 @@ class Sam(nnx.Module):
     """Segment Anything: ``embed`` an image once, then ``decode`` any number of prompts.
 
     Args:
-      config: a :class:`SamConfig`, e.g. ``CONFIGS["vit_b"]``.
+      config: a ``SamConfig``, e.g. ``CONFIGS["vit_b"]``.
       rngs: ``nnx.Rngs`` for the random initialisation (replaced when a checkpoint is loaded).
 
     Examples:
@@ -108,7 +108,7 @@ class Sam(nnx.Module):
                multimask_output: bool = True) -> tuple[jax.Array, jax.Array]:
         """Low-res mask logits ``(B, K, 4h, 4w)`` and IoU predictions ``(B, K)`` for a batch of B
         prompts on one image (or one image each); K is 3 with ``multimask_output`` else 1.
-        Prompts are in model-input pixels; see :class:`PromptEncoder` for their shapes."""
+        Prompts are in model-input pixels; see ``PromptEncoder`` for their shapes."""
         sparse, dense = self.prompt_encoder(points, labels, boxes, mask_input)
         return self.mask_decoder(image_embeddings, self.prompt_encoder.dense_pe(), sparse, dense, multimask_output)
 
