@@ -3,6 +3,8 @@ datasets and images (see SECURITY.md).
 
 * :func:`regular_file`: only regular files are opened, so a FIFO or a device named as a
   weights file, a checkpoint or an image never blocks or streams without end;
+* :func:`checked_tree` and :func:`folder_file`: a folder a loader reads (a checkpoint, a
+  preset) holds only regular files and directories, and never a link out of it;
 * :class:`Budget`: what a file declares (array shapes, member sizes, pixel counts) is charged
   against a cap proportional to the file's size *before* anything is allocated.
 """
@@ -28,6 +30,60 @@ def regular_file(path: str | os.PathLike, what: str = "file") -> Path:
         raise ValueError(f"{what} {path} cannot be read: {e}") from None
     if not stat.S_ISREG(mode):
         raise ValueError(f"{what} {path} is not a regular file (a FIFO, a device or a directory); refused")
+    return path
+
+
+MAX_TREE_ENTRIES = 100_000  # a checkpoint folder holds tens of files
+
+
+def checked_tree(root: str | os.PathLike, what: str = "folder") -> int:
+    """The total size of the regular files under ``root``, once every entry is known to be a
+    directory or a regular file, none a symbolic link (checked with ``lstat``, nothing opened):
+    a FIFO or a device would hang or stream, a link would read another file.
+
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()); (root / "a").mkdir(); _ = (root / "a" / "x").write_bytes(b"123")
+        >>> checked_tree(root)
+        3
+        >>> os.symlink("/etc/hostname", root / "a" / "y"); checked_tree(root, "checkpoint")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: checkpoint ...: a/y is a symbolic link; refused (a checkpoint holds its own files)
+    """
+    root = Path(root)
+    total, pending, seen = 0, [root], 0
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            raise ValueError(f"{what} {root}: {folder} cannot be listed: {e}") from None
+        for entry in entries:
+            seen += 1
+            if seen > MAX_TREE_ENTRIES:
+                raise ValueError(f"{what} {root}: more than {MAX_TREE_ENTRIES:,} entries; refused")
+            name = Path(entry.path).relative_to(root)
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                raise ValueError(f"{what} {root}: {name} is a symbolic link; refused (a {what} holds its own files)")
+            if stat.S_ISDIR(mode):
+                pending.append(Path(entry.path))
+            elif stat.S_ISREG(mode):
+                total += entry.stat(follow_symlinks=False).st_size
+            else:
+                raise ValueError(f"{what} {root}: {name} is not a regular file (a FIFO, a device or a socket); refused")
+    return total
+
+
+def folder_file(folder: str | os.PathLike, name: str, what: str = "file") -> Path:
+    """``folder / name`` if it is a regular file inside ``folder`` once links are resolved (a
+    link may point within the folder, never out of it); a named error otherwise."""
+    folder = Path(folder)
+    path = folder / name
+    resolved = path.resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        raise ValueError(f"{what} {path} resolves to {resolved}, outside {folder}; refused")
+    regular_file(path, what)
     return path
 
 

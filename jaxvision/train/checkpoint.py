@@ -21,8 +21,15 @@ complete, and only then deletes ``<n>``; readers only see finished checkpoints, 
 mid-write leaves the previous checkpoint loadable.
 
 Integrity: ``meta`` holds the sha256 of every array (names, dtypes, shapes and bytes, in a
-fixed order) computed at save time; loading recomputes it, so a flipped byte in a data file is
-a named error rather than silently different weights. :func:`load_model` builds the model
+fixed order) and the sha256 of the rest of ``meta`` (build config, epochs, history, ...),
+computed at save time; loading requires both and recomputes them, so a flipped byte, an
+edited meta or a deleted hash is a named error rather than silently different weights.
+
+Untrusted folders: before orbax sees the folder it is walked, and every entry must be a
+directory or a regular file, not a symbolic link (a FIFO would hang orbax, a link would read
+another file); the arrays' declared sizes are charged to a
+[Budget][jaxvision.untrusted.Budget] of the folder's bytes before they are restored; ``meta``
+is checked field by field, each problem a ``ValueError`` naming the checkpoint. :func:`load_model` builds the model
 abstractly first (``nnx.eval_shape``) and compares every shape with the checkpoint's before
 allocating anything, so a ``build_config`` that asks for a huge model is refused cheaply.
 """
@@ -30,6 +37,7 @@ allocating anything, so a ``build_config`` that asks for a huge model is refused
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,8 +50,13 @@ from flax import nnx
 
 from jaxvision.models.registry import rebuild_model
 from jaxvision.train.sharding import Placement, placement
+from jaxvision.untrusted import Budget, checked_tree
 
 FORMAT = "jaxvision.train/1"
+MAX_IMAGE_SIZE = 8192  # a recorded image side larger than this is not a run of this project
+# meta's fields and the types load accepts (the hashes are checked separately)
+_META_TYPES = {"epoch": int, "step": int, "seed": int, "build_config": (str, type(None)), "history": dict,
+               "history_epochs": list, "callbacks": list, "stop_training": bool}
 
 
 @dataclasses.dataclass
@@ -112,10 +125,17 @@ def arrays_sha256(arrays: dict) -> str:
     return digest.hexdigest()
 
 
+def meta_sha256(meta: dict) -> str:
+    """sha256 of ``meta``'s canonical JSON, without its two hashes."""
+    rest = {k: v for k, v in meta.items() if k not in ("sha256", "meta_sha256")}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def has_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds a finished checkpoint."""
     if not Path(path).is_dir():
         return False
+    checked_tree(path, "checkpoint")
     with _manager(path, create=False) as manager:
         return manager.latest_step() is not None
 
@@ -130,6 +150,7 @@ def save(path: str | os.PathLike, training: TrainingState) -> None:
             "build_config": training.build_config, "history": training.history,
             "history_epochs": training.history_epochs, "callbacks": [list(c) for c in training.callbacks],
             "stop_training": training.stop_training, "sha256": arrays_sha256(arrays)}
+    meta["meta_sha256"] = meta_sha256(json.loads(json.dumps(meta)))  # as it reads back
     with _manager(path, create=True) as manager:
         manager.save((manager.latest_step() or 0) + 1,
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
@@ -140,32 +161,66 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
     (default: every device)."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {path}")
+    folder_bytes = checked_tree(path, "checkpoint")
     with _manager(path, create=False) as manager:
         step = manager.latest_step()
         if step is None:
             raise FileNotFoundError(f"{path} holds no finished checkpoint")
         target = (where or placement(None)).replicated
+        budget = Budget(f"checkpoint {path}", folder_bytes)
         try:
-            abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target),
-                                    manager.item_metadata(step)["arrays"].tree)
+            leaves = jax.tree_util.tree_flatten_with_path(manager.item_metadata(step)["arrays"].tree)
+            sizes = [math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for _, leaf in leaves[0]]
+        except Exception as e:  # orbax/tensorstore errors of every kind for a damaged directory
+            raise _unreadable(path, step, e) from e
+        for (key, _), nbytes in zip(leaves[0], sizes):  # before anything is allocated
+            budget.take(nbytes, f"array {jax.tree_util.keystr(key)}")
+        try:
+            abstract = jax.tree.unflatten(leaves[1], [jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target)
+                                                      for _, m in leaves[0]])
             restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract),
                                                                        meta=ocp.args.JsonRestore()))
-        except Exception as e:  # orbax/tensorstore errors of every kind for a damaged directory
-            raise ValueError(f"checkpoint {path} (step {step}) cannot be read: {type(e).__name__}: "
-                             f"{str(e)[:300]}") from e
+        except Exception as e:
+            raise _unreadable(path, step, e) from e
     arrays, meta = restored["arrays"], restored["meta"]
     if not isinstance(meta, dict) or not isinstance(arrays, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a jaxvision.train checkpoint (format "
                          f"{meta.get('format') if isinstance(meta, dict) else None!r})")
-    if "sha256" in meta and arrays_sha256(arrays) != meta["sha256"]:  # checkpoints before the checksum: none
-        raise ValueError(f"checkpoint {path}: its arrays do not match the sha256 written when it was saved "
-                         "(a damaged or altered file); refusing to load it")
+    _check_meta(meta, arrays, path)
     return TrainingState(params=arrays["params"], state=arrays["state"],
                          opt_state=[arrays["opt_state"][str(i)] for i in range(len(arrays["opt_state"]))],
                          epoch=meta["epoch"], step=meta["step"], seed=meta["seed"],
                          build_config=meta["build_config"], history=meta["history"],
                          history_epochs=meta["history_epochs"], callbacks=[tuple(c) for c in meta["callbacks"]],
                          callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"])
+
+
+def _unreadable(path: str | os.PathLike, step: int, error: Exception) -> ValueError:
+    return ValueError(f"checkpoint {path} (step {step}) cannot be read: {type(error).__name__}: {str(error)[:300]}")
+
+
+def _check_meta(meta: dict, arrays: dict, path: str | os.PathLike) -> None:
+    """Both hashes present and matching, then every field of the expected type: a file cannot
+    switch the integrity check off by deleting its hash."""
+    for key in ("sha256", "meta_sha256"):
+        if not isinstance(meta.get(key), str):
+            raise ValueError(f"checkpoint {path}: meta has no {key} (written before the checksum, or the "
+                             "hash was removed); refusing to load it unchecked")
+    if meta_sha256(meta) != meta["meta_sha256"]:
+        raise ValueError(f"checkpoint {path}: its meta (build config, epochs, history) does not match the "
+                         "sha256 written when it was saved (a damaged or altered file); refusing to load it")
+    if arrays_sha256(arrays) != meta["sha256"]:
+        raise ValueError(f"checkpoint {path}: its arrays do not match the sha256 written when it was saved "
+                         "(a damaged or altered file); refusing to load it")
+    for key, kind in _META_TYPES.items():
+        if not isinstance(meta.get(key), kind) or (kind is int and isinstance(meta[key], bool)):
+            raise ValueError(f"checkpoint {path}: meta field {key!r} is {meta.get(key)!r:.80}, not the type a "
+                             "checkpoint records")
+    parts = {"params", "state", "opt_state"}
+    if not (parts <= arrays.keys() and all(isinstance(arrays[k], dict) for k in parts)
+            and set(arrays["opt_state"]) == {str(i) for i in range(len(arrays["opt_state"]))}
+            and all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) for c in meta["callbacks"])):
+        raise ValueError(f"checkpoint {path}: arrays or callbacks are not laid out as a checkpoint records them")
 
 
 def save_checkpoint(path: str | os.PathLike, model: nnx.Module, *, epoch: int = 0, step: int = 0) -> None:
@@ -209,7 +264,13 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
                          "create the model yourself and call jaxvision.train.restore(path, model)")
     source = f"checkpoint {path}"
     build = lambda: rebuild_model(training.build_config, trusted_modules=trusted_modules, source=source)  # noqa: E731
-    _, _, abstract = nnx.split(nnx.eval_shape(build), nnx.RngState, ...)
+    try:
+        _, _, abstract = nnx.split(nnx.eval_shape(build), nnx.RngState, ...)
+    except (ValueError, TypeError):
+        raise
+    except Exception as e:  # a builder given recorded kwargs it cannot use (a zero width, a wrong type)
+        raise ValueError(f"{source}: its build_config does not build a model: {type(e).__name__}: "
+                         f"{str(e)[:300]}") from e
     with_arrays(abstract, {**training.params, **training.state}, what="weights", source=source)  # shapes first
     model = _load_weights(build(), training, path)
     model.eval()
@@ -225,10 +286,35 @@ def recorded_image_size(checkpoint: str | os.PathLike) -> tuple[int, int] | None
         for name in ("config.json", "metrics.json"):
             path = folder / name
             if path.is_file():
-                size = json.loads(path.read_text()).get("image_size")
+                size = _read_record(path).get("image_size")
                 if size is not None:
-                    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+                    return _image_size(size, path)
     return None
+
+
+def _read_record(path: Path) -> dict:
+    """A run's small JSON record (``config.json``/``metrics.json``), checked: a regular file of
+    at most 1 MiB holding an object."""
+    from jaxvision.untrusted import regular_file
+
+    if regular_file(path, "run record").stat().st_size > 1 << 20:
+        raise ValueError(f"{path}: more than 1 MiB, not a run's record")
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{path}: not readable JSON ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return record
+
+
+def _image_size(size: Any, path: Path) -> tuple[int, int]:
+    sides = [size, size] if isinstance(size, int) else size
+    if not (isinstance(sides, list) and len(sides) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_IMAGE_SIZE for s in sides)):
+        raise ValueError(f"{path}: image_size must be a side or [height, width] from 1 to {MAX_IMAGE_SIZE}, "
+                         f"got {size!r:.80}")
+    return sides[0], sides[1]
 
 
 def _load_weights(model: nnx.Module, training: TrainingState, path: str | os.PathLike) -> nnx.Module:
