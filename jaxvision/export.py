@@ -299,11 +299,10 @@ def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarra
 
 def _operations(exported: "jax.export.Exported"):
     """Every operation of the exported StableHLO module, nested regions included."""
-    from jax._src.interpreters import mlir
-    from jax._src.lib.mlir import ir
+    from jax.interpreters import mlir
 
     with mlir.make_ir_context() as context:
-        pending = [ir.Module.parse(exported.mlir_module(), context=context).operation]
+        pending = [mlir.ir.Module.parse(exported.mlir_module(), context=context).operation]
         while pending:
             op = pending.pop()
             yield op
