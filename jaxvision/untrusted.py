@@ -9,6 +9,7 @@ datasets and images (see SECURITY.md).
   against a cap proportional to the file's size *before* anything is allocated.
 """
 
+import json
 import os
 import stat
 import zipfile
@@ -85,6 +86,30 @@ def folder_file(folder: str | os.PathLike, name: str, what: str = "file") -> Pat
         raise ValueError(f"{what} {path} resolves to {resolved}, outside {folder}; refused")
     regular_file(path, what)
     return path
+
+
+MAX_JSON_BYTES = 64 << 20  # a TF.js model.json with its Keras config is a few MB
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_JSON_BYTES):
+    """The JSON value in a regular file of at most ``max_bytes``; anything else (not UTF-8,
+    not JSON, numbers of thousands of digits, nesting deep enough to exhaust the stack) is a
+    ``ValueError`` naming the file.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "deep.json"; _ = path.write_text("[" * 100_000)
+        >>> read_json(path, "config")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: config .../deep.json: not readable JSON (RecursionError: ...)
+    """
+    path = regular_file(path, what)
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"{what} {path}: {path.stat().st_size:,} bytes, more than the {max_bytes:,} allowed")
+    try:
+        return json.loads(path.read_bytes().decode("utf8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{what} {path}: not readable JSON ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 class Budget:

@@ -53,7 +53,7 @@ from jaxvision.train.sharding import Placement, placement
 from jaxvision.untrusted import Budget, checked_tree
 
 FORMAT = "jaxvision.train/1"
-MAX_IMAGE_SIZE = 8192  # a recorded image side larger than this is not a run of this project
+MAX_IMAGE_SIZE = 2048  # a recorded image side beyond this is no run of this project (the book: 180, 299)
 # meta's fields and the types load accepts (the hashes are checked separately)
 _META_TYPES = {"epoch": int, "step": int, "seed": int, "build_config": (str, type(None)), "history": dict,
                "history_epochs": list, "callbacks": list, "stop_training": bool}
