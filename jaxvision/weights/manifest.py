@@ -198,7 +198,11 @@ def check_manifest(model: nnx.Module, weights_path: str | os.PathLike, manifest:
     golden = manifest["golden"]
     if golden is None:
         return
-    output, stats = _fingerprint(model, _golden_input(golden["input"]))
+    try:
+        output, stats = _fingerprint(model, _golden_input(golden["input"]))
+    except Exception as e:  # a golden input the model cannot take (a shape from another model)
+        raise ValueError(f"{weights_path}: the manifest's golden input {golden['input']['shape']} does not fit the "
+                         f"model ({type(e).__name__}: {str(e)[:200]})") from None
     expected_output = np.asarray(golden["output_channel_means"])
     scale = float(np.max(np.abs(expected_output))) if expected_output.size else 0.0
     if len(output) == len(expected_output) and all(_close(a, b, scale) for a, b in zip(output, expected_output)):
