@@ -464,3 +464,18 @@ def test_a_class_folder_linking_to_a_sibling_or_out_of_the_root_is_refused(tmp_p
     with pytest.raises(ValueError, match=r"class folder .*data/dog is a symbolic link to .*; refused"):
         image_dataset_from_directory(root, image_size=(8, 8), batch_size=2)
 
+
+
+# 8. SECURITY.md: every promise names a test that exists ------------------------------------------
+
+def test_every_promise_in_security_md_names_an_existing_test():
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "SECURITY.md").read_text()
+    promises = text[text.index("## What jaxvision promises"):text.index("## Fuzzing")]
+    bullets = [b for b in re.split(r"\n(?=- |\*\*)", promises) if b.startswith("- ")]
+    assert len(bullets) >= 30 and all("::test_" in b for b in bullets), [b[:80] for b in bullets if "::test_" not in b]
+    aliases = {"F": "tests/test_untrusted_files.py", "S": "tests/test_untrusted_surfaces.py"}
+    named = re.findall(r"`([\w/.]+)::(test_\w+)`", promises)
+    assert len(named) >= 40
+    for file, test in named:
+        assert f"def {test}(" in (root / aliases.get(file, file)).read_text(), f"{file}::{test}"
