@@ -256,6 +256,9 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
     A model registered outside jaxvision is rebuilt if its module is already imported, or if
     you name it in ``trusted_modules`` (``load_model(path, trusted_modules=("mymodels",))``):
     the checkpoint records the module, but a file alone never decides what gets imported.
+    Only the exact names listed are admitted: ``("mymodels",)`` imports the module
+    ``mymodels`` and nothing else (not ``mymodels.train``, not ``mymodels.__main__``; list a
+    submodule to trust it), and a bare string instead of a tuple or list is a ``TypeError``.
     """
     training = load(path, placement(mesh))
     if not training.build_config:
