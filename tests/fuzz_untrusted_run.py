@@ -4,13 +4,13 @@ declares dies with ``MemoryError`` instead of taking the machine. For every gene
 reader must return or raise ``ValueError``/``FileNotFoundError`` (named errors), within the
 per-case deadline, and never return bytes of the secret file that sits beside the folder.
 
-Readers: the TF.js manifest, HDF5 and ``.pth`` readers (``FUZZ_EXAMPLES`` cases each), and
-checkpoints (``load_model``), exported folders (``load_exported``), weight manifests
-(``check_manifest``) and the SAM loader (``load_sam`` and ``sam_from_state_dict``),
-``FUZZ_SURFACE_EXAMPLES`` cases each: damaged, linked or FIFO files and edited metadata. The
-number of cases each reader ran is written to OUT_JSON and printed.
+Readers: the TF.js manifest, HDF5 and ``.pth`` readers, checkpoints (``load_model``),
+exported folders (``load_exported``), weight manifests (``check_manifest``) and the SAM loader
+(``load_sam`` and ``sam_from_state_dict``): generated files, and damaged, truncated, linked or
+FIFO files and edited metadata. ``FUZZ_EXAMPLES`` (JSON) sets the number of cases per reader;
+the number each reader ran, and its seconds, are printed, and the counts written to OUT_JSON.
 
-Run: FUZZ_EXAMPLES=500 FUZZ_SURFACE_EXAMPLES=40 python tests/fuzz_untrusted_run.py OUT_JSON
+Run: FUZZ_EXAMPLES='{"tfjs": 300, "checkpoint": 20}' python tests/fuzz_untrusted_run.py OUT_JSON
 """
 
 import functools
@@ -21,6 +21,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -36,8 +37,9 @@ from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
 from jaxvision.weights import load_keras_weights
 
 LIMIT = 3 << 30  # bytes of address space: jax needs ~1 GB; one careless allocation exceeds the rest
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
-SURFACE_EXAMPLES = int(os.environ.get("FUZZ_SURFACE_EXAMPLES", "40"))
+# cases per reader, e.g. FUZZ_EXAMPLES='{"tfjs": 300, "checkpoint": 20}' (readers not named: 150 and 20)
+EXAMPLES = {"tfjs": 150, "hdf5": 150, "pth": 150, "checkpoint": 20, "exported": 20, "manifest": 20, "sam": 20,
+            **json.loads(os.environ.get("FUZZ_EXAMPLES", "{}"))}
 SAM_TINY = Path(__file__).parent / "models" / "segment_anything" / "sam_tiny.pth"
 
 SECRET = np.full(16, 7.25, "<f4").tobytes()  # 64 bytes: exactly dense/kernel + dense/bias
@@ -73,7 +75,7 @@ manifests = st.lists(st.fixed_dictionaries({"paths": st.lists(paths, max_size=4)
                                             "weights": st.lists(entries, max_size=4)}), max_size=3)
 
 
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=5000, database=None,
+@settings(max_examples=EXAMPLES["tfjs"], derandomize=True, deadline=5000, database=None,
           suppress_health_check=list(HealthCheck))
 @given(manifest=st.one_of(manifests, st.just({}), st.integers()), s=st.binary(max_size=80), t=st.binary(max_size=80))
 def fuzz_tfjs(manifest, s, t):
@@ -94,7 +96,7 @@ nodes = st.sampled_from(["dataset", "big", "external_storage", "external_link", 
                          "virtual", "group", "string"])
 
 
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=5000, database=None,
+@settings(max_examples=EXAMPLES["hdf5"], derandomize=True, deadline=5000, database=None,
           suppress_health_check=list(HealthCheck))
 @given(kind=nodes, shape=st.lists(st.integers(0, 5), max_size=3), index=st.sampled_from(["0", "1", "x"]),
        legacy=st.booleans())
@@ -154,7 +156,7 @@ def valid_pth() -> bytes:
     return payload
 
 
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=5000, database=None,
+@settings(max_examples=EXAMPLES["pth"], derandomize=True, deadline=5000, database=None,
           suppress_health_check=list(HealthCheck))
 @given(edits=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
        storage=st.binary(max_size=64), byteorder=st.sampled_from([b"little", b"big", b"", b"\xff"]),
@@ -260,7 +262,7 @@ META_KEYS = ["epoch", "step", "seed", "build_config", "history", "history_epochs
              "sha256", "meta_sha256", "format"]
 
 
-@settings(max_examples=SURFACE_EXAMPLES, derandomize=True, deadline=None, database=None,
+@settings(max_examples=EXAMPLES["checkpoint"], derandomize=True, deadline=30_000, database=None,
           suppress_health_check=list(HealthCheck))
 @given(target=st.integers(0, 100), change=damage, rehash=st.booleans())
 def fuzz_checkpoint(target, change, rehash):
@@ -292,7 +294,7 @@ def saved_export() -> Path:
 CONTRACT_KEYS = ["format", "weights", "input", "output", "preprocessing", "class_names", "platforms", "model"]
 
 
-@settings(max_examples=SURFACE_EXAMPLES, derandomize=True, deadline=None, database=None,
+@settings(max_examples=EXAMPLES["exported"], derandomize=True, deadline=30_000, database=None,
           suppress_health_check=list(HealthCheck))
 @given(target=st.sampled_from(["contract.json", "model.jax", "weights.npz"]), change=damage, rehash=st.booleans())
 def fuzz_exported(target, change, rehash):
@@ -326,7 +328,7 @@ manifest_edits = st.lists(st.tuples(st.sampled_from(["format", "sha256", "tensor
                                     json_values), max_size=3)
 
 
-@settings(max_examples=SURFACE_EXAMPLES, derandomize=True, deadline=None, database=None,
+@settings(max_examples=EXAMPLES["manifest"], derandomize=True, deadline=30_000, database=None,
           suppress_health_check=list(HealthCheck))
 @given(edits=manifest_edits, depth=st.integers(0, 2), as_file=st.sampled_from(["json", "fifo", "dict"]))
 def fuzz_manifest(edits, depth, as_file):
@@ -361,7 +363,7 @@ sam_edits = st.lists(st.tuples(st.sampled_from(["drop", "add", "reshape"]), st.i
                                st.lists(st.integers(0, 70), max_size=4)), max_size=3)
 
 
-@settings(max_examples=SURFACE_EXAMPLES, derandomize=True, deadline=None, database=None,
+@settings(max_examples=EXAMPLES["sam"], derandomize=True, deadline=30_000, database=None,
           suppress_health_check=list(HealthCheck))
 @given(edits=sam_edits, change=damage, from_file=st.booleans())
 def fuzz_sam(edits, change, from_file):
@@ -396,8 +398,12 @@ def fuzz_sam(edits, change, from_file):
 
 if __name__ == "__main__":
     resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-    for fuzz in (fuzz_tfjs, fuzz_hdf5, fuzz_pth, fuzz_checkpoint, fuzz_exported, fuzz_manifest, fuzz_sam):
+    seconds = {}
+    for name, fuzz in zip(counts, (fuzz_tfjs, fuzz_hdf5, fuzz_pth, fuzz_checkpoint, fuzz_exported, fuzz_manifest,
+                                   fuzz_sam)):
+        start = time.perf_counter()
         fuzz()
-    print("fuzz cases per reader:", ", ".join(f"{name} {n}" for name, n in counts.items()),
+        seconds[name] = time.perf_counter() - start
+    print("fuzz cases per reader:", ", ".join(f"{name} {n} ({seconds[name]:.1f} s)" for name, n in counts.items()),
           f"({sum(counts.values())} in all)")
     Path(sys.argv[1]).write_text(json.dumps(counts))

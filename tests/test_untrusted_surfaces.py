@@ -473,7 +473,7 @@ def test_every_promise_in_security_md_names_an_existing_test():
     text = (root / "SECURITY.md").read_text()
     promises = text[text.index("## What jaxvision promises"):text.index("## Fuzzing")]
     bullets = [b for b in re.split(r"\n(?=- |\*\*)", promises) if b.startswith("- ")]
-    assert len(bullets) >= 30 and all("::test_" in b for b in bullets), [b[:80] for b in bullets if "::test_" not in b]
+    assert len(bullets) >= 25 and all("::test_" in b for b in bullets), [b[:80] for b in bullets if "::test_" not in b]
     aliases = {"F": "tests/test_untrusted_files.py", "S": "tests/test_untrusted_surfaces.py"}
     named = re.findall(r"`([\w/.]+)::(test_\w+)`", promises)
     assert len(named) >= 40
