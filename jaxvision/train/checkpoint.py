@@ -28,10 +28,11 @@ edited meta or a deleted hash is a named error rather than silently different we
 Untrusted folders: before orbax sees the folder it is walked, and every entry must be a
 directory or a regular file, not a symbolic link (a FIFO would hang orbax, a link would read
 another file); the arrays' declared sizes are charged to a
-[Budget][jaxvision.untrusted.Budget] of the folder's bytes before they are restored; ``meta``
-is checked field by field, each problem a ``ValueError`` naming the checkpoint. :func:`load_model` builds the model
-abstractly first (``nnx.eval_shape``) and compares every shape with the checkpoint's before
-allocating anything, so a ``build_config`` that asks for a huge model is refused cheaply.
+``jaxvision.untrusted.Budget`` of the folder's bytes before they are restored; ``meta``
+is checked field by field, each problem a ``ValueError`` naming the checkpoint.
+:func:`load_model` builds the model abstractly first (``nnx.eval_shape``) and compares every
+shape with the checkpoint's before allocating anything, so a ``build_config`` that asks for a
+huge model is refused cheaply.
 """
 
 import dataclasses

@@ -153,7 +153,7 @@ def _problem(manifest: Mapping) -> str | None:
 
 def read_manifest(manifest: str | os.PathLike | Mapping) -> dict:
     """A manifest from a JSON file (a regular file, see
-    [read_json][jaxvision.untrusted.read_json]) or a dict, every field checked: a malformed
+    ``jaxvision.untrusted.read_json``) or a dict, every field checked: a malformed
     one is a ``ValueError`` naming the manifest."""
     source = "manifest" if isinstance(manifest, Mapping) else f"manifest {manifest}"
     if not isinstance(manifest, Mapping):
