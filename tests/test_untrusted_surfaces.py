@@ -8,10 +8,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import textwrap
+import threading
 import time
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from jaxvision.models import Sequential, build_model
 from jaxvision.models.registry import rebuild_model
 from jaxvision.models.segment_anything import load_sam, sam_from_state_dict
 from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
-from jaxvision.train import restore, save_checkpoint
+from jaxvision.train import load_model, restore, save_checkpoint
 from jaxvision.train.checkpoint import meta_sha256, recorded_image_size
 from jaxvision.weights import check_manifest, load_keras_weights, make_manifest, save_keras_weights
 
@@ -89,77 +89,60 @@ def test_trusted_modules_admits_only_the_modules_it_names(tmp_path, monkeypatch)
 
 # 2. No FIFO, device or link anywhere a loader reads ------------------------------------------
 
-@pytest.fixture(scope="module")
-def in_a_subprocess(checkpoint, tmp_path_factory) -> tuple[dict, int]:
-    """Loaders that hung on a FIFO or grew memory without bound, run in one subprocess (with a
-    timeout, so they can never hang the suite): ``({case: refused by name?}, peak RSS in MB)``."""
-    tmp_path = tmp_path_factory.mktemp("subprocess")
-    cases = {}
-    for name, member in [("meta", "1/meta/metadata"), ("checkpoint_metadata", "1/_CHECKPOINT_METADATA"),
-                         ("ocdbt", "1/arrays/manifest.ocdbt")]:
-        path = copy_of(checkpoint, tmp_path, name)
-        (path / member).unlink()
-        os.mkfifo(path / member)
-        cases[name] = ["checkpoint", str(path), "not a regular file"]
+def outcome_within(load, fifos: list[Path], seconds: float = 30) -> str:
+    """``load()`` in a thread: ``"loaded"`` or the error's message. A loader still blocked after
+    ``seconds`` is released (each FIFO opened for writing, then closed: the reader sees its end)
+    and the test fails, so a FIFO can never hang the suite."""
+    outcome = {}
+
+    def target():
+        try:
+            load()
+            outcome["message"] = "loaded"
+        except Exception as error:
+            outcome["message"] = str(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        for fifo in fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        thread.join(10)
+        pytest.fail(f"blocked for {seconds} s on the FIFO(s) {[str(f) for f in fifos]}")
+    return outcome["message"]
+
+
+@pytest.mark.parametrize("member", ["1/meta/metadata", "1/_CHECKPOINT_METADATA", "1/arrays/manifest.ocdbt"])
+def test_a_fifo_in_a_checkpoint_is_refused_without_hanging(checkpoint, tmp_path, member):
+    """A FIFO in any of three places orbax opens hung ``load_model`` and every ``--checkpoint``
+    command."""
+    path = copy_of(checkpoint, tmp_path)
+    (path / member).unlink()
+    os.mkfifo(path / member)
+    message = outcome_within(lambda: load_model(path), [path / member])
+    assert re.fullmatch(f"checkpoint {re.escape(str(path))}: {member} is not a regular file .*; refused", message), \
+        message
+
+
+def test_a_fifo_as_manifest_or_keras_file_is_refused_without_hanging(tmp_path, capsys):
+    from jaxvision.debug.__main__ import main
+
     weights = tmp_path / "w.weights.h5"
     save_keras_weights(tiny(), weights)
     os.mkfifo(tmp_path / "manifest.json")
-    cases["manifest"] = ["manifest", str(weights), str(tmp_path / "manifest.json"), "not a regular file"]
+    message = outcome_within(lambda: check_manifest(tiny(), weights, tmp_path / "manifest.json"),
+                             [tmp_path / "manifest.json"])
+    assert re.fullmatch(r"manifest .*manifest.json is not a regular file .*; refused", message), message
     os.mkfifo(tmp_path / "model.keras")
-    cases["debug"] = ["debug", str(tmp_path / "model.keras"), "not a regular file"]
-    # One LONG_BINPUT 2**27 in a 257-byte .pth grew the C unpickler's memo to 2.29 GB (CPython gh-115952).
-    payload = b"\x80\x02ccollections\nOrderedDict\n)Rr" + (1 << 27).to_bytes(4, "little") + b"."
-    memo = pth(tmp_path / "memo.pth", payload, {})
-    assert memo.stat().st_size < 400
-    cases["memo"] = ["pth", str(memo), "memo index 134217728 after 0 entries"]
-    code = textwrap.dedent("""
-        import contextlib, io, json, resource, sys
-        from flax import nnx
-        from jaxvision.debug.__main__ import main as debug_main
-        from jaxvision.layers import Dense
-        from jaxvision.models import Sequential
-        from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
-        from jaxvision.train import load_model
-        from jaxvision.weights import check_manifest
-
-        def debug(path):
-            err = io.StringIO()
-            with contextlib.redirect_stderr(err):
-                status = debug_main(["compare", "--keras", path, "--jaxvision", "mnist_convnet"])
-            if status == 2 and err.getvalue().count("\\n") == 1:
-                raise ValueError(err.getvalue())
-
-        loaders = {"checkpoint": load_model, "debug": debug, "pth": load_torch_state_dict,
-                   "manifest": lambda w, m: check_manifest(Sequential([Dense(3, 4, rngs=nnx.Rngs(0))]), w, m)}
-        results = {}
-        for name, (kind, *args, expected) in json.loads(sys.argv[1]).items():
-            try:
-                loaders[kind](*args)
-                results[name] = "loaded"
-            except ValueError as error:
-                results[name] = expected in str(error) or str(error)
-        print(json.dumps(results))
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
-        """)
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results, peak_mb = done.stdout.splitlines()[-2:]
-    return json.loads(results), int(peak_mb)
-
-
-def test_fifos_where_loaders_read_are_refused_without_hanging(in_a_subprocess):
-    """A FIFO in a checkpoint (three places orbax opens), as a manifest, or as ``debug --keras``
-    hung the loader."""
-    results, _ = in_a_subprocess
-    assert {k: results[k] for k in ("meta", "checkpoint_metadata", "ocdbt", "manifest", "debug")} == dict.fromkeys(
-        ("meta", "checkpoint_metadata", "ocdbt", "manifest", "debug"), True)
-
-
-def test_a_sparse_pickle_memo_index_is_refused_within_bounded_memory(in_a_subprocess):
-    results, peak_mb = in_a_subprocess
-    assert results["memo"] is True
-    assert peak_mb < 1200  # jax, flax and keras' checks imported: ~500 MB; the memo alone would be 2,290
+    status = []
+    outcome_within(lambda: status.append(main(["compare", "--keras", str(tmp_path / "model.keras"), "--jaxvision",
+                                               "mnist_convnet"])), [tmp_path / "model.keras"])
+    err = capsys.readouterr().err
+    assert status == [2] and err.count("\n") == 1 and "model.keras is not a regular file" in err, err
 
 
 def test_links_out_of_checkpoints_and_presets_are_refused(checkpoint, tmp_path):
@@ -218,6 +201,22 @@ def views_pickle(count: int, numel: int) -> bytes:
         body += (f"Vw{i}\n".encode() + b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage + b"K\x00(J"
                  + numel.to_bytes(4, "little") + b"t(K\x01t\x89ccollections\nOrderedDict\n)RtRs")
     return body + b"."
+
+
+def test_a_sparse_pickle_memo_index_is_refused_within_bounded_memory(tmp_path):
+    """One ``LONG_BINPUT 2**27`` in a 257-byte ``.pth`` grew the C unpickler's memo to 2.29 GB
+    (CPython gh-115952). Peak allocation measured by tracemalloc, which sees the memo's."""
+    payload = b"\x80\x02ccollections\nOrderedDict\n)Rr" + (1 << 27).to_bytes(4, "little") + b"."
+    path = pth(tmp_path / "memo.pth", payload, {})
+    assert path.stat().st_size < 400
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"memo.pth: .*stores memo index 134217728 after 0 entries; refused"):
+            load_torch_state_dict(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 def test_views_of_one_storage_are_charged_each(tmp_path):
