@@ -51,7 +51,7 @@ from flax import nnx
 
 from jaxvision.models.registry import rebuild_model
 from jaxvision.train.sharding import Placement, placement
-from jaxvision.untrusted import Budget, checked_tree
+from jaxvision.untrusted import Budget, checked_tree, read_json
 
 FORMAT = "jaxvision.train/1"
 MAX_IMAGE_SIZE = 2048  # a recorded image side beyond this is no run of this project (the book: 180, 299)
@@ -297,18 +297,11 @@ def recorded_image_size(checkpoint: str | os.PathLike) -> tuple[int, int] | None
 
 
 def _read_record(path: Path) -> dict:
-    """A run's small JSON record (``config.json``/``metrics.json``), checked: a regular file of
-    at most 1 MiB holding an object."""
-    from jaxvision.untrusted import regular_file
-
-    if regular_file(path, "run record").stat().st_size > 1 << 20:
-        raise ValueError(f"{path}: more than 1 MiB, not a run's record")
-    try:
-        record = json.loads(path.read_text())
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ValueError(f"{path}: not readable JSON ({type(e).__name__}: {str(e)[:200]})") from None
+    """A run's small JSON record (``config.json``/``metrics.json``): a regular file of at most
+    1 MiB holding an object."""
+    record = read_json(path, "run record", max_bytes=1 << 20)
     if not isinstance(record, dict):
-        raise ValueError(f"{path}: not a JSON object")
+        raise ValueError(f"run record {path}: not a JSON object")
     return record
 
 
