@@ -31,8 +31,8 @@ import argparse
 import hashlib
 import io
 import json
+import math
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
@@ -54,6 +54,31 @@ MAX_CONTRACT_BYTES = 1 << 20  # a contract is a few KB, with 1000 class names ~3
 # shape checks and sharding annotations. Anything else (a host callback, a vendor kernel) is
 # refused: an exported folder from a stranger may compute on arrays, nothing more.
 ALLOWED_CUSTOM_CALLS = frozenset({"shape_assertion", "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape"})
+# The operations an exported function may contain: arithmetic and data movement on arrays,
+# structure (functions, returns, calls between the module's own functions, branches) and
+# sharding annotations. Left out: host transfers (``infeed``/``outfeed``/``send``/``recv``) and
+# tokens, which make a run wait for a host forever; ``while`` (a loop that may never end);
+# collectives across devices; and ``custom_call`` beyond ``ALLOWED_CUSTOM_CALLS``.
+ALLOWED_OPS = frozenset({
+    "builtin.module", "func.func", "func.return", "func.call",
+    "sdy.mesh", "sdy.sharding_constraint",
+    *(f"chlo.{name}" for name in (
+        "acos", "acosh", "asin", "asinh", "atan", "atanh", "bessel_i1e", "conj", "constant", "constant_like",
+        "cosh", "digamma", "erf", "erf_inv", "erfc", "is_inf", "is_neg_inf", "is_pos_inf", "lgamma", "next_after",
+        "polygamma", "sinh", "square", "tan", "top_k", "zeta")),
+    *(f"stablehlo.{name}" for name in (
+        "abs", "add", "and", "atan2", "bitcast_convert", "broadcast", "broadcast_in_dim", "case", "cbrt", "ceil",
+        "clamp", "compare", "complex", "concatenate", "constant", "convert", "convolution", "cosine",
+        "count_leading_zeros", "custom_call", "divide", "dot", "dot_general", "dynamic_broadcast_in_dim",
+        "dynamic_conv", "dynamic_gather", "dynamic_iota", "dynamic_pad", "dynamic_reshape", "dynamic_slice",
+        "dynamic_update_slice", "exponential", "exponential_minus_one", "floor", "gather", "get_dimension_size",
+        "get_tuple_element", "if", "imag", "iota", "is_finite", "log", "log_plus_one", "logistic", "maximum",
+        "minimum", "multiply", "negate", "not", "optimization_barrier", "or", "pad", "popcnt", "power", "real",
+        "real_dynamic_slice", "reduce", "reduce_precision", "reduce_window", "remainder", "reshape", "return",
+        "reverse", "round_nearest_afz", "round_nearest_even", "rsqrt", "scatter", "select", "select_and_scatter",
+        "shift_left", "shift_right_arithmetic", "shift_right_logical", "sign", "sine", "slice", "sort", "sqrt",
+        "subtract", "tan", "tanh", "transpose", "tuple", "xor")),
+})
 IMAGENET_PREPROCESSING = "x / 127.5 - 1 on RGB pixels in [0, 255] (keras.applications preprocess_input, mode 'tf')"
 PIXEL_PREPROCESSING = "none: RGB pixels in [0, 255] as float32 (the model's Rescaling layer scales them)"
 
@@ -250,11 +275,8 @@ def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarra
         exported = jax.export.deserialize(bytearray(function_path.read_bytes()))
     except Exception as e:  # a corrupt flatbuffer raises many types
         raise ExportError(f"{function_path}: not a serialized jax.export.Exported ({type(e).__name__}: {e})") from None
-    module = exported.mlir_module()
-    calls = set(re.findall(r"custom_call @([\w.$]+)", module)) | set(re.findall(r'call_target_name = "([^"]+)"', module))
-    if calls - ALLOWED_CUSTOM_CALLS:
-        raise ExportError(f"{function_path}: calls {sorted(calls - ALLOWED_CUSTOM_CALLS)}, outside what a model's "
-                          f"inference needs ({sorted(ALLOWED_CUSTOM_CALLS)}); refused")
+    _check_operations(exported, function_path)
+    _check_contract(contract, exported, contract_path)
     weights = _read_weights(_member(folder, WEIGHTS_FILE, "exported weights"), contract)
 
     expected_tree = jax.tree.structure(((weights, 0), {}))
@@ -283,6 +305,64 @@ def load_exported(folder: str | os.PathLike) -> Callable[[np.ndarray], np.ndarra
     return run
 
 
+def _operations(exported: "jax.export.Exported"):
+    """Every operation of the exported StableHLO module, nested regions included."""
+    from jax.interpreters import mlir
+
+    with mlir.make_ir_context() as context:
+        module = mlir.ir.Module.parse(exported.mlir_module(), context=context)  # owns the operations: keep it
+        pending = [module.operation]
+        while pending:
+            op = pending.pop()
+            yield op
+            pending.extend(inner.operation for region in op.regions for block in region.blocks
+                           for inner in block.operations)
+
+
+def _check_operations(exported: "jax.export.Exported", path: Path) -> None:
+    """Refuse any operation outside ``ALLOWED_OPS`` and any custom call outside
+    ``ALLOWED_CUSTOM_CALLS``, read from the parsed module (not its text), so no spelling of
+    a name slips past."""
+    calls = set()
+    try:
+        for op in _operations(exported):
+            if op.name not in ALLOWED_OPS:
+                raise ExportError(f"{path}: contains the operation {op.name}, which is not among the array "
+                                  "operations an exported model may run (host transfers, loops, collectives and "
+                                  "foreign dialects are refused)")
+            if op.name == "stablehlo.custom_call":
+                calls.add(op.attributes["call_target_name"].value)
+    except ExportError:
+        raise
+    except Exception as e:  # a module MLIR cannot parse
+        raise ExportError(f"{path}: its StableHLO module cannot be read ({type(e).__name__}: {str(e)[:200]})") \
+            from None
+    if calls - ALLOWED_CUSTOM_CALLS:
+        raise ExportError(f"{path}: calls {sorted(calls - ALLOWED_CUSTOM_CALLS)}, outside what a model's inference "
+                          f"needs ({sorted(ALLOWED_CUSTOM_CALLS)}); refused")
+
+
+def _check_contract(contract: dict, exported: "jax.export.Exported", path: Path) -> None:
+    """The contract's output, class names and platforms as the function has them."""
+    (output,) = exported.out_avals if len(exported.out_avals) == 1 else (None,)
+    if output is None:
+        raise ExportError(f"{path}: the exported function has {len(exported.out_avals)} outputs, not one")
+    expected = {"shape": [None, *map(int, output.shape[1:])], "dtype": str(output.dtype)}
+    if contract.get("output") != expected:
+        raise ExportError(f"{path}: output {contract.get('output')!r:.200} is not the function's {expected}")
+    outputs = expected["shape"][-1] if len(expected["shape"]) > 1 else 1
+    names = contract.get("class_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+                                  and (len(names) == outputs or (outputs == 1 and len(names) == 2))):
+        raise ExportError(f"{path}: class_names must be null or one name per output ({outputs}), got "
+                          f"{names!r:.200}")
+    if contract.get("platforms") != list(exported.platforms):
+        raise ExportError(f"{path}: platforms {contract.get('platforms')!r:.200} are not the function's "
+                          f"{list(exported.platforms)}")
+    if not isinstance(contract.get("preprocessing"), (str, type(None))):
+        raise ExportError(f"{path}: preprocessing must be a sentence or null")
+
+
 def _member(folder: Path, name: str, what: str) -> Path:
     """``folder / name``, a regular file that is not a link: an exported folder is read, never
     what it points to."""
@@ -304,13 +384,30 @@ def _read_weights(path: Path, contract: dict) -> dict[str, np.ndarray]:
             for member in archive.namelist():
                 if not member.endswith(".npy"):
                     raise ExportError(f"{path}: member {member!r} is not an .npy array")
-                raw = read_member(archive, member, budget)
-                weights[member[:-4]] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+                weights[member[:-4]] = _read_npy(read_member(archive, member, budget), f"{path}: {member}")
     except (zipfile.BadZipFile, ValueError, EOFError) as e:
         if isinstance(e, ExportError):
             raise
         raise ExportError(f"{path}: not a weights archive of plain arrays ({type(e).__name__}: {e})") from None
     return weights
+
+
+def _read_npy(raw: bytes, source: str) -> np.ndarray:
+    """An ``.npy`` array whose header's shape and dtype account for exactly the bytes that
+    follow it, checked before NumPy allocates what the header declares."""
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    if version not in ((1, 0), (2, 0)):
+        raise ExportError(f"{source}: .npy version {version} is not supported")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _fortran, dtype = read_header(stream)
+    if dtype.hasobject:  # pickled objects: read_array refuses them (allow_pickle=False)
+        return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != len(raw) - stream.tell():
+        raise ExportError(f"{source}: its header declares {declared:,} bytes of {dtype}{list(shape)}, the member "
+                          f"holds {len(raw) - stream.tell():,}")
+    return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                                 platforms=tuple(args.platforms.split(",")),
                                 class_names=None if args.class_names is None else args.class_names.split(","),
                                 trusted_modules=args.trusted_module)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:  # a checkpoint from a stranger fails in every type: one line, never a traceback
+        print(f"error: {' '.join(str(e).split())[:500] or type(e).__name__}", file=sys.stderr)
         return 2
     contract = json.loads((out / CONTRACT_FILE).read_text())
     print(f"wrote {out}: input {contract['input']['shape']}, output {contract['output']['shape']}, "

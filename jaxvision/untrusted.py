@@ -3,10 +3,13 @@ datasets and images (see SECURITY.md).
 
 * ``regular_file``: only regular files are opened, so a FIFO or a device named as a
   weights file, a checkpoint or an image never blocks or streams without end;
+* ``checked_tree`` and ``folder_file``: a folder a loader reads (a checkpoint, a
+  preset) holds only regular files and directories, and never a link out of it;
 * ``Budget``: what a file declares (array shapes, member sizes, pixel counts) is charged
   against a cap proportional to the file's size *before* anything is allocated.
 """
 
+import json
 import os
 import stat
 import zipfile
@@ -29,6 +32,84 @@ def regular_file(path: str | os.PathLike, what: str = "file") -> Path:
     if not stat.S_ISREG(mode):
         raise ValueError(f"{what} {path} is not a regular file (a FIFO, a device or a directory); refused")
     return path
+
+
+MAX_TREE_ENTRIES = 100_000  # a checkpoint folder holds tens of files
+
+
+def checked_tree(root: str | os.PathLike, what: str = "folder") -> int:
+    """The total size of the regular files under ``root``, once every entry is known to be a
+    directory or a regular file, none a symbolic link (checked with ``lstat``, nothing opened):
+    a FIFO or a device would hang or stream, a link would read another file.
+
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()); (root / "a").mkdir(); _ = (root / "a" / "x").write_bytes(b"123")
+        >>> checked_tree(root)
+        3
+        >>> os.symlink("/etc/hostname", root / "a" / "y"); checked_tree(root, "checkpoint")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: checkpoint ...: a/y is a symbolic link; refused (a checkpoint holds its own files)
+    """
+    root = Path(root)
+    total, pending, seen = 0, [root], 0
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            raise ValueError(f"{what} {root}: {folder} cannot be listed: {e}") from None
+        for entry in entries:
+            seen += 1
+            if seen > MAX_TREE_ENTRIES:
+                raise ValueError(f"{what} {root}: more than {MAX_TREE_ENTRIES:,} entries; refused")
+            name = Path(entry.path).relative_to(root)
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                raise ValueError(f"{what} {root}: {name} is a symbolic link; refused (a {what} holds its own files)")
+            if stat.S_ISDIR(mode):
+                pending.append(Path(entry.path))
+            elif stat.S_ISREG(mode):
+                total += entry.stat(follow_symlinks=False).st_size
+            else:
+                raise ValueError(f"{what} {root}: {name} is not a regular file (a FIFO, a device or a socket); refused")
+    return total
+
+
+def folder_file(folder: str | os.PathLike, name: str, what: str = "file") -> Path:
+    """``folder / name`` if it is a regular file inside ``folder`` once links are resolved (a
+    link may point within the folder, never out of it); a named error otherwise."""
+    folder = Path(folder)
+    path = folder / name
+    resolved = path.resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        raise ValueError(f"{what} {path} resolves to {resolved}, outside {folder}; refused")
+    regular_file(path, what)
+    return path
+
+
+MAX_JSON_BYTES = 64 << 20  # a TF.js model.json with its Keras config is a few MB
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_JSON_BYTES):
+    """The JSON value in a regular file of at most ``max_bytes``; anything else (not UTF-8,
+    not JSON, numbers of thousands of digits, nesting deep enough to exhaust the stack) is a
+    ``ValueError`` naming the file.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "deep.json"; _ = path.write_text("[" * 100_000)
+        >>> read_json(path, "config")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: config .../deep.json: not readable JSON (RecursionError: ...)
+    """
+    path = regular_file(path, what)
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"{what} {path}: {path.stat().st_size:,} bytes, more than the {max_bytes:,} allowed")
+    try:
+        return json.loads(path.read_bytes().decode("utf8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{what} {path}: not readable JSON ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 class Budget:

@@ -99,6 +99,7 @@ def test_a_book_model_the_segmenter_and_mobilenet_run_with_only_jax_and_numpy(tm
     outputs = run_readme_snippet({folder: x for folder, (_, x) in runs.items()})
     for folder, (model, x) in runs.items():
         np.testing.assert_allclose(outputs[folder], predict(model, x), rtol=1e-6, atol=1e-6, err_msg=str(folder))
+        load_exported(folder)  # and each passes the loader's checks: its operations are all in ALLOWED_OPS
     elephant = outputs[tmp_path / "mobilenet_out"]
     assert [imagenet["class_names"][i] for i in elephant.argmax(-1)] == ["African_elephant"] * 2
     assert elephant[0].max() == pytest.approx(0.6089, abs=1e-4)

@@ -28,7 +28,8 @@ from jaxvision.models import Sequential, build_model
 from jaxvision.models.segment_anything import torch_zip
 from jaxvision.models.segment_anything.keras_hub import load_keras_hub_preset
 from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
-from jaxvision.train import load_model, restore, save_checkpoint
+from jaxvision.train import restore, save_checkpoint
+from jaxvision.train.checkpoint import meta_sha256
 from jaxvision.weights import load_keras_weights, save_keras_weights
 
 SECRET = b"do not read me " * 4
@@ -308,6 +309,7 @@ def test_checkpoints_detect_flipped_bytes_and_oversized_build_configs(tmp_path):
     config["build_config"] = config["build_config"].replace('"num_classes": 10', '"num_classes": 4000000') \
         if "num_classes" in config["build_config"] else config["build_config"].replace('"kwargs": {}',
                                                                                         '"kwargs": {"num_classes": 4000000}')
+    config["meta_sha256"] = meta_sha256(config)  # crafted with its hash recomputed: the shapes still refuse it
     meta.write_text(json.dumps(config))
     code = textwrap.dedent(f"""
         import resource

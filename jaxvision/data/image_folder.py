@@ -299,6 +299,9 @@ def _index_directory(directory: str, labels, class_names) -> tuple[list[str], np
         if subdir and os.path.commonpath([root, real]) == real:  # a link to the root or above it
             raise ValueError(f"class folder {folder} links back to {real}, which contains the dataset root "
                              f"{directory}; its images would be counted again under another label")
+        if subdir and os.path.islink(folder):  # to a sibling (its images twice) or out of the root
+            raise ValueError(f"class folder {folder} is a symbolic link to {real}; refused (a class folder must be "
+                             f"a real folder inside {directory}, or its images are read twice or from elsewhere)")
         found = [os.path.join(root, f) for root, _, files in sorted(os.walk(folder), key=lambda w: w[0])
                  for f in sorted(files) if f.lower().endswith(ALLOWLIST_FORMATS)]
         if not found:

@@ -6,7 +6,9 @@
 The Keras file is loaded by Keras (``keras.saving.load_model``, safe mode); the jaxvision model
 is ``build_model(ARCH, **args)`` with ``load_keras_weights(model, --weights)`` (default: the
 Keras file itself). Prints the layer table; exit status 0 when every compared tensor is
-identical within tolerance, 1 at a divergence, 2 on a usage or file error.
+identical within tolerance, 1 at a divergence, 2 on a usage or file error: any failure before
+the comparison ends (a damaged or non-regular file, a config Keras cannot read) prints one line
+and exits 2, so status 1 always means a measured divergence (``--debug`` shows the traceback).
 """
 
 import argparse
@@ -39,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--batch", type=int, default=2)
     c.add_argument("--grads", action="store_true", help="also compare gradients")
     c.add_argument("--training", action="store_true", help="compare in training mode")
+    c.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_args(argv)
     try:
+        from jaxvision.untrusted import regular_file
+
+        regular_file(args.keras, "--keras file")  # before Keras opens it: a FIFO would hang it
         os.environ.setdefault("KERAS_BACKEND", "jax")  # the gradients need Keras on JAX
         import keras
 
@@ -64,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.preprocess == "tf":
             x = x / 127.5 - 1.0
         report = compare(model, reference, x, grads=args.grads, training=args.training)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        print(f"python -m jaxvision.debug: error: {type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # Keras's and h5py's errors for a damaged file come in every type
+        if args.debug:
+            raise
+        message = " ".join(str(error).split())[:500]
+        print(f"python -m jaxvision.debug: error: {type(error).__name__}: {message}", file=sys.stderr)
         return 2
     print(report)
     return 0 if report.identical else 1

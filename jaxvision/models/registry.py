@@ -126,20 +126,38 @@ def build_model(name: str, **kwargs) -> nnx.Module:
     return model
 
 
-def _importable(module: str, trusted: Iterable[str]) -> bool:
-    return any(module == t or module.startswith(t + ".") for t in ("jaxvision", *trusted))
+def _trusted_names(trusted_modules: Iterable[str]) -> frozenset[str]:
+    """The module names a caller trusts, exactly as given; a bare string is refused (iterating
+    ``"mymodels"`` would trust the modules ``m``, ``y``, ``o``, ...)."""
+    if isinstance(trusted_modules, (str, bytes)):
+        raise TypeError(f"trusted_modules must be a list or tuple of module names, not the string "
+                        f"{trusted_modules!r}; write trusted_modules=({trusted_modules!r},)")
+    names = tuple(trusted_modules)
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"trusted_modules must hold module names (strings), got {names!r}")
+    return frozenset(names)
 
 
 def rebuild_model(build_config: str, *, trusted_modules: Iterable[str] = (), source: str = "build_config"
                   ) -> nnx.Module:
     """Inverse of the ``build_config`` string recorded by [build_model][jaxvision.models.build_model].
 
-    A builder that is not registered yet is imported from the module the config names only
-    when that module is jaxvision's or is in ``trusted_modules`` (a package name trusts its
-    submodules); otherwise a ``ValueError`` (naming ``source``) says what to do.
+    A builder that is not registered yet (by jaxvision's own modules or a module already
+    imported) is imported from the module the config names only when that name is exactly one
+    of ``trusted_modules``: trusting ``("mymodels",)`` admits ``mymodels`` and nothing else,
+    neither ``mymodels.train`` nor ``mymodels.__main__`` (list a submodule to trust it). A
+    string instead of a sequence of names is a ``TypeError``, raised before anything is read.
+    Otherwise a ``ValueError`` (naming ``source``) says what to do.
     """
-    config = json.loads(build_config)
-    name, module = config["name"], config.get("module", "")
+    trusted = _trusted_names(trusted_modules)
+    try:
+        config = json.loads(build_config)
+        name, module, kwargs = config["name"], config.get("module", ""), config["kwargs"]
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:
+        raise ValueError(f"{source}: malformed build_config ({type(e).__name__}: {str(e)[:200]})") from None
+    if not (isinstance(name, str) and isinstance(module, str) and isinstance(kwargs, dict)):
+        raise ValueError(f"{source}: malformed build_config: name and module must be strings and kwargs an "
+                         f"object, got {type(name).__name__}, {type(module).__name__}, {type(kwargs).__name__}")
     if name not in _BUILDERS:
         _import_builtins()
     if name not in _BUILDERS:
@@ -147,7 +165,7 @@ def rebuild_model(build_config: str, *, trusted_modules: Iterable[str] = (), sou
             raise ValueError(f"{source}: model {name!r} was registered in a script (__main__), which another "
                              "process cannot import; move the builder into a module (e.g. mymodels.py) and "
                              "register it there, or build the model yourself and call jaxvision.train.restore")
-        if not _importable(module, trusted_modules):
+        if module not in trusted:
             raise ValueError(f"{source}: model {name!r} is defined in module {module!r}, which is not imported; "
                              f"import {module} first, or pass trusted_modules=({module!r},) to allow importing it")
         try:
@@ -157,4 +175,7 @@ def rebuild_model(build_config: str, *, trusted_modules: Iterable[str] = (), sou
                 from None
         if name not in _BUILDERS:
             raise ValueError(f"{source}: module {module!r} was imported but registers no model {name!r}")
-    return build_model(name, **config["kwargs"])
+    try:
+        return build_model(name, **kwargs)
+    except TypeError as e:  # keyword arguments the builder does not take
+        raise ValueError(f"{source}: model {name!r} cannot be built from the recorded kwargs: {e}") from None

@@ -23,15 +23,24 @@ complete, and only then deletes ``<n>``; readers only see finished checkpoints, 
 mid-write leaves the previous checkpoint loadable.
 
 Integrity: ``meta`` holds the sha256 of every array (names, dtypes, shapes and bytes, in a
-fixed order) computed at save time; loading recomputes it, so a flipped byte in a data file is
-a named error rather than silently different weights. [load_model][jaxvision.train.load_model] builds the model
-abstractly first (``nnx.eval_shape``) and compares every shape with the checkpoint's before
-allocating anything, so a ``build_config`` that asks for a huge model is refused cheaply.
+fixed order) and the sha256 of the rest of ``meta`` (build config, epochs, history, ...),
+computed at save time; loading requires both and recomputes them, so a flipped byte, an
+edited meta or a deleted hash is a named error rather than silently different weights.
+
+Untrusted folders: before orbax sees the folder it is walked, and every entry must be a
+directory or a regular file, not a symbolic link (a FIFO would hang orbax, a link would read
+another file); the arrays' declared sizes are charged to a
+``jaxvision.untrusted.Budget`` of the folder's bytes before they are restored; ``meta``
+is checked field by field, each problem a ``ValueError`` naming the checkpoint.
+[load_model][jaxvision.train.load_model] builds the model abstractly first (``nnx.eval_shape``) and compares every
+shape with the checkpoint's before allocating anything, so a ``build_config`` that asks for a
+huge model is refused cheaply.
 """
 
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,8 +53,14 @@ from flax import nnx
 
 from jaxvision.models.registry import rebuild_model
 from jaxvision.train.sharding import Placement, placement
+from jaxvision.untrusted import Budget, checked_tree, read_json
 
 FORMAT = "jaxvision.train/1"
+MAX_IMAGE_SIZE = 2048  # a recorded image side beyond this is no run of this project (the book: 180, 299)
+# meta's fields and the types load accepts (the hashes are checked separately)
+MAX_INPUT_SIDE = 1 << 16  # a recorded example's sizes (pixels, channels): bounded before anything is allocated
+_META_TYPES = {"epoch": int, "step": int, "seed": int, "build_config": (str, type(None)), "history": dict,
+               "history_epochs": list, "callbacks": list, "stop_training": bool}
 
 
 @dataclasses.dataclass
@@ -117,10 +132,17 @@ def arrays_sha256(arrays: dict) -> str:
     return digest.hexdigest()
 
 
+def meta_sha256(meta: dict) -> str:
+    """sha256 of ``meta``'s canonical JSON, without its two hashes."""
+    rest = {k: v for k, v in meta.items() if k not in ("sha256", "meta_sha256")}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def has_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds a finished checkpoint."""
     if not Path(path).is_dir():
         return False
+    checked_tree(path, "checkpoint")
     with _manager(path, create=False) as manager:
         return manager.latest_step() is not None
 
@@ -135,8 +157,9 @@ def save(path: str | os.PathLike, training: TrainingState) -> None:
             "build_config": training.build_config, "history": training.history,
             "history_epochs": training.history_epochs, "callbacks": [list(c) for c in training.callbacks],
             "stop_training": training.stop_training, "sha256": arrays_sha256(arrays),
-            "input": None if training.input_shape is None else {"shape": training.input_shape,
+            "input": None if training.input_shape is None else {"shape": list(training.input_shape),
                                                                 "dtype": training.input_dtype}}
+    meta["meta_sha256"] = meta_sha256(json.loads(json.dumps(meta)))  # as it reads back
     with _manager(path, create=True) as manager:
         manager.save((manager.latest_step() or 0) + 1,
                      args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
@@ -147,26 +170,32 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
     (default: every device)."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {path}")
+    folder_bytes = checked_tree(path, "checkpoint")
     with _manager(path, create=False) as manager:
         step = manager.latest_step()
         if step is None:
             raise FileNotFoundError(f"{path} holds no finished checkpoint")
         target = (where or placement(None)).replicated
+        budget = Budget(f"checkpoint {path}", folder_bytes)
         try:
-            abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target),
-                                    manager.item_metadata(step)["arrays"].tree)
+            leaves = jax.tree_util.tree_flatten_with_path(manager.item_metadata(step)["arrays"].tree)
+            sizes = [math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for _, leaf in leaves[0]]
+        except Exception as e:  # orbax/tensorstore errors of every kind for a damaged directory
+            raise _unreadable(path, step, e) from e
+        for (key, _), nbytes in zip(leaves[0], sizes):  # before anything is allocated
+            budget.take(nbytes, f"array {jax.tree_util.keystr(key)}")
+        try:
+            abstract = jax.tree.unflatten(leaves[1], [jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=target)
+                                                      for _, m in leaves[0]])
             restored = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract),
                                                                        meta=ocp.args.JsonRestore()))
-        except Exception as e:  # orbax/tensorstore errors of every kind for a damaged directory
-            raise ValueError(f"checkpoint {path} (step {step}) cannot be read: {type(e).__name__}: "
-                             f"{str(e)[:300]}") from e
+        except Exception as e:
+            raise _unreadable(path, step, e) from e
     arrays, meta = restored["arrays"], restored["meta"]
     if not isinstance(meta, dict) or not isinstance(arrays, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a jaxvision.train checkpoint (format "
                          f"{meta.get('format') if isinstance(meta, dict) else None!r})")
-    if "sha256" in meta and arrays_sha256(arrays) != meta["sha256"]:  # checkpoints before the checksum: none
-        raise ValueError(f"checkpoint {path}: its arrays do not match the sha256 written when it was saved "
-                         "(a damaged or altered file); refusing to load it")
+    _check_meta(meta, arrays, path)
     return TrainingState(params=arrays["params"], state=arrays["state"],
                          opt_state=[arrays["opt_state"][str(i)] for i in range(len(arrays["opt_state"]))],
                          epoch=meta["epoch"], step=meta["step"], seed=meta["seed"],
@@ -174,6 +203,34 @@ def load(path: str | os.PathLike, where: Placement | None = None) -> TrainingSta
                          history_epochs=meta["history_epochs"], callbacks=[tuple(c) for c in meta["callbacks"]],
                          callback_arrays=arrays.get("callbacks", {}), stop_training=meta["stop_training"],
                          **_recorded_example(meta))
+
+
+def _unreadable(path: str | os.PathLike, step: int, error: Exception) -> ValueError:
+    return ValueError(f"checkpoint {path} (step {step}) cannot be read: {type(error).__name__}: {str(error)[:300]}")
+
+
+def _check_meta(meta: dict, arrays: dict, path: str | os.PathLike) -> None:
+    """Both hashes present and matching, then every field of the expected type: a file cannot
+    switch the integrity check off by deleting its hash."""
+    for key in ("sha256", "meta_sha256"):
+        if not isinstance(meta.get(key), str):
+            raise ValueError(f"checkpoint {path}: meta has no {key} (written before the checksum, or the "
+                             "hash was removed); refusing to load it unchecked")
+    if meta_sha256(meta) != meta["meta_sha256"]:
+        raise ValueError(f"checkpoint {path}: its meta (build config, epochs, history) does not match the "
+                         "sha256 written when it was saved (a damaged or altered file); refusing to load it")
+    if arrays_sha256(arrays) != meta["sha256"]:
+        raise ValueError(f"checkpoint {path}: its arrays do not match the sha256 written when it was saved "
+                         "(a damaged or altered file); refusing to load it")
+    for key, kind in _META_TYPES.items():
+        if not isinstance(meta.get(key), kind) or (kind is int and isinstance(meta[key], bool)):
+            raise ValueError(f"checkpoint {path}: meta field {key!r} is {meta.get(key)!r:.80}, not the type a "
+                             "checkpoint records")
+    parts = {"params", "state", "opt_state"}
+    if not (parts <= arrays.keys() and all(isinstance(arrays[k], dict) for k in parts)
+            and set(arrays["opt_state"]) == {str(i) for i in range(len(arrays["opt_state"]))}
+            and all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) for c in meta["callbacks"])):
+        raise ValueError(f"checkpoint {path}: arrays or callbacks are not laid out as a checkpoint records them")
 
 
 def save_checkpoint(path: str | os.PathLike, model: nnx.Module, *, epoch: int = 0, step: int = 0) -> None:
@@ -209,6 +266,9 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
     A model registered outside jaxvision is rebuilt if its module is already imported, or if
     you name it in ``trusted_modules`` (``load_model(path, trusted_modules=("mymodels",))``):
     the checkpoint records the module, but a file alone never decides what gets imported.
+    Only the exact names listed are admitted: ``("mymodels",)`` imports the module
+    ``mymodels`` and nothing else (not ``mymodels.train``, not ``mymodels.__main__``; list a
+    submodule to trust it), and a bare string instead of a tuple or list is a ``TypeError``.
     """
     training = load(path, placement(mesh))
     if not training.build_config:
@@ -217,7 +277,13 @@ def load_model(path: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None
                          "create the model yourself and call jaxvision.train.restore(path, model)")
     source = f"checkpoint {path}"
     build = lambda: rebuild_model(training.build_config, trusted_modules=trusted_modules, source=source)  # noqa: E731
-    model = _build_abstractly(build)
+    try:
+        model = _build_abstractly(build)
+    except (ValueError, TypeError):
+        raise
+    except Exception as e:  # a builder given recorded kwargs it cannot use (a zero width, a wrong type)
+        raise ValueError(f"{source}: its build_config does not build a model: {type(e).__name__}: "
+                         f"{str(e)[:300]}") from e
     graphdef, rng_state, abstract = nnx.split(model, nnx.RngState, ...)
     weights = with_arrays(abstract, {**training.params, **training.state}, what="weights", source=source)
     model = nnx.merge(graphdef, rng_state, weights)
@@ -241,8 +307,15 @@ def _build_abstractly(build) -> nnx.Module:
 def _recorded_example(meta: dict) -> dict[str, Any]:
     """TrainingState's ``input_shape``/``input_dtype`` from ``meta`` (``None`` in checkpoints
     written before they were recorded)."""
-    example = meta.get("input") or {}
-    return {"input_shape": example.get("shape"), "input_dtype": example.get("dtype")}
+    example = meta.get("input")
+    if example is None:
+        return {"input_shape": None, "input_dtype": None}
+    shape, dtype = (example.get("shape"), example.get("dtype")) if isinstance(example, dict) else (None, None)
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 8 and isinstance(dtype, str) and len(dtype) <= 32
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_INPUT_SIDE for d in shape)):
+        raise ValueError(f"checkpoint meta field 'input' is {example!r:.80}, not one example's shape (1 to 8 "
+                         f"sizes in 1..{MAX_INPUT_SIDE}) and dtype name as fit records them")
+    return {"input_shape": tuple(shape), "input_dtype": dtype}
 
 
 def recorded_input(checkpoint: str | os.PathLike) -> tuple[tuple[int, ...], str] | None:
@@ -268,10 +341,28 @@ def recorded_image_size(checkpoint: str | os.PathLike) -> tuple[int, int] | None
         for name in ("config.json", "metrics.json"):
             path = folder / name
             if path.is_file():
-                size = json.loads(path.read_text()).get("image_size")
+                size = _read_record(path).get("image_size")
                 if size is not None:
-                    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+                    return _image_size(size, path)
     return None
+
+
+def _read_record(path: Path) -> dict:
+    """A run's small JSON record (``config.json``/``metrics.json``): a regular file of at most
+    1 MiB holding an object."""
+    record = read_json(path, "run record", max_bytes=1 << 20)
+    if not isinstance(record, dict):
+        raise ValueError(f"run record {path}: not a JSON object")
+    return record
+
+
+def _image_size(size: Any, path: Path) -> tuple[int, int]:
+    sides = [size, size] if isinstance(size, int) else size
+    if not (isinstance(sides, list) and len(sides) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_IMAGE_SIZE for s in sides)):
+        raise ValueError(f"{path}: image_size must be a side or [height, width] from 1 to {MAX_IMAGE_SIZE}, "
+                         f"got {size!r:.80}")
+    return sides[0], sides[1]
 
 
 def _load_weights(model: nnx.Module, training: TrainingState, path: str | os.PathLike) -> nnx.Module:

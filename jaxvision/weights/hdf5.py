@@ -9,12 +9,13 @@ through here, so an untrusted file cannot reach outside itself or exhaust memory
 * group nesting deeper than ``MAX_DEPTH`` is refused (hard-link cycles);
 * datasets are read lazily (``LazyDataset``): only those paired with a model layer and
   shape-checked are read at all, so a dataset of a layer the model does not have is never
-  read; each one's declared size is charged to a ``Budget`` *before*
+  read; each one's declared size (or its chunk's, when larger) is charged to a ``Budget`` *before*
   it is read: by default a few times the file's size (Keras stores weights uncompressed, so a
   real file needs 1×), or an explicit ``max_bytes``.
 """
 
 import io
+import math
 import os
 
 import h5py
@@ -83,7 +84,12 @@ class LazyDataset:
         self.shape, self.dtype = tuple(dataset.shape), dataset.dtype
 
     def read(self) -> np.ndarray:
-        self.budget.take(int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize, self.dataset.name)
+        """The values, once the larger of their size and one chunk's (HDF5 inflates a whole
+        chunk to read any of it: a small bias in one huge gzip chunk) fits the budget."""
+        nbytes = math.prod(self.shape) * self.dtype.itemsize
+        chunk = math.prod(self.dataset.chunks) * self.dtype.itemsize if self.dataset.chunks else 0
+        self.budget.take(max(nbytes, chunk), self.dataset.name if chunk <= nbytes else
+                         f"{self.dataset.name} (chunks of {list(self.dataset.chunks)})")
         return self.dataset[()]
 
 

@@ -1,13 +1,13 @@
 """KerasHub preset directories: ``config.json`` (the backbone's config), ``model.weights.h5``
 (the backbone, Keras 3 layout) and, for a task such as an image classifier, ``task.weights.h5``
-with the head's layers."""
+with the head's layers. Each file must be a regular file inside the preset folder (a link out
+of it, a FIFO or a device is refused by name)."""
 
 import contextlib
-import json
 import os
 from pathlib import Path
 
-from jaxvision.untrusted import Budget
+from jaxvision.untrusted import Budget, folder_file, read_json
 from jaxvision.weights.hdf5 import open_h5
 from jaxvision.weights.keras_v3 import is_keras_v3, read_keras_v3
 from jaxvision.weights.matching import FileLayer
@@ -23,18 +23,17 @@ def read_kerashub_preset(path: str | os.PathLike, stack: contextlib.ExitStack, m
     """Path key → layer, the backbone's and (if present) the task head's together; the files
     stay open on ``stack`` until the lazy arrays are read."""
     path = Path(path)
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path / 'config.json'}: not a readable KerasHub config: {e}") from None
+    config = read_json(folder_file(path, "config.json", "KerasHub config"), "KerasHub config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path / 'config.json'}: not a KerasHub config (not a JSON object)")
     if "Backbone" not in str(config.get("class_name", "")):
         raise ValueError(f"{path / 'config.json'}: class_name {config.get('class_name')!r} is not a KerasHub "
                          "backbone; not a KerasHub preset")
     layers: dict[str, FileLayer] = {}
     for file_name in ("model.weights.h5", "task.weights.h5"):
-        if not (path / file_name).is_file():
+        if not os.path.lexists(path / file_name):
             continue
-        f = stack.enter_context(open_h5(path / file_name))
+        f = stack.enter_context(open_h5(folder_file(path, file_name, "KerasHub weights")))
         if not is_keras_v3(f):
             raise ValueError(f"{path / file_name}: no 'layers' group; not a Keras 3 .weights.h5 file")
         budget = Budget(str(path / file_name), os.path.getsize(path / file_name), max_bytes)

@@ -26,6 +26,7 @@ Examples:
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,15 +36,21 @@ import numpy as np
 from flax import nnx
 
 from jaxvision.models.base import Model
+from jaxvision.untrusted import checked_tree, read_json, regular_file
 
 FORMAT = "jaxvision.manifest/1"
 RTOL = 1e-5
+MAX_GOLDEN_ELEMENTS = 1 << 24  # a golden input is one image (Xception's 299² × 3 is 268,203)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a file, or of a folder's files (TF.js, KerasHub presets) by sorted name."""
     path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if path.is_dir():  # only regular files, no link: nothing outside the folder is read, nothing blocks
+        checked_tree(path, "weights folder")
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    else:
+        files = [regular_file(path, "weights file")]
     digest = hashlib.sha256()
     for file in files:
         if path.is_dir():
@@ -106,15 +113,54 @@ def make_manifest(model: nnx.Module, weights_path: str | os.PathLike, *, input_s
     return manifest
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value)
+
+
+def _problem(manifest: Mapping) -> str | None:
+    """What is malformed in a manifest (``None``: nothing), field by field, so that checking
+    it later cannot fail with a ``KeyError`` or allocate what a field declares."""
+    if manifest.get("format") != FORMAT:
+        return f"format {manifest.get('format')!r:.80} is not {FORMAT}"
+    if not isinstance(manifest.get("sha256"), str):
+        return "sha256 must be a string"
+    tensors = manifest.get("tensors")
+    if not (isinstance(tensors, Mapping) and all(
+            isinstance(t, Mapping) and _is_shape(t.get("shape")) and isinstance(t.get("sha256"), str)
+            for t in tensors.values())):
+        return "tensors must map names to {shape, sha256}"
+    golden = manifest.get("golden")
+    if golden is None:
+        return None
+    spec = golden.get("input") if isinstance(golden, Mapping) else None
+    if not (isinstance(spec, Mapping) and isinstance(spec.get("seed"), int) and _is_shape(spec.get("shape"))
+            and _is_number(spec.get("low")) and _is_number(spec.get("high"))
+            and isinstance(spec.get("preprocessing", {}), (Mapping, type(None)))
+            and all(_is_number(v) for v in (spec.get("preprocessing") or {}).values())):
+        return "golden.input must be {seed, shape, low, high, preprocessing}"
+    if math.prod(spec["shape"]) > MAX_GOLDEN_ELEMENTS:
+        return f"golden input shape {spec['shape']} has more than {MAX_GOLDEN_ELEMENTS:,} elements"
+    means, stats = golden.get("output_channel_means"), golden.get("intermediates")
+    if not (isinstance(means, list) and all(map(_is_number, means)) and isinstance(stats, Mapping)
+            and all(isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) for v in stats.values())):
+        return "golden output_channel_means and intermediates must be numbers"
+    return None
+
+
 def read_manifest(manifest: str | os.PathLike | Mapping) -> dict:
-    """A manifest from a JSON file or a dict, its format checked."""
+    """A manifest from a JSON file (a regular file, see
+    ``jaxvision.untrusted.read_json``) or a dict, every field checked: a malformed
+    one is a ``ValueError`` naming the manifest."""
+    source = "manifest" if isinstance(manifest, Mapping) else f"manifest {manifest}"
     if not isinstance(manifest, Mapping):
-        try:
-            manifest = json.loads(Path(manifest).read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"manifest {manifest}: not readable JSON ({e})") from None
-    if not isinstance(manifest, Mapping) or manifest.get("format") != FORMAT:
-        raise ValueError(f"not a jaxvision manifest (format {getattr(manifest, 'get', lambda k: None)('format')!r})")
+        manifest = read_json(manifest, "manifest")
+    problem = _problem(manifest) if isinstance(manifest, Mapping) else "not a JSON object"
+    if problem:
+        raise ValueError(f"{source}: not a jaxvision manifest ({problem})")
     return dict(manifest)
 
 
@@ -152,7 +198,11 @@ def check_manifest(model: nnx.Module, weights_path: str | os.PathLike, manifest:
     golden = manifest["golden"]
     if golden is None:
         return
-    output, stats = _fingerprint(model, _golden_input(golden["input"]))
+    try:
+        output, stats = _fingerprint(model, _golden_input(golden["input"]))
+    except Exception as e:  # a golden input the model cannot take (a shape from another model)
+        raise ValueError(f"{weights_path}: the manifest's golden input {golden['input']['shape']} does not fit the "
+                         f"model ({type(e).__name__}: {str(e)[:200]})") from None
     expected_output = np.asarray(golden["output_channel_means"])
     scale = float(np.max(np.abs(expected_output))) if expected_output.size else 0.0
     if len(output) == len(expected_output) and all(_close(a, b, scale) for a, b in zip(output, expected_output)):

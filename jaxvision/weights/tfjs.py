@@ -10,14 +10,13 @@ and appear once; the shards' total size is the budget the declared weights must 
 (``max_bytes`` to set another); malformed entries are ``ValueError`` naming the file and entry.
 """
 
-import json
 import math
 import os
 from pathlib import Path
 
 import numpy as np
 
-from jaxvision.untrusted import regular_file
+from jaxvision.untrusted import read_json, regular_file
 from jaxvision.weights.matching import FileLayer
 
 DTYPES = {"float32": "<f4", "int32": "<i4", "bool": "|b1", "float16": "<f2", "uint8": "|u1", "uint16": "<u2"}
@@ -29,10 +28,7 @@ def is_tfjs(path: str | os.PathLike) -> bool:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a readable TF.js model.json: {e}") from None
+    spec = read_json(path, "TF.js model.json")
     if not isinstance(spec, dict) or "weightsManifest" not in spec:
         raise ValueError(f"{path}: no weightsManifest; not a TF.js layers model")
     return spec
@@ -53,7 +49,7 @@ def _decode(entry: dict, data: bytes, source: str) -> np.ndarray:
     if stored not in DTYPES:
         raise ValueError(f"{source}: weight {entry['name']!r} has unsupported dtype {stored!r}")
     array = np.frombuffer(data, DTYPES[stored]).reshape(shape)
-    if quant and "scale" in quant:
+    if quant and quant["dtype"] != "float16":
         array = array.astype(np.float32) * np.float32(quant["scale"]) + np.float32(quant["min"])
     return array.astype(np.float32) if stored == "float16" or quant else array.copy()
 
@@ -82,6 +78,11 @@ def _entry(entry: object, model_json: Path) -> tuple[str, tuple[int, ...], str]:
         raise ValueError(f"{model_json}: weight {entry['name']!r} has a malformed shape {shape!r}")
     if stored not in DTYPES:
         raise ValueError(f"{model_json}: weight {entry['name']!r} has unsupported or missing dtype {stored!r}")
+    if quant is not None and not (isinstance(quant, dict) and stored in ("uint8", "uint16", "float16") and (
+            stored == "float16" or all(isinstance(quant.get(k), (int, float)) and not isinstance(quant.get(k), bool)
+                                       and math.isfinite(quant[k]) for k in ("scale", "min")))):
+        raise ValueError(f"{model_json}: weight {entry['name']!r} has malformed quantization {str(quant)[:200]} "
+                         "(uint8/uint16 with finite numbers scale and min, or float16)")
     return entry["name"], tuple(shape), stored
 
 

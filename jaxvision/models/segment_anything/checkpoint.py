@@ -9,6 +9,7 @@ is detected, every tensor is shape-checked, and the first mismatch is named.
 """
 
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -22,7 +23,7 @@ from jaxvision.layers import Conv2D, Conv2DTranspose, Dense
 from jaxvision.models.segment_anything.common import Embedding, LayerNorm
 from jaxvision.models.segment_anything.sam import CONFIGS, Sam, SamConfig
 from jaxvision.models.segment_anything.torch_zip import load_torch_state_dict
-from jaxvision.untrusted import regular_file
+from jaxvision.untrusted import folder_file, regular_file
 from jaxvision.weights.manifest import check_file, check_manifest
 
 # (module type, our attribute) → (reference leaf name, axes of the reference tensor in our order)
@@ -90,30 +91,65 @@ def reference_shapes(config: SamConfig) -> dict[str, tuple[int, ...]]:
             for _path, key, axes, shape in _parameter_leaves(model)}
 
 
-def config_from_state_dict(tensors: dict[str, np.ndarray], source: str = "checkpoint") -> SamConfig:
-    """Read the SAM hyperparameters off reference-named tensors (decoder heads: 8, as in all releases)."""
-    def shape(key: str) -> tuple[int, ...]:
-        if key not in tensors:
-            raise ValueError(f"{source}: missing tensor {key!r}; is this a Segment Anything checkpoint?")
-        return tensors[key].shape
+MAX_DEPTH = 64  # encoder blocks: the released models have 12, 24 and 32
 
-    embed_dim, _, patch, _ = shape("image_encoder.patch_embed.proj.weight")
-    grid = shape("image_encoder.pos_embed")[1]
-    depth = len({k.split(".")[2] for k in tensors if k.startswith("image_encoder.blocks.")})
-    table_rows = [shape(f"image_encoder.blocks.{i}.attn.rel_pos_h")[0] for i in range(depth)]
+
+def check_keys(tensors: dict[str, np.ndarray], source: str = "checkpoint") -> int:
+    """The number of encoder blocks, once the tensors' names are exactly the reference's for
+    that many blocks (checked on names alone, before any model is built, so a small file
+    naming hundreds of blocks costs nothing).
+
+    Examples:
+        >>> names = dict.fromkeys(reference_keys(2))
+        >>> check_keys(names)
+        2
+        >>> check_keys({**names, "mask_decoder.transformer.layers.799.norm1.weight": None}, "x.pth")
+        Traceback (most recent call last):
+        ValueError: x.pth: unexpected tensor(s) ['mask_decoder.transformer.layers.799.norm1.weight'] for a SAM model with 2 encoder blocks
+    """
+    blocks = {k.split(".")[2] for k in tensors if isinstance(k, str) and k.startswith("image_encoder.blocks.")}
+    if len(blocks) > MAX_DEPTH:
+        raise ValueError(f"{source}: {len(blocks)} encoder blocks, more than the {MAX_DEPTH} a SAM model may have")
+    expected = set(reference_keys(len(blocks)))
+    missing, unexpected = sorted(expected - set(tensors)), sorted(map(str, set(tensors) - expected))
+    if unexpected:
+        raise ValueError(f"{source}: unexpected tensor(s) {unexpected[:5]} for a SAM model with {len(blocks)} "
+                         "encoder blocks")
+    if missing:
+        raise ValueError(f"{source}: missing tensor(s) {missing[:5]}; is this a Segment Anything checkpoint?")
+    return len(blocks)
+
+
+def config_from_state_dict(tensors: dict[str, np.ndarray], source: str = "checkpoint") -> SamConfig:
+    """Read the SAM hyperparameters off reference-named tensors (decoder heads: 8, as in all
+    releases), once ``check_keys`` has checked their names."""
+    depth = check_keys(tensors, source)
+
+    def shape(key: str, ndim: int) -> tuple[int, ...]:
+        found = tuple(np.shape(tensors[key]))
+        if len(found) != ndim or 0 in found:
+            raise ValueError(f"{source}: tensor {key!r} has shape {found}, not {ndim} positive sizes")
+        return found
+
+    embed_dim, _, patch, _ = shape("image_encoder.patch_embed.proj.weight", 4)
+    grid = shape("image_encoder.pos_embed", 4)[1]
+    table_rows = [shape(f"image_encoder.blocks.{i}.attn.rel_pos_h", 2)[0] for i in range(depth)]
     global_blocks = tuple(i for i, rows in enumerate(table_rows) if rows == 2 * grid - 1)
     windowed = [rows for rows in table_rows if rows != 2 * grid - 1]
-    out_chans = shape("image_encoder.neck.0.weight")[0]
+    head_dim = shape("image_encoder.blocks.0.attn.rel_pos_h", 2)[1]
+    if embed_dim % head_dim:
+        raise ValueError(f"{source}: embedding width {embed_dim} is not a multiple of the head width {head_dim}")
     return SamConfig(
         image_size=grid * patch, patch_size=patch, embed_dim=embed_dim, depth=depth,
-        num_heads=embed_dim // shape("image_encoder.blocks.0.attn.rel_pos_h")[1],
+        num_heads=embed_dim // head_dim,
         window_size=(windowed[0] + 1) // 2 if windowed else 14, global_attn_indexes=global_blocks,
-        out_chans=out_chans, mask_in_chans=shape("prompt_encoder.mask_downscaling.3.weight")[0],
+        out_chans=shape("image_encoder.neck.0.weight", 4)[0],
+        mask_in_chans=shape("prompt_encoder.mask_downscaling.3.weight", 4)[0],
         decoder_depth=len({k.split(".")[3] for k in tensors if k.startswith("mask_decoder.transformer.layers.")}),
-        decoder_mlp_dim=shape("mask_decoder.transformer.layers.0.mlp.lin1.weight")[0],
+        decoder_mlp_dim=shape("mask_decoder.transformer.layers.0.mlp.lin1.weight", 2)[0],
         iou_head_depth=len({k for k in tensors if re.fullmatch(r"mask_decoder\.iou_prediction_head\.layers\.\d+\.weight", k)}),
-        iou_head_hidden_dim=shape("mask_decoder.iou_prediction_head.layers.0.weight")[0],
-        num_multimask_outputs=shape("mask_decoder.mask_tokens.weight")[0] - 1)
+        iou_head_hidden_dim=shape("mask_decoder.iou_prediction_head.layers.0.weight", 2)[0],
+        num_multimask_outputs=shape("mask_decoder.mask_tokens.weight", 2)[0] - 1)
 
 
 def variant_name(config: SamConfig) -> str:
@@ -129,7 +165,11 @@ def sam_from_state_dict(tensors: dict[str, np.ndarray], config: SamConfig | None
       ValueError: a tensor is missing, unexpected, or has the wrong shape (the first one is named).
     """
     config = config or config_from_state_dict(tensors, source)
-    model = nnx.eval_shape(lambda: Sam(config, rngs=nnx.Rngs(0)))
+    try:
+        model = nnx.eval_shape(lambda: Sam(config, rngs=nnx.Rngs(0)))
+    except Exception as e:  # sizes read off the tensors that no SAM has (a window wider than the grid, ...)
+        raise ValueError(f"{source}: its tensors' shapes make no SAM model ({type(e).__name__}: {str(e)[:200]})") \
+            from None
     graphdef, state = nnx.split(model)
     leaves = {path: (key, axes, shape) for path, key, axes, shape in _parameter_leaves(model)}
     filled = []
@@ -178,9 +218,23 @@ def hf_key(key: str) -> str:
 
 def reference_keys(depth: int) -> list[str]:
     """The reference key names of a SAM with ``depth`` encoder blocks and the released prompt
-    encoder and decoder structure (names do not depend on widths)."""
-    names_only = dataclasses.replace(CONFIGS["vit_b"], depth=depth, global_attn_indexes=())
-    return list(reference_shapes(names_only))
+    encoder and decoder structure (names do not depend on widths), from block 0's names: no
+    model is built, whatever ``depth`` is.
+
+    Examples:
+        >>> len(reference_keys(12)) == len(reference_shapes(CONFIGS["vit_b"]))
+        True
+    """
+    block, others = _block_keys()
+    return others + [key.replace("image_encoder.blocks.0.", f"image_encoder.blocks.{i}.", 1)
+                     for i in range(depth) for key in block]
+
+
+@functools.cache
+def _block_keys() -> tuple[list[str], list[str]]:
+    names = list(reference_shapes(dataclasses.replace(CONFIGS["tiny"], depth=1, global_attn_indexes=())))
+    first = [key for key in names if key.startswith("image_encoder.blocks.0.")]
+    return first, [key for key in names if key not in first]
 
 
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -230,14 +284,15 @@ def load_sam(path: str | os.PathLike, *, manifest: str | os.PathLike | dict | No
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint; use {DOWNLOAD_HINT}")
+    if path.is_dir():
+        if not (path / "model.weights.h5").exists():
+            raise ValueError(f"{path}: a KerasHub preset directory needs model.weights.h5")
+        weights = folder_file(path, "model.weights.h5", "SAM preset file")  # never a link out of the preset
     if manifest is not None:
-        check_file(path / "model.weights.h5" if path.is_dir() else path, manifest)
+        check_file(weights if path.is_dir() else path, manifest)
     if path.is_dir():
         from jaxvision.models.segment_anything.keras_hub import load_keras_hub_preset
 
-        weights = path / "model.weights.h5"
-        if not weights.is_file():
-            raise ValueError(f"{path}: a KerasHub preset directory needs model.weights.h5")
         tensors, fmt, hashed = load_keras_hub_preset(weights, reference_keys), "keras_hub", weights
     elif path.suffix == ".safetensors":
         tensors, fmt, hashed = _load_safetensors(str(path)), "safetensors", path

@@ -10,15 +10,19 @@ change that object, never this module's functions (a later file sees them unchan
 
 Declared sizes are checked before anything is allocated: the pickle and every storage member
 against a budget of a few times the file's size, each storage's bytes against its declared
-element count, and every tensor view against its storage (no stride-0 blow-ups). Unknown byte
+element count, every tensor view against its storage (no stride-0 blow-ups) and its bytes
+against the same budget (many views of one storage cannot multiply memory), and the pickle's
+memo indices against the entries stored so far (a sparse index would size the memo). Unknown byte
 orders, bool storages holding values other than 0 and 1, and one storage read with two dtypes
 are errors naming the file.
 """
 
 import collections
+import io
 import math
 import os
 import pickle
+import pickletools
 import zipfile
 
 import ml_dtypes
@@ -42,14 +46,17 @@ class _StorageType:
         self.dtype = np.dtype(STORAGE_DTYPES[name])
 
 
-def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_ignored) -> np.ndarray:
-    """``torch._utils._rebuild_tensor_v2`` on NumPy: a strided view of the flat storage, copied."""
+def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_ignored, budget: Budget
+                    ) -> np.ndarray:
+    """``torch._utils._rebuild_tensor_v2`` on NumPy: a strided view of the flat storage, copied,
+    its bytes charged to ``budget`` first (many views of one storage cannot multiply memory)."""
     if not (isinstance(storage, np.ndarray) and all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride))
             and len(size) == len(stride)):
         raise ValueError(f"malformed tensor record (offset {offset!r}, size {size!r}, stride {stride!r})")
     if math.prod(size) > len(storage):
         raise ValueError(f"tensor of size {tuple(size)} has more elements than its storage ({len(storage)}); "
                          "refused (a zero-stride view would multiply memory)")
+    budget.take(math.prod(size) * storage.itemsize, f"tensor of size {tuple(size)}")
     if 0 in size:
         return np.zeros(size, storage.dtype)
     if offset + sum((n - 1) * s for n, s in zip(size, stride)) >= len(storage):
@@ -70,7 +77,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if (module, name) == ("collections", "OrderedDict"):
             return collections.OrderedDict  # a built-in type: its attributes cannot be set
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return lambda *args: _rebuild_tensor(*args)  # fresh: BUILD may only mutate this copy
+            return lambda *args: _rebuild_tensor(*args, budget=self.budget)  # fresh: BUILD may only mutate this copy
         if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
         raise UnsafeCheckpointError(
@@ -104,6 +111,21 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
+def _check_memo(payload: bytes, path: str) -> None:
+    """Every memo index a pickle stores to is the next one (as ``pickle`` writes them): the C
+    unpickler sizes its memo by the largest index, so one ``LONG_BINPUT 2**27`` in a 257-byte
+    file would allocate gigabytes (CPython gh-115952)."""
+    stored = 0
+    for opcode, arg, _position in pickletools.genops(payload):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if not isinstance(arg, int) or not 0 <= arg <= stored:
+                raise ValueError(f"{path}: the pickle stores memo index {arg!r} after {stored} entries; refused "
+                                 "(a sparse memo index allocates memory out of proportion to the file)")
+            stored = max(stored, arg + 1)
+        elif opcode.name == "MEMOIZE":
+            stored += 1
+
+
 def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The tensors of a ``torch.save``'d state dict as NumPy arrays, by key.
 
@@ -128,9 +150,9 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
                          if prefix + "byteorder" in names else "little")
             if byteorder not in ("little", "big"):
                 raise ValueError(f"byteorder must be 'little' or 'big', got {byteorder[:20]!r}")
-            budget.take(archive.getinfo(pickles[0]).file_size, "data.pkl")
-            with archive.open(pickles[0]) as f:
-                state = _RestrictedUnpickler(f, archive, prefix, byteorder, path, budget).load()
+            payload = read_member(archive, pickles[0], budget)
+            _check_memo(payload, path)
+            state = _RestrictedUnpickler(io.BytesIO(payload), archive, prefix, byteorder, path, budget).load()
     except UnsafeCheckpointError:
         raise
     except Exception as e:  # zip, zlib, pickle and record errors alike: the file is not what it claims
