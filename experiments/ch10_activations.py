@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
     image_path = args.image[0] if args.image else _ch10.test_images(args, "cat", 1)[0]
     image = _ch10.load_image(image_path, size)
     with _common.Timer() as timer:
-        # Listing 10.6's layers (Conv2D and MaxPooling2D) unless --layer names others.
+        # Listing 10.3's layers (Conv2D and MaxPooling2D) unless --layer names others.
         acts = activations(model, image[None], args.layer or conv_and_pool_layers(model, image[None].shape))
     args.out.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(args.out / "input.png")

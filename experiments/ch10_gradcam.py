@@ -10,7 +10,7 @@ Default (the book's figure 10.9): the pretrained ImageNet MobileNet α 0.75 (Ker
 offline) on $JAXVISION_DATA/images/elephant.jpg, resized to 224 × 224 as
 ``keras.utils.load_img(..., interpolation="bilinear")`` does and preprocessed by
 ``preprocess_input``; prints the top ``--top`` decoded predictions and explains the top
-class at ``conv_pw_13_relu``, the last conv activation. As listing 10.22 does (its classifier
+class at ``conv_pw_13_relu``, the last conv activation. As listings 10.19 and 10.22 do (the classifier
 is built with ``activation="softmax"``, "so our outputs are probabilities"), the class score
 is the top class's softmax *probability*, whose gradient includes the softmax Jacobian;
 ``--score logit`` builds the model with ``classifier_activation=None`` and differentiates the

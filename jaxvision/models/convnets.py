@@ -64,7 +64,7 @@ def dogs_vs_cats_convnet(augmented: bool = False, seed: int = 0) -> Sequential:
 
 @register
 def residual_convnet(seed: int = 0) -> Sequential:
-    """Ch. 9's small residual convnet (listing 9.3's ``residual_block`` three times):
+    """Ch. 9's small residual convnet (the book's ``residual_block``, after listing 9.3, three times):
     297,697 parameters on 32×32×3 inputs.
 
     Examples:

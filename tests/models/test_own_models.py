@@ -144,7 +144,7 @@ def test_a_script_registered_model_gets_a_clear_error(tmp_path):
 
 
 def nested_model() -> tuple[Sequential, Sequential]:
-    """Listing 8.29's shape: preprocessing → backbone (a model) → pooling → classifier; and
+    """The shape of the book's end-to-end model (after listing 8.29): preprocessing → backbone (a model) → pooling → classifier; and
     the same layer objects in one flat model."""
     rescale = Rescaling(1 / 4)
     conv, conv_1 = (Conv2D(3, 4, 3, activation="relu", rngs=nnx.Rngs(1)),
