@@ -83,6 +83,8 @@ def test_dogs_vs_cats_experiments_run_one_epoch(script, flags, dogs_vs_cats, tmp
     assert metrics["test_images"] == 8 and metrics["image_size"] == int(flags[-1])
     policy = "mixed_bfloat16" if "--policy" in flags else "float32"
     assert json.loads((out / "metrics.json").read_text())["policy"] == policy
+    if script is not ch09_residual_blocks:  # listing 8.18's augmentation mapped over the batches, as the book does
+        assert metrics["augmentation"] == (None if "scratch" in flags else "pipeline")
 
 
 def png_size(path):
