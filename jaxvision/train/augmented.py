@@ -18,7 +18,7 @@ from jaxvision.train.steps import reseed_streams, stream_tags
 class PipelineAugmentation:
     """Training batches ``(stage(x[batch]), y[batch])`` for ``fit``: ``x, y`` in ``fit``'s
     order for ``(seed, epoch)``, each batch put through the augmentation ``stage`` (e.g.
-    [data_augmentation][jaxvision.models.augmentation.data_augmentation]) in training mode,
+    ``jaxvision.models.augmentation.data_augmentation``) in training mode,
     its RNG streams reseeded as ``fit`` reseeds a model's at that step. So for the same seed,
     ``fit(model_without_stage, PipelineAugmentation(x, y, stage, ...))`` trains on the batches
     ``fit(model_with_stage_first, (x, y))`` augments inside its step. Batches are produced by
