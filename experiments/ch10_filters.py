@@ -46,7 +46,7 @@ FILTER_IMAGE_SIZE = 128
 PRETRAINED_LAYERS = {"mobilenet": ("conv_pw_1", "conv_pw_3", "conv_pw_6", "conv_pw_11"),
                      "xception": ("block2_sepconv1", "block3_sepconv1", "block4_sepconv1", "block8_sepconv1")}
 FIGURE_10_5_LAYER = "block3_sepconv1"
-PRETRAINED_IMAGE_SIZE = 200  # the book's img_width
+BOOK_PATTERN_SIZE = 200  # the book's img_width, for the pretrained models
 NUM_FILTERS = 64  # the book's grid: range(64), 8 × 8
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     _ch10.check_backbone(args)
     if args.checkpoint is None:
         model, input_scale = _ch10.pretrained(args, include_top=False), 1.0
-        size = args.image_size or PRETRAINED_IMAGE_SIZE
+        size = args.image_size or BOOK_PATTERN_SIZE
         layers = args.layer or list(PRETRAINED_LAYERS[args.backbone or "mobilenet"])
     else:
         model, input_scale = _ch10.load_model(args.checkpoint), 255.0
