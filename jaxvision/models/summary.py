@@ -75,6 +75,7 @@ def _output_shapes(model: nnx.Module, input_shape: tuple[int, ...]
     graphdef, state = nnx.split(model)
     shapes: dict[str, str] = {}
     values: dict[str, object] = {}
+    outputs: list[str] = []  # the paths whose output's first array is one of the jaxpr's outputs
 
     def note(path: str, value: object) -> None:
         parts = path.split("/")
@@ -95,28 +96,36 @@ def _output_shapes(model: nnx.Module, input_shape: tuple[int, ...]
                 note("", view(x))
             else:
                 view(x)
-        return [jax.tree.leaves(value)[:1] for value in values.values()]
+        outputs.extend(path for path, value in values.items() if jax.tree.leaves(value))
+        return [jax.tree.leaves(values[path])[0] for path in outputs]
 
     jaxpr = jax.make_jaxpr(trace)(state, jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)).jaxpr
     producers = {var: eqn for eqn in jaxpr.eqns for var in eqn.outvars}
     named = {jaxpr.invars[-1]: INPUT}  # variable → the row that last produced it, in forward order
 
-    def inputs_of(var, found: list[str], seen: set) -> list[str]:
-        for source in producers[var].invars if var in producers else ():
-            if isinstance(source, Var) and source not in seen:
-                seen.add(source)
-                if source not in named:
-                    inputs_of(source, found, seen)
-                elif named[source] not in found:
+    def inputs_of(var) -> list[str]:
+        """The named values ``var`` is computed from, depth first in argument order (a loop, not
+        recursion: a large layer's equations run deep)."""
+        found, seen = [], set()
+        stack = [s for s in reversed(producers[var].invars) if isinstance(s, Var)] if var in producers else []
+        while stack:
+            source = stack.pop()
+            if source in seen:
+                continue
+            seen.add(source)
+            if source in named:
+                if named[source] not in found:
                     found.append(named[source])
+            elif source in producers:
+                stack.extend(s for s in reversed(producers[source].invars) if isinstance(s, Var))
         return found
 
     connections, operations = {}, {}
-    for path, var in zip(values, jaxpr.outvars):
+    for path, var in zip(outputs, jaxpr.outvars, strict=True):
         if "/" in path or not path or not isinstance(var, Var):
             continue
         # An identity (dropout at inference) returns its input: it reads the row before it.
-        connections[path] = [named[var]] if var in named else inputs_of(var, [], set())
+        connections[path] = [named[var]] if var in named else inputs_of(var)
         if var in producers:
             operations[path] = producers[var].primitive.name
         named[var] = path
