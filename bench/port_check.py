@@ -52,7 +52,7 @@ DOGS_VS_CATS, MNIST, HORSES = (2000, 1000), (60000, 0), (236, 42)
 
 def port_check(name: str, policies=POLICIES) -> PortCheck:
     """``jaxvision.port.check`` of model ``name`` at its small size, without estimates (the
-    book profiles' come from :func:`estimate`)."""
+    book profiles' come from ``estimate``)."""
     kwargs, shape, loss, label_shape = MODELS[name]
     return check(lambda: build_model(name, **kwargs), input_shape=shape[1:], batch_size=shape[0], loss=loss,
                  label_shape=label_shape[1:], policies=policies, estimate=False, name=name)

@@ -1,6 +1,6 @@
 """Plumbing shared by the ch. 10 interpretation scripts: flags, the model (a training
-checkpoint's, or the pretrained ImageNet MobileNet), the image size, and images loaded the way
-the training pipeline loads them."""
+checkpoint's, the pretrained ImageNet MobileNet, or the book's Xception from ``--weights``), the
+image size, and images loaded the way the training pipeline loads them."""
 
 import argparse
 from pathlib import Path
@@ -13,7 +13,8 @@ from jaxvision.data.image_io import load_rgb, open_image, resize
 
 DEFAULT_IMAGE_SIZE = 180  # the book's dogs-vs-cats size, when the checkpoint folder does not say
 PRETRAINED_ALPHA = 0.75  # the MobileNet whose ImageNet weights ship offline (with their top)
-PRETRAINED_IMAGE_SIZE = 224  # the size those weights were trained at
+PRETRAINED_IMAGE_SIZE = {"mobilenet": 224, "xception": 299}  # the sizes their weights were trained at
+BACKBONES = tuple(PRETRAINED_IMAGE_SIZE)
 
 
 def parser(doc: str, name: str, checkpoint: str | None) -> argparse.ArgumentParser:
@@ -28,7 +29,26 @@ def parser(doc: str, name: str, checkpoint: str | None) -> argparse.ArgumentPars
                    help=f"default: the size the checkpoint was trained at, else {DEFAULT_IMAGE_SIZE}")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="Dogs vs Cats folder for default images (default $JAXVISION_DATA/dogs_vs_cats_small)")
+    p.add_argument("--backbone", choices=BACKBONES, default=None,
+                   help="the pretrained ImageNet model instead of a checkpoint: MobileNet α 0.75 (Keras's weights, "
+                        "offline) or the book's Xception (with --weights)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="the backbone's weights: Keras's xception_weights_tf_dim_ordering_tf_kernels[_notop].h5, a "
+                        ".weights.h5 or a KerasHub xception_41_imagenet preset directory (default for MobileNet: "
+                        "imagenet)")
     return p
+
+
+def check_backbone(args: argparse.Namespace, default_checkpoint: str | None = None) -> None:
+    """``--backbone``/``--weights`` agree with each other and with a ``--checkpoint`` given."""
+    if args.backbone and args.checkpoint not in (None, default_checkpoint and Path(default_checkpoint)):
+        raise _common.UsageError("--backbone and --checkpoint: pass one model, not both")
+    if args.weights is not None and args.backbone is None:
+        raise _common.UsageError("--weights needs --backbone mobilenet|xception")
+    if args.backbone == "xception" and args.weights is None:
+        raise _common.UsageError("--backbone xception needs --weights PATH: no ImageNet Xception weights are "
+                                 "available offline (Keras's xception_weights_tf_dim_ordering_tf_kernels.h5 or a "
+                                 "KerasHub xception_41_imagenet preset directory)")
 
 
 def load_model(checkpoint: Path):
@@ -37,12 +57,30 @@ def load_model(checkpoint: Path):
     return load(checkpoint)
 
 
-def pretrained_mobilenet(**kwargs):
+def pretrained_mobilenet(weights: str | Path = "imagenet", **kwargs):
     """Keras's MobileNet α 0.75 with its ImageNet weights and top (offline: the TF.js copy in
     $JAXVISION_DATA/pretrained/); it takes ``preprocess_input`` images (x / 127.5 − 1)."""
     from jaxvision.applications import MobileNet
 
-    return MobileNet(alpha=PRETRAINED_ALPHA, weights="imagenet", **kwargs)
+    return MobileNet(alpha=PRETRAINED_ALPHA, weights=weights, **kwargs)
+
+
+def pretrained(args: argparse.Namespace, **kwargs):
+    """The ``--backbone`` model (default MobileNet) with its ImageNet weights: the MobileNet
+    above (or its ``--weights``), or the book's Xception from ``--weights``, which also takes
+    ``preprocess_input`` images."""
+    check_backbone(args)
+    if args.backbone == "xception":
+        from jaxvision.applications import Xception
+
+        return Xception(weights=args.weights, **kwargs)
+    return pretrained_mobilenet(args.weights or "imagenet", **kwargs)
+
+
+def pretrained_name(args: argparse.Namespace) -> str:
+    if args.backbone == "xception":
+        return f"Xception(weights={str(args.weights)!r})"
+    return f"MobileNet(alpha={PRETRAINED_ALPHA}, weights={str(args.weights or 'imagenet')!r})"
 
 
 def image_size(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ class UsageError(ValueError):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """Flag errors raise :class:`UsageError` (reported in one line by :func:`run`), and the
+    """Flag errors raise ``UsageError`` (reported in one line by ``run``), and the
     parsed namespace keeps the exact command (``args.command``) for metrics.json."""
 
     def error(self, message: str):
@@ -76,7 +76,7 @@ def run(main: Callable[[list[str]], object]) -> object:
     """Run ``main(sys.argv[1:])`` as a command: any error prints one line naming the problem and
     exits with status 2 (inputs come from strangers: a damaged checkpoint, an image bomb or a
     malformed weight file raises library errors of every type); ``--debug`` shows the
-    traceback instead. Errors other than :data:`USER_ERRORS` carry their type in the line."""
+    traceback instead. Errors other than ``USER_ERRORS`` carry their type in the line."""
     argv = sys.argv[1:]
     try:
         return main(argv)
@@ -107,7 +107,7 @@ def finished(args: argparse.Namespace) -> dict | None:
 
 def callbacks(args: argparse.Namespace, **checkpoint) -> list[Callback]:
     """``ModelCheckpoint(<out>/checkpoint, **checkpoint)``, a CSV log, TensorBoard logs in
-    ``<out>/logs`` (with tensorboardX installed) and a backup kept until :func:`finish`."""
+    ``<out>/logs`` (with tensorboardX installed) and a backup kept until ``finish``."""
     logs: list[Callback] = [CSVLogger(args.out / "log.csv")]
     try:
         logs.append(TensorBoard(args.out / "logs"))

@@ -7,6 +7,11 @@ Run:
 Other flags: --data-dir DIR (default $JAXVISION_DATA/dogs_vs_cats_small), --test-dir DIR
 (default <data-dir>/test), --epochs, --image-size, --batch-size, --out, --seed.
 
+The augmented variant applies listing 8.18's augmentation in the data pipeline by default
+(mapped over the training batches and prefetched, the book's chosen option);
+``--augmentation model`` puts it in the model as listing 8.20 writes it. Both train on the same
+augmented batches for the same ``--seed``.
+
 ``book`` is the book's protocol (180×180, batch 64, 50 / 100 epochs) for a GPU; ``quick``
 finishes in ≤ 20 minutes on a 2-core CPU: 80×80 images (the convnet needs ≥ 78 px; the
 source photos are 128 px), batch 32, 20 / 40 epochs (augmentation needs more epochs to pay off).
@@ -29,7 +34,8 @@ from jaxvision.data import image_dataset_from_directory
 from jaxvision.data.image_io import load_rgb, resize
 from jaxvision.models import build_model
 from jaxvision.models.augmentation import data_augmentation
-from jaxvision.train import evaluate, fit, plot_history, restore, save_image_grid
+from jaxvision.models.rngs import model_rngs
+from jaxvision.train import PipelineAugmentation, evaluate, fit, plot_history, restore, save_image_grid
 
 PROFILES = {
     "scratch": {"book": {"epochs": 50, "image_size": 180, "batch_size": 64},
@@ -68,15 +74,15 @@ def load_splits(args: argparse.Namespace) -> dict[str, tuple[np.ndarray, np.ndar
 
 
 def fit_and_test(args: argparse.Namespace, name: str, model, splits: dict, *, model_name: str,
-                 optimizer: str | optax.GradientTransformation = "adam", **extra) -> dict:
-    """Fit ``model`` on ``splits["train"]`` keeping the best-val_loss checkpoint (resuming from
-    ``<out>/backup``), score that checkpoint on ``splits["test"]``, write curves and metrics.json
-    (with ``extra`` added)."""
+                 optimizer: str | optax.GradientTransformation = "adam", train_data=None, **extra) -> dict:
+    """Fit ``model`` on ``splits["train"]`` (or the batches ``train_data`` makes of it) keeping
+    the best-val_loss checkpoint (resuming from ``<out>/backup``), score that checkpoint on
+    ``splits["test"]``, write curves and metrics.json (with ``extra`` added)."""
     _common.say(f"{name}: {args.profile} profile, {args.epochs} epochs at {args.image_size}×{args.image_size}, "
                 f"{len(splits['train'][0])} training images")
     checkpoint = args.out / "checkpoint"
     with _common.Timer() as timer:
-        history = fit(model, splits["train"], validation_data=splits["validation"], epochs=args.epochs,
+        history = fit(model, train_data or splits["train"], validation_data=splits["validation"], epochs=args.epochs,
                       batch_size=args.batch_size, loss="binary_crossentropy", optimizer=optimizer,
                       metrics=["accuracy"], seed=args.seed,
                       callbacks=_common.callbacks(args, monitor="val_loss", save_best_only=True))
@@ -112,19 +118,45 @@ def book_figures(args: argparse.Namespace, augmented: bool, size: int = 180) -> 
     return written
 
 
-def train_and_test(args: argparse.Namespace, name: str, model_name: str, **model_kwargs) -> dict:
-    """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/."""
+def add_augmentation_flag(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--augmentation", choices=("pipeline", "model"), default="pipeline",
+                   help="where listing 8.18's augmentation runs: mapped over the training batches and prefetched "
+                        "(the book's choice for its mini-Xception) or as the model's first layer (listing 8.20's); "
+                        "the same batches for the same --seed")
+    return p
+
+
+def train_and_test(args: argparse.Namespace, name: str, model_name: str, *, augmented: bool = False,
+                   **model_kwargs) -> dict:
+    """Train ``model_name`` on train/, keep the best val_loss checkpoint, score it on test/.
+    ``augmented``: with listing 8.18's augmentation, in the data pipeline or in the model
+    (``args.augmentation``)."""
     if (done := _common.finished(args)) is not None:
         return done
     splits = load_splits(args)
-    model = build_model(model_name, seed=args.seed, **model_kwargs)
-    return fit_and_test(args, name, model, splits, model_name=model_name, optimizer="adam")
+    in_pipeline = augmented and args.augmentation == "pipeline"
+    train_data = None
+    if in_pipeline:
+        train_data = PipelineAugmentation(*splits["train"], data_augmentation(model_rngs(args.seed)),
+                                          batch_size=args.batch_size, seed=args.seed)
+    model = build_model(model_name, seed=args.seed, **model_kwargs,
+                        **augmentation_kwargs(model_name, augmented, in_model=not in_pipeline))
+    return fit_and_test(args, name, model, splits, model_name=model_name, optimizer="adam", train_data=train_data,
+                        augmentation=args.augmentation if augmented else None)
+
+
+def augmentation_kwargs(model_name: str, augmented: bool, in_model: bool) -> dict:
+    """The builder's arguments for augmentation (and, for listing 8.20's convnet, dropout)."""
+    if model_name == "mini_xception":
+        return {"augmented": augmented and in_model}
+    return {"augmented": augmented, "augment_in_model": in_model} if augmented else {}
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = add_flags(_common.parser(__doc__, "ch08_dogs_vs_cats"))
     p.add_argument("--variant", choices=tuple(PROFILES), default="scratch")
     p.add_argument("--figures-only", action="store_true", help="write the book's figures 8.8 (and 8.10) and stop")
+    add_augmentation_flag(p)
     args = p.parse_args(argv)
     args = _common.apply_profile(args, PROFILES[args.variant])
     name = f"ch08_dogs_vs_cats_{args.variant}"

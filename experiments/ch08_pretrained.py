@@ -13,12 +13,13 @@ Xception file: no copy is available offline). Other flags: --data-dir DIR (defau
 $JAXVISION_DATA/dogs_vs_cats_small), --test-dir DIR, --epochs, --image-size, --batch-size,
 --out, --seed, --weights PATH (MobileNet too).
 
-* ``features`` (8.25–8.26): the frozen backbone maps every image once, with a jitted
+* ``features`` (listings 8.25–8.27): the frozen backbone maps every image once, with a jitted
   ``predict``, to its last feature map; a head GAP → Dense 256 relu → Dropout 0.25 → Dense 1
   sigmoid trains on those features with Adam, 10 epochs.
-* ``augmented`` (8.27–8.29): listing 8.18's augmentation, preprocessing, the frozen backbone
-  and the same head, trained end to end, 30 epochs.
-* ``finetune`` (8.30–8.31): starts from ``augmented``'s best checkpoint, unfreezes the
+* ``augmented`` (listings 8.28–8.30): listing 8.18's augmentation, preprocessing, the frozen
+  backbone and the book's end-to-end head (GAP → Dense 256 without activation → Dropout 0.25 →
+  Dense 1 sigmoid), trained end to end, 30 epochs.
+* ``finetune`` (listing 8.31): starts from ``augmented``'s best checkpoint, unfreezes the
   backbone except its BatchNormalization layers, Adam 1e-5, 30 epochs.
 
 Each keeps the best-``val_loss`` checkpoint and scores it on the test split. ``book`` is the
@@ -70,14 +71,18 @@ def backbone(args: argparse.Namespace) -> Model:
     return Xception(include_top=False, weights=args.weights)
 
 
-def head(channels: int, rngs: nnx.Rngs) -> list:
-    """Listing 8.26's classifier on a (N, h, w, channels) feature map."""
-    return [GlobalAveragePooling2D(), Dense(channels, 256, activation="relu", rngs=rngs),
+def head(channels: int, rngs: nnx.Rngs, activation: str | None = "relu") -> list:
+    """The classifier on a (N, h, w, channels) feature map.
+
+    Listing 8.26's feature-extraction head has ``Dense(256, activation="relu")``; the book's
+    end-to-end model (frozen backbone, then fine-tuned) has ``Dense(256)`` with no activation.
+    """
+    return [GlobalAveragePooling2D(), Dense(channels, 256, activation=activation, rngs=rngs),
             Dropout(0.25, rngs=rngs), Dense(256, 1, activation="sigmoid", rngs=rngs)]
 
 
 def classifier(args: argparse.Namespace) -> Sequential:
-    """Listing 8.29: augmentation → preprocessing (x / 127.5 − 1) → frozen backbone → head."""
+    """Listing 8.28: augmentation → preprocessing (x / 127.5 − 1) → frozen backbone → head."""
     rngs = model_rngs(args.seed)
     base = backbone(args)
     before = len(base.trainable_weights)
@@ -87,7 +92,7 @@ def classifier(args: argparse.Namespace) -> Sequential:
     channels = list(base.layer_shapes((1, args.image_size, args.image_size, 3)).values())[-1][-1]
     return Sequential([("data_augmentation", data_augmentation(rngs)),
                        ("preprocessing", Rescaling(1 / 127.5, offset=-1.0)), ("backbone", base),
-                       *head(channels, rngs)])
+                       *head(channels, rngs, activation=None)])
 
 
 def extract_features(args: argparse.Namespace, splits: dict) -> dict:

@@ -1,5 +1,5 @@
-"""DLwP ch. 9, listings 9.1–9.3: the small residual convnet (297,697 parameters). Prints its
-summary, then trains it briefly on Dogs vs Cats at 32×32 as the book's shape suggests.
+"""DLwP ch. 9, the residual convnet after listings 9.1–9.3 (the book's ``residual_block``,
+297,697 parameters). Prints its summary, then trains it briefly on Dogs vs Cats at 32×32 as the book's shape suggests.
 
 Run:
     python experiments/ch09_residual_blocks.py [--profile book|quick] [--epochs N] [--image-size 32]

@@ -2,15 +2,19 @@
 
 Run:
     python experiments/ch10_gradcam.py [--image FILE ...] [--layer NAME] [--image-size 224]
-        [--top 3] [--score probability|logit] [--out runs/ch10_gradcam]
+        [--top 5] [--score probability|logit] [--out runs/ch10_gradcam]
+        [--backbone xception --weights xception_weights_tf_dim_ordering_tf_kernels.h5]
     python experiments/ch10_gradcam.py --checkpoint runs/ch09_mini_xception/checkpoint
         [--layer NAME] [--image FILE ...] [--per-class 3] [--image-size N] [--class-names cat,dog]
 
 Default (the book's figure 10.9): the pretrained ImageNet MobileNet α 0.75 (Keras's weights,
 offline) on $JAXVISION_DATA/images/elephant.jpg, resized to 224 × 224 as
 ``keras.utils.load_img(..., interpolation="bilinear")`` does and preprocessed by
-``preprocess_input``; prints the top ``--top`` decoded predictions and explains the top
-class at ``conv_pw_13_relu``, the last conv activation. As listing 10.22 does (its classifier
+``preprocess_input``; prints the top 5 decoded predictions and the argmax index, as the book
+does (386, African elephant, under its Xception), and explains the top class at
+``conv_pw_13_relu``, the last conv activation. ``--backbone xception --weights PATH`` runs the
+book's own model (Keras's or KerasHub's ImageNet Xception file) at 299 × 299 and
+``block14_sepconv2_act``, the book's ``last_conv_layer_name``. As listings 10.19 and 10.22 do (the classifier
 is built with ``activation="softmax"``, "so our outputs are probabilities"), the class score
 is the top class's softmax *probability*, whose gradient includes the softmax Jacobian;
 ``--score logit`` builds the model with ``classifier_activation=None`` and differentiates the
@@ -41,33 +45,37 @@ from jaxvision.data.image_io import load_rgb
 from jaxvision.interpret import default_layer, grad_cam, overlay_heatmap, save_matshow, save_titled_image
 from jaxvision.train import predict
 
-IMAGENET_LAYER = "conv_pw_13_relu"
+IMAGENET_LAYER = {"mobilenet": "conv_pw_13_relu", "xception": "block14_sepconv2_act"}  # the last conv activation
 
 
 def imagenet_gradcam(args: argparse.Namespace) -> dict:
     from jaxvision.applications import decode_predictions, preprocess_input
 
     logits = args.score == "logit"
-    model = _ch10.pretrained_mobilenet(classifier_activation=None if logits else "softmax")
-    size = args.image_size or _ch10.PRETRAINED_IMAGE_SIZE
+    backbone = args.backbone or "mobilenet"
+    model = _ch10.pretrained(args, classifier_activation=None if logits else "softmax")
+    size = args.image_size or _ch10.PRETRAINED_IMAGE_SIZE[backbone]
     paths = args.image or [_common.data_root() / "images" / "elephant.jpg"]
     images = preprocess_input(np.stack([_ch10.load_photo(path, size) for path in paths]))
     outputs = predict(model, images)
     probabilities = np.asarray(jax.nn.softmax(outputs, axis=-1)) if logits else outputs
-    layer = args.layer[0] if args.layer else IMAGENET_LAYER
+    layer = args.layer[0] if args.layer else IMAGENET_LAYER[backbone]
     with _common.Timer() as timer:
         heatmaps = grad_cam(model, images, layer)
     results = []
-    for path, heatmap, top in zip(paths, heatmaps, decode_predictions(probabilities, top=args.top)):
+    for path, heatmap, top, scores in zip(paths, heatmaps, decode_predictions(probabilities, top=args.top),
+                                          probabilities):
         _common.say(f"{path.name}: " + ", ".join(f"{name} {p:.3f}" for _, name, p in top))
+        argmax = int(np.argmax(scores))  # the book's np.argmax(preds[0])
+        _common.say(f"{path.name}: argmax index {argmax}")
         stem = path.stem.replace(".", "_")
         overlay = overlay_heatmap(load_rgb(path), heatmap)  # on the original photo, at its size
         args.out.mkdir(parents=True, exist_ok=True)
         Image.fromarray(overlay).save(args.out / f"{stem}_gradcam.png")
-        results.append({"image": str(path), "top": [[wnid, name, float(p)] for wnid, name, p in top],
+        results.append({"image": str(path), "top": [[wnid, name, float(p)] for wnid, name, p in top], "argmax": argmax,
                         "heatmap": np.round(heatmap, 6).tolist(), "overlay": str(args.out / f"{stem}_gradcam.png"),
                         "heatmap_png": str(save_matshow(heatmap, args.out / f"{stem}_heatmap.png", cell=32))})
-    metrics = {"experiment": "ch10_gradcam", "model": f"MobileNet(alpha={_ch10.PRETRAINED_ALPHA}, weights='imagenet')",
+    metrics = {"experiment": "ch10_gradcam", "model": _ch10.pretrained_name(args),
                "layer": layer, "layer_shape": list(model.layer_shapes(images.shape)[layer]), "image_size": size,
                "score": args.score,
                "images": results, "seconds": timer.seconds}
@@ -116,7 +124,7 @@ def checkpoint_gradcam(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = _ch10.parser(__doc__, "ch10_gradcam", None)
-    p.add_argument("--top", type=int, default=3, help="ImageNet model: decoded predictions to print")
+    p.add_argument("--top", type=int, default=5, help="ImageNet model: decoded predictions to print (the book's 5)")
     p.add_argument("--per-class", type=int, default=3, help="with --checkpoint: test images per class")
     p.add_argument("--class-names", default="cat,dog", help="with --checkpoint: comma-separated, in output order")
     p.add_argument("--score", choices=("probability", "logit"), default="probability",
@@ -124,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.layer and len(args.layer) > 1:
         p.error("--layer: Grad-CAM explains one layer at a time")
+    _ch10.check_backbone(args)
     return checkpoint_gradcam(args) if args.checkpoint else imagenet_gradcam(args)
 
 

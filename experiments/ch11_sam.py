@@ -14,9 +14,11 @@ image once and decodes the prompts. Three modes:
 
 * ``--book-figures``: the book's figures 11.9–11.15 on ``--image`` (default
   ``$JAXVISION_DATA/images/cheetah.jpg``), made square by ``resize_and_pad`` as the book does,
-  with prompts in that 1024 × 1024 padded frame (see ``BOOK_PROMPTS``): 11.9 the image, 11.10
-  one point, 11.11 its mask, 11.12 its three candidate masks, 11.13 two points and their mask,
-  11.14 a box, 11.15 the box's mask. Each figure's title names the model that drew it.
+  with prompts in that 1024 × 1024 padded frame (see ``BOOK_PROMPTS``), mapped to the book's
+  captions: 11.9 the test image, 11.10 a prompt point, 11.11 its mask (the single-mask output,
+  the book's ``get_mask(outputs, index=0)``), 11.12 a second point's mask, 11.13 the alternative
+  (three candidate) masks for that second point, 11.14 a box prompt, 11.15 the box's mask.
+  Each figure's title names the model that drew it.
 
 Run:
     python experiments/ch11_sam.py --checkpoint sam_vit_b_01ec64.pth [--profile quick|book]
@@ -45,9 +47,9 @@ from jaxvision.models.segment_anything.plots import show_box, show_mask, show_po
 NAME = "ch11_sam"
 PROFILES = {"book": {"limit": 49}, "quick": {"limit": 8}}
 # x, y in the 1024 × 1024 resize_and_pad frame of the cheetah photo (1400 × 840: rows 205-819).
-BOOK_PROMPTS = {"point": [[453, 424]],  # its face
-                "points": [[453, 424], [878, 687]],  # face and flank
-                "box": [241, 241, 709, 644]}  # its head
+BOOK_PROMPTS = {"point": [[453, 424]],  # its face (the book's peach)
+                "second_point": [[878, 687]],  # its flank (the book's banana)
+                "box": [241, 241, 709, 644]}  # its head (the book's mango)
 
 
 def numbers(text: str, count: int, flag: str) -> list[float]:
@@ -138,22 +140,25 @@ def book_figures(args, predictor: SamPredictor, drawn_by: str) -> dict:
     path = args.image or _common.data_root() / "images" / "cheetah.jpg"
     image = np.clip(np.round(resize_and_pad(load_uint8(path))), 0, 255).astype(np.uint8)
     predictor.set_image(image)
-    point, points, box = (np.array(BOOK_PROMPTS[k], np.float64) for k in ("point", "points", "box"))
-    masks, iou, _ = predictor.predict(point, np.array([1]), multimask_output=True)
-    best = int(np.argmax(iou))
-    several, several_iou, _ = predictor.predict(points, np.array([1, 1]), multimask_output=False)
+    point, second, box = (np.array(BOOK_PROMPTS[k], np.float64) for k in ("point", "second_point", "box"))
+    one = np.array([1])
+    first_mask, first_iou, _ = predictor.predict(point, one, multimask_output=False)
+    second_mask, second_iou, _ = predictor.predict(second, one, multimask_output=False)
+    candidates, candidates_iou, _ = predictor.predict(second, one, multimask_output=True)
     boxed, box_iou, _ = predictor.predict(box=box, multimask_output=False)
     out, note = args.out, f"\ndrawn by {drawn_by}"
-    written = [draw(out / "figure_11_9.png", image, f"Figure 11.9: {path.name}, resize_and_pad to 1024 × 1024{note}"),
-               draw(out / "figure_11_10.png", image, f"Figure 11.10: a point prompt{note}", points=point),
-               draw(out / "figure_11_11.png", image, f"Figure 11.11: its mask{note}", masks[best], point),
-               draw_candidates(out / "figure_11_12.png", image, masks, iou, point, np.array([1]), None,
-                               title=f"Figure 11.12: the point's three candidate masks{note}"),
-               draw(out / "figure_11_13.png", image, f"Figure 11.13: two points and their mask{note}", several[0], points),
+    written = [draw(out / "figure_11_9.png", image,
+                    f"Figure 11.9: the test image ({path.name}, resize_and_pad to 1024 × 1024){note}"),
+               draw(out / "figure_11_10.png", image, f"Figure 11.10: a prompt point{note}", points=point),
+               draw(out / "figure_11_11.png", image, f"Figure 11.11: the point's mask{note}", first_mask[0], point),
+               draw(out / "figure_11_12.png", image, f"Figure 11.12: a second point's mask{note}", second_mask[0], second),
+               draw_candidates(out / "figure_11_13.png", image, candidates, candidates_iou, second, one, None,
+                               title=f"Figure 11.13: alternative masks for the second point{note}"),
                draw(out / "figure_11_14.png", image, f"Figure 11.14: a box prompt{note}", box=box),
                draw(out / "figure_11_15.png", image, f"Figure 11.15: the box's mask{note}", boxed[0], box=box)]
     return {"image": str(path), "drawn_by": drawn_by, "prompts": BOOK_PROMPTS, "figures": [str(f) for f in written],
-            "predicted_iou": {"point": iou.tolist(), "points": several_iou.tolist(), "box": box_iou.tolist()}}
+            "predicted_iou": {"point": first_iou.tolist(), "second_point": second_iou.tolist(),
+                              "second_point_candidates": candidates_iou.tolist(), "box": box_iou.tolist()}}
 
 
 def prompts_from_flags(args) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:

@@ -6,7 +6,7 @@ Run:
 Loads the ImageNet MobileNet α 0.75 with its classifier (offline: the TF.js copy in
 $JAXVISION_DATA/pretrained/), writes its weights as a Keras ``.weights.h5``, loads them into
 ``keras.applications.MobileNet(alpha=0.75, weights=None)`` (Keras 3 on JAX, the ``dev`` extra),
-and runs :func:`jaxvision.debug.compare` on the elephant (Pillow bilinear to 224 × 224,
+and runs ``jaxvision.debug.compare`` on the elephant (Pillow bilinear to 224 × 224,
 ``preprocess_input``): every layer's activation, and with ``--grads`` every weight's gradient.
 Prints the table and the top-3 of both models; writes ``report.txt``, ``errors.png`` (the
 relative error of each layer, on a log scale, against the float32 tolerance) and ``metrics.json``.

@@ -1,5 +1,9 @@
 """The book's models written with Keras 3 layers (the reference), with layer names matching
-jaxvision's so weights copy over by name. Used by the parity tests and bench/."""
+jaxvision's so weights copy over by name, and the cells of Keras's printed summary. Used by the
+parity tests and bench/."""
+
+import os
+import re
 
 
 def keras_mnist_convnet(keras):
@@ -35,16 +39,16 @@ def keras_mini_xception(keras, image_size: int = 64, augmentation=None):
     for i, size in enumerate((32, 64, 128, 256, 512), start=1):
         residual = x
         x = layers.BatchNormalization(name=f"block{i}_bn1")(x)
-        x = layers.Activation("relu")(x)
+        x = layers.Activation("relu", name=f"block{i}_act1")(x)
         x = layers.SeparableConv2D(size, 3, padding="same", use_bias=False, name=f"block{i}_sepconv1")(x)
         x = layers.BatchNormalization(name=f"block{i}_bn2")(x)
-        x = layers.Activation("relu")(x)
+        x = layers.Activation("relu", name=f"block{i}_act2")(x)
         x = layers.SeparableConv2D(size, 3, padding="same", use_bias=False, name=f"block{i}_sepconv2")(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"block{i}_pool")(x)
         residual = layers.Conv2D(size, 1, strides=2, padding="same", use_bias=False, name=f"block{i}_residual")(residual)
-        x = layers.add([x, residual])
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.5)(x)
+        x = layers.Add(name=f"block{i}_add")([x, residual])
+    x = layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
+    x = layers.Dropout(0.5, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="dense")(x)
     return keras.Model(inputs, outputs)
 
@@ -61,3 +65,31 @@ def keras_segmenter(keras, image_size):
         x = layers.Conv2DTranspose(filters, 3, activation="relu", padding="same", strides=2)(x)
     outputs = layers.Conv2D(3, 3, activation="softmax", padding="same")(x)
     return keras.Model(inputs, outputs)
+
+
+def summary_cells(text: str) -> tuple[list[list[str]], list[str]]:
+    """The rows of a Keras-style box table (``model.summary``, ``jaxvision.models.summary``),
+    each a list of cells (a cell's lines joined by a space), and the totals below it; spacing
+    ignored, and Keras's session-numbered ``input_layer_N`` read as ``input_layer``."""
+    rows, cells, totals = [], None, []
+    for line in re.sub(r"\binput_layer_\d+\b", "input_layer", text).splitlines():
+        if line[:1] in "┃│":
+            parts = [part.strip() for part in re.split("[┃│]", line)[1:-1]]
+            cells = [f"{a} {b}".strip() for a, b in zip(cells, parts)] if cells else parts
+        elif line[:1] in "┡├└":
+            rows.append(cells)
+            cells = None
+        elif "params:" in line:
+            totals.append(" ".join(line.split()))
+    return rows, totals
+
+
+def keras_summary_cells(model) -> tuple[list[list[str]], list[str]]:
+    """``summary_cells`` of Keras's ``model.summary``, printed wide enough not to wrap."""
+    printed, columns = [], os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "250"  # rich's width when not printing to a terminal
+    try:
+        model.summary(line_length=250, print_fn=lambda text, line_break=False: printed.append(text))
+    finally:
+        os.environ.pop("COLUMNS") if columns is None else os.environ.update(COLUMNS=columns)
+    return summary_cells("\n".join(printed))

@@ -174,7 +174,7 @@ class ImageFolderDataset:
         """Every ``(image, label)`` pair (or image, with ``label_mode=None``), decoded when read,
         as grain's own ``MapDataset``: index it, iterate it, and chain grain's ``shuffle``,
         ``map``, ``batch``, slicing (``take``) and ``to_iter_dataset(...)`` (prefetching) as the
-        book chains ``tf.data`` (listings 8.11-8.13). Batching stacks examples into exactly the
+        book chains ``tf.data`` (listings 8.10–8.13). Batching stacks examples into exactly the
         batches ``iter(self)`` yields. Not split between processes.
 
         Examples:

@@ -170,7 +170,7 @@ def keras_intermediates(keras_model, *, training: bool = False) -> Intermediates
             found = dict(zip(names, values))
             found["output"] = values[-1]
             return found
-        # A model nesting models (listing 8.29's Sequential): its layers form a chain, each fed
+        # A model nesting models (the book's end-to-end model after listing 8.29): its layers form a chain, each fed
         # the previous one's output; a nested model is run once, through its own intermediates.
         found, value = {}, x
         for layer in keras_model.layers:

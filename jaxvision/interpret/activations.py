@@ -63,7 +63,7 @@ def spatial_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
 
 def conv_and_pool_layers(model: Model, input_shape: tuple[int, ...]) -> list[str]:
     """Names of the convolution and pooling layers with an (N, H, W, C) output, in forward
-    order — listing 10.6's choice (``isinstance(layer, (Conv2D, MaxPooling2D))``).
+    order — listing 10.3's choice (``isinstance(layer, (Conv2D, MaxPooling2D))``).
 
     A layer counts when the type of the module at that path (``sublayer``; nested models'
     layers included) has "Conv" or "Pool" in its name.

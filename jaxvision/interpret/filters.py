@@ -186,7 +186,7 @@ def visualize_filter_loop(model: Model, layer_name: str, filter_indices: Sequenc
 
 
 def deprocess_image(image: np.ndarray, crop: int = 25) -> np.ndarray:
-    """Listing 10.14: standardise, map to mean 128 / std 64, clip to [0, 255], crop ``crop``
+    """Listing 10.15: standardise, map to mean 128 / std 64, clip to [0, 255], crop ``crop``
     pixels from each side (the border the loss ignores is noisy), cast to uint8.
 
     Examples:

@@ -127,7 +127,7 @@ def save_matshow(values: np.ndarray, path: str | Path, cmap: str = "viridis", ce
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:
-    """Listing 10.24: the heatmap, resized bilinearly to the image and coloured with "jet",
+    """Listing 10.25: the heatmap, resized bilinearly to the image and coloured with "jet",
     added at ``alpha`` × 255 to the image ([0, 255], (H, W, 3) or (H, W, 1)); the sum is
     min–max rescaled to [0, 255] uint8 as ``keras.utils.array_to_img`` does.
 

@@ -36,10 +36,12 @@ def mnist_convnet(num_classes: int = 10, seed: int = 0, pooling: bool = True) ->
 
 
 @register
-def dogs_vs_cats_convnet(augmented: bool = False, seed: int = 0) -> Sequential:
+def dogs_vs_cats_convnet(augmented: bool = False, seed: int = 0, augment_in_model: bool = True) -> Sequential:
     """Listing 8.7 (``augmented=False``, 1,569,089 parameters) and listing 8.20
     (``augmented=True``: augmentation first and Dropout(0.25) before the classifier; the
-    same parameter count). Inputs are [0, 255] images of any size ≥ 78×78 (smaller ones leave nothing for the last 3×3 conv).
+    same parameter count). ``augment_in_model=False`` leaves the augmentation out of the model
+    for a data pipeline to apply ([PipelineAugmentation][jaxvision.train.PipelineAugmentation]).
+    Inputs are [0, 255] images of any size ≥ 78×78 (smaller ones leave nothing for the last 3×3 conv).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -47,7 +49,7 @@ def dogs_vs_cats_convnet(augmented: bool = False, seed: int = 0) -> Sequential:
         (1, 1)
     """
     rngs = model_rngs(seed)
-    layers = [("data_augmentation", data_augmentation(rngs))] if augmented else []
+    layers = [("data_augmentation", data_augmentation(rngs))] if augmented and augment_in_model else []
     layers.append(Rescaling(1 / 255))
     channels = 3
     for i, filters in enumerate((32, 64, 128, 256, 512)):
@@ -64,7 +66,7 @@ def dogs_vs_cats_convnet(augmented: bool = False, seed: int = 0) -> Sequential:
 
 @register
 def residual_convnet(seed: int = 0) -> Sequential:
-    """Ch. 9's small residual convnet (listing 9.3's ``residual_block`` three times):
+    """Ch. 9's small residual convnet (the book's ``residual_block``, after listing 9.3, three times):
     297,697 parameters on 32×32×3 inputs.
 
     Examples:

@@ -15,7 +15,7 @@ BLOCK_SIZES = (32, 64, 128, 256, 512)
 
 
 class MiniXception(Model):
-    """Listing 9.x: Conv2D(32, 5) then five blocks of
+    """Ch. 9's mini Xception-like model (unnumbered, after listing 9.5): Conv2D(32, 5), five blocks of
     BN → ReLU → SeparableConv2D → BN → ReLU → SeparableConv2D → MaxPool(3, 2, "same"),
     each added to a strided 1×1 projection of its input; then GAP, Dropout(0.5), sigmoid.
 

@@ -1,6 +1,7 @@
 """Training: Keras's ``fit``/``evaluate``/``predict`` with jitted steps over a device mesh,
 losses, metrics, callbacks, orbax checkpoints and training curves."""
 
+from jaxvision.train.augmented import PipelineAugmentation
 from jaxvision.train.callbacks import BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint
 from jaxvision.train.checkpoint import load_model, restore, save_checkpoint
 from jaxvision.train.loggers import CSVLogger, TensorBoard
@@ -16,7 +17,7 @@ from jaxvision.train.trainer import Trainer
 
 __all__ = [
     "BackupAndRestore", "CSVLogger", "Callback", "EarlyStopping", "History", "IoU", "MeanIoU", "MeanMetric", "Metric",
-    "ModelCheckpoint", "TensorBoard", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
+    "ModelCheckpoint", "PipelineAugmentation", "TensorBoard", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
     "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy", "default_mesh",
     "evaluate", "fit",
     "history_figures", "load_model", "plot_history", "predict", "restore", "save_checkpoint", "save_image_grid", "save_mask_grid",

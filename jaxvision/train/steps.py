@@ -137,7 +137,8 @@ AUGMENT_STREAM = zlib.crc32(b"fit.augment") & 0x7FFFFFFF
 OBJECTIVE_STREAM = zlib.crc32(b"fit.objective") & 0x7FFFFFFF
 
 
-def _reseed(model: nnx.Module, tags: tuple[str, ...], key: jax.Array) -> None:
+def reseed_streams(model: nnx.Module, tags: tuple[str, ...], key: jax.Array) -> None:
+    """Reseed the model's RNG streams from one step key, as the train step does."""
     # crc32 of the tag, not its position, so adding a stream does not shift the others.
     nnx.reseed(model, **{tag: jax.random.fold_in(key, zlib.crc32(tag.encode()) & 0x7FFFFFFF) for tag in tags})
 
@@ -163,7 +164,7 @@ class Steps:
                 # copy=True: fresh Variables owned by this trace, which reseeding and
                 # BatchNorm may mutate (the inputs' Variables belong to the outer trace).
                 model = nnx.merge(train_graphdef, params, rngs, carry.state, copy=True)
-                _reseed(model, tags, step_key)
+                reseed_streams(model, tags, step_key)
                 with collect_losses() as added:
                     value, y_pred = train_objective(model, x, y, jax.random.fold_in(step_key, OBJECTIVE_STREAM))
                 value = with_auxiliary_losses(jnp.asarray(value, jnp.float32), model, added)

@@ -3,7 +3,7 @@
 Variables sit at ``layers/<snake_case(class)>[_k]/vars/<i>``, where ``k`` counts the earlier
 layers of the same class in the model's layer order; layer names are not in the path (Keras
 3.15 records them as a ``name`` attribute of each ``vars`` group). A nested model (a
-jaxvision [Model][jaxvision.models.Model] inside another, e.g. listing 8.29's backbone) is
+jaxvision [Model][jaxvision.models.Model] inside another, e.g. the backbone of the book's end-to-end model after listing 8.29) is
 its own scope, ``layers/functional/layers/conv2d/vars/0``, named by its Keras class
 (``Model.keras_class``: ``Functional``, or ``Sequential``) and counted with its siblings. Reading pairs layers by
 that class-and-position key, or by the recorded name; writing produces the same layout, so

@@ -1,4 +1,4 @@
-"""Listings 8.10-8.13 on grain: the book's tf.data habits (iterate element by element, batch,
+"""Listings 8.9–8.14 on grain: the book's tf.data habits (iterate element by element, batch,
 map, shuffle, take, prefetch) with grain's own MapDataset/IterDataset, and jaxvision's folder
 loader exposing one."""
 
@@ -12,12 +12,12 @@ from jaxvision.data import image_dataset_from_directory
 
 @pytest.fixture(scope="module")
 def dataset():
-    """Listing 8.11: a dataset of 1,000 random 16-vectors (tf.data.Dataset.from_tensor_slices)."""
+    """Listing 8.10: a dataset of 1,000 random 16-vectors (tf.data.Dataset.from_tensor_slices)."""
     random_numbers = np.random.default_rng(0).normal(size=(1000, 16))
     return random_numbers, grain.MapDataset.source(random_numbers)
 
 
-def test_listing_8_11_iterating_element_by_element(dataset):
+def test_listings_8_10_and_8_11_a_dataset_from_an_array_iterated(dataset):
     random_numbers, ds = dataset
     shapes = []
     for i, element in enumerate(ds):
@@ -49,13 +49,13 @@ def test_listing_8_13_map_shuffle_take_prefetch(dataset):
     np.testing.assert_array_equal(np.concatenate(list(prefetched)).reshape(1000, 16), random_numbers)
 
 
-def test_listing_8_10_image_dataset_from_directory_yields_grain_datasets(tmp_path):
+def test_listing_8_9_image_dataset_from_directory_yields_grain_datasets(tmp_path):
     for label in ("cat", "dog"):
         (tmp_path / label).mkdir()
         for i in range(20):
             Image.fromarray(np.full((30, 40, 3), 10 * i, np.uint8)).save(tmp_path / label / f"{label}.{i}.jpg")
     train_dataset = image_dataset_from_directory(tmp_path, image_size=(180, 180), batch_size=32, seed=0)
-    for data_batch, labels_batch in train_dataset:  # "Displaying the shapes yielded by the Dataset"
+    for data_batch, labels_batch in train_dataset:  # listing 8.14, "displaying the shapes yielded by the Dataset"
         assert data_batch.shape == (32, 180, 180, 3) and labels_batch.shape == (32,)
         assert data_batch.dtype == np.float32 and labels_batch.dtype == np.int32
         break

@@ -170,7 +170,7 @@ def test_the_experiment_compares_mobilenet_with_keras_on_the_elephant(tmp_path, 
 
 
 def test_a_nested_model_is_compared_by_path(mobilenets, keras, tmp_path):
-    """Listing 8.29's shape on both sides: the backbone's layers are matched as
+    """The shape of the book's end-to-end model (after listing 8.29) on both sides: the backbone's layers are matched as
     ``backbone/conv1`` ↔ ``<keras backbone name>/conv1`` (``rename``), forward and backward."""
     from flax import nnx
 

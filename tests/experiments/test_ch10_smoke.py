@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from jaxvision.layers import Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D, Rescaling
+from jaxvision.layers import Activation, Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D, Rescaling
 from jaxvision.models import Sequential, build_model, register
 from jaxvision.train import ModelCheckpoint, fit
 
@@ -134,12 +134,15 @@ def test_gradcam_default_layer_skips_a_one_by_one_map(scripts, setup):
 def test_gradcam_of_the_pretrained_mobilenet_puts_its_mass_on_the_elephants(scripts, tmp_path, capsys, score,
                                                                             mass_on_elephants):
     metrics = scripts["gradcam"].main(["--score", score, "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
     # Keras 3 with the same weights and the same Pillow-bilinear 224-px input: 0.609, 0.260, 0.130.
-    assert "elephant.jpg: African_elephant 0.609, Indian_elephant 0.260, tusker 0.130" in capsys.readouterr().out
+    assert "elephant.jpg: African_elephant 0.609, Indian_elephant 0.260, tusker 0.130, " in printed
+    assert "elephant.jpg: argmax index 386\n" in printed  # the book's np.argmax(preds[0]): African elephant
     assert metrics["layer"] == "conv_pw_13_relu" and metrics["layer_shape"] == [1, 7, 7, 768]
     assert metrics["score"] == score
     (result,) = metrics["images"]
-    assert [name for _, name, _ in result["top"]] == ["African_elephant", "Indian_elephant", "tusker"]
+    assert len(result["top"]) == 5 and result["argmax"] == 386  # the book prints the top 5
+    assert [name for _, name, _ in result["top"][:3]] == ["African_elephant", "Indian_elephant", "tusker"]
     assert png_size(result["overlay"]) == (650, 406) and png_size(result["heatmap_png"]) == (7 * 32, 7 * 32)
     heatmap = np.array(result["heatmap"], np.float32)
     assert heatmap.shape == (7, 7) and heatmap.max() == 1.0
@@ -156,9 +159,61 @@ def test_gradcam_of_the_pretrained_mobilenet_puts_its_mass_on_the_elephants(scri
 
 
 def test_filters_of_the_pretrained_mobilenet(scripts, tmp_path):
-    metrics = scripts["filters"].main(["--layer", "conv_pw_1", "--num-filters", "4", "--steps", "1",
-                                       "--image-size", "40", "--crop", "4", "--out", str(tmp_path)])
-    info = metrics["layers"]["conv_pw_1"]
-    assert metrics["checkpoint"] is None and info["filters"] == 4 and info["grid"] == 2
-    assert png_size(tmp_path / "filters_conv_pw_1.png") == (2 * (40 - 8) + 5,) * 2
+    """The book's grid by default: 64 filters, 8 × 8."""
+    metrics = scripts["filters"].main(["--layer", "conv_pw_2", "--steps", "1", "--image-size", "32", "--crop", "4",
+                                       "--out", str(tmp_path)])
+    info = metrics["layers"]["conv_pw_2"]
+    assert metrics["checkpoint"] is None and info["filters"] == 64 and info["grid"] == 8
+    assert png_size(tmp_path / "filters_conv_pw_2.png") == (8 * (32 - 8) + 7 * 5,) * 2
     assert info["mean_activation_end"] > info["mean_activation_start"]
+
+
+def stand_in_xception(calls):
+    """Records how the scripts build the book's Xception and returns a small model with the
+    layer names they use (the real file loading is tests/weights/test_xception_import.py's).
+    Its kernels have the shapes of ``ch10_smoke_convnet``'s, whose initialisers are compiled."""
+    rngs = nnx.Rngs(0)
+    convs = [("block1_conv1", Conv2D(3, 4, 3, padding="same", activation="relu", rngs=rngs)),
+             ("block3_sepconv1", Conv2D(4, 6, 3, padding="same", rngs=rngs)),
+             ("block14_sepconv2_act", Activation("relu"))]
+    top = [("avg_pool", GlobalAveragePooling2D()), ("predictions", Dense(6, 1000, activation="softmax", rngs=rngs))]
+
+    def build(weights=None, include_top=True, classifier_activation="softmax"):
+        calls.append({"weights": weights, "include_top": include_top, "classifier_activation": classifier_activation})
+        return Sequential(convs + (top if include_top else []))
+
+    return build
+
+
+def test_every_script_takes_the_books_xception(scripts, setup, tmp_path, monkeypatch, capsys):
+    import jaxvision.applications
+
+    calls, weights = [], tmp_path / "xception_weights_tf_dim_ordering_tf_kernels.h5"
+    monkeypatch.setattr(jaxvision.applications, "Xception", stand_in_xception(calls))
+    flags = ["--backbone", "xception", "--weights", str(weights), "--image-size", "16"]
+    gradcam = scripts["gradcam"].main([*flags, "--out", str(tmp_path / "gradcam")])
+    assert gradcam["layer"] == "block14_sepconv2_act" and gradcam["model"] == f"Xception(weights='{weights}')"
+    (result,) = gradcam["images"]
+    assert len(result["top"]) == 5 and f"elephant.jpg: argmax index {result['argmax']}" in capsys.readouterr().out
+    filters = scripts["filters"].main([*flags, "--layer", "block3_sepconv1", "--num-filters", "3", "--steps", "1",
+                                       "--crop", "1",
+                                       "--out", str(tmp_path / "filters")])
+    assert filters["figure_10_5"] == {"layer": "block3_sepconv1", "filter": 2,  # as the book's figure 10.5
+                                      "png": str(tmp_path / "filters" / "figure_10_5.png")}
+    activations = scripts["activations"].main([*flags, "--data-dir", setup["data"], "--layer", "block1_conv1",
+                                               "--out", str(tmp_path / "activations")])
+    assert activations["checkpoint"] is None and activations["layers"]["block1_conv1"]["shape"] == [1, 16, 16, 4]
+    assert activations["model"] == f"Xception(weights='{weights}')"
+    assert calls == [{"weights": weights, "include_top": True, "classifier_activation": "softmax"},
+                     *[{"weights": weights, "include_top": False, "classifier_activation": "softmax"}] * 2]
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--backbone", "xception"], "--backbone xception needs --weights PATH"),
+    (["--weights", "w.h5"], "--weights needs --backbone"),
+    (["--backbone", "mobilenet", "--checkpoint", "run/checkpoint"], "pass one model, not both"),
+])
+def test_backbone_flag_errors_are_named(scripts, flags, match):
+    for script in scripts.values():
+        with pytest.raises(ValueError, match=match):
+            script.main([*flags, "--out", "unused"])

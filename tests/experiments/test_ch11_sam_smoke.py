@@ -87,6 +87,9 @@ def test_the_books_figures_11_9_to_11_15(ch11_sam, tmp_path):
     assert [Path(f).name for f in metrics["figures"]] == names
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(names)
     assert metrics["image"].endswith("cheetah.jpg") and "random test weights" in metrics["drawn_by"]
-    assert [len(metrics["predicted_iou"][k]) for k in ("point", "points", "box")] == [3, 1, 1]
+    keys = ("point", "second_point", "second_point_candidates", "box")
+    assert [len(metrics["predicted_iou"][k]) for k in keys] == [1, 1, 3, 1]
     with Image.open(tmp_path / "figure_11_9.png") as figure:
         assert figure.size == (600, 670)  # a square image under two title lines
+    with Image.open(tmp_path / "figure_11_12.png") as mask, Image.open(tmp_path / "figure_11_13.png") as candidates:
+        assert mask.size == (600, 670) and candidates.size[0] == 3 * 400  # one mask; the three alternatives

@@ -83,6 +83,8 @@ def test_dogs_vs_cats_experiments_run_one_epoch(script, flags, dogs_vs_cats, tmp
     assert metrics["test_images"] == 8 and metrics["image_size"] == int(flags[-1])
     policy = "mixed_bfloat16" if "--policy" in flags else "float32"
     assert json.loads((out / "metrics.json").read_text())["policy"] == policy
+    if script is not ch09_residual_blocks:  # listing 8.18's augmentation mapped over the batches, as the book does
+        assert metrics["augmentation"] == (None if "scratch" in flags else "pipeline")
 
 
 def png_size(path):
@@ -141,6 +143,20 @@ def test_pretrained_experiment_variants_freeze_and_fine_tune(dogs_vs_cats, tmp_p
     for name in initial:  # fine-tuning trains the conv and leaves BatchNorm alone
         changed = not np.array_equal(finetuned[name], augmented[name])
         assert changed == (name == "backbone/conv2d/kernel"), name
+
+
+def test_end_to_end_head_is_linear_and_the_feature_head_uses_relu(monkeypatch):
+    """The book's end-to-end model has ``Dense(256)`` without activation; listing 8.26's
+    feature-extraction head has ``Dense(256, activation="relu")``."""
+    monkeypatch.setattr(ch08_pretrained, "backbone", tiny_backbone)
+    end_to_end = ch08_pretrained.classifier(SimpleNamespace(seed=0, image_size=20))
+    features = Sequential(ch08_pretrained.head(4, nnx.Rngs(0)))
+    assert (end_to_end.dense.activation, features.dense.activation) == (None, "relu")
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    linear = np.asarray(end_to_end.dense(x))
+    np.testing.assert_allclose(linear, x @ np.asarray(end_to_end.dense.kernel) + np.asarray(end_to_end.dense.bias),
+                               rtol=1e-5, atol=1e-5)
+    assert (linear < 0).any() and (np.asarray(features.dense(x)) >= 0).all()
 
 
 def test_mnist_experiment_runs_on_a_slice(tmp_path):

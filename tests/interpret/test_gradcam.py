@@ -179,7 +179,7 @@ def test_default_layer_is_the_last_with_more_than_one_position():
 
 
 def keras_book_gradcam(keras, model, img_array, last_conv_layer_name, classifier_layer_names):
-    """Listings 10.19-10.22 as the book writes them for the JAX backend."""
+    """Listings 10.18, 10.19 and 10.22 as the book writes them for the JAX backend."""
     import jax
     from keras import ops
 

@@ -132,7 +132,7 @@ def test_normalize_gradient_is_keras_ops_normalize(keras):
 
 
 def keras_book_filters(keras, feature_extractor, start, filter_index, steps, learning_rate=10.0):
-    """Listings 10.15-10.16 as the book writes them for the JAX backend."""
+    """The book's ``compute_loss``, listing 10.13 and listing 10.14's loop, as written for the JAX backend."""
     import jax
     from keras import ops
 

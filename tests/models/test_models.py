@@ -8,7 +8,7 @@ from flax import nnx
 
 from jaxvision.models import build_model, rebuild_model
 from jaxvision.models.summary import summary
-from keras_twins import keras_mini_xception, keras_segmenter
+from keras_twins import keras_mini_xception, keras_segmenter, keras_summary_cells, summary_cells
 
 BOOK_COUNTS = [
     ("mnist_convnet", {}, (1, 28, 28, 1), 372_234, 0),
@@ -86,6 +86,10 @@ def test_mini_xception_matches_keras_in_eval_and_training(keras):
     model = build_model("mini_xception", augmented=False, seed=5)
     randomise_batch_stats(model, 0)
     twin = keras_mini_xception(keras)
+    # Keras's summary table, "Connected to" and the Add rows included.
+    ours = summary_cells(summary(model, (1, 64, 64, 3), print_fn=None))
+    assert ours == keras_summary_cells(twin)
+    assert ["block1_add (Add)", "(None, 30, 30, 32)", "0", "block1_pool[0][0], block1_residual[0][0]"] in ours[0]
     for layer in twin.layers:
         if layer.weights:
             layer.set_weights(layer_weights(getattr(model, layer.name)))

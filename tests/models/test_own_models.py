@@ -17,6 +17,7 @@ from jaxvision.layers import BatchNormalization, Conv2D, Dense, Dropout, GlobalA
 from jaxvision.models import Model, Sequential, build_model, register, summary
 from jaxvision.models.base import DuplicateTapName
 from jaxvision.train import fit, load_model, predict, restore, save_checkpoint
+from keras_twins import summary_cells
 
 MYMODELS = '''
 from flax import nnx
@@ -144,7 +145,7 @@ def test_a_script_registered_model_gets_a_clear_error(tmp_path):
 
 
 def nested_model() -> tuple[Sequential, Sequential]:
-    """Listing 8.29's shape: preprocessing → backbone (a model) → pooling → classifier; and
+    """The shape of the book's end-to-end model (after listing 8.29): preprocessing → backbone (a model) → pooling → classifier; and
     the same layer objects in one flat model."""
     rescale = Rescaling(1 / 4)
     conv, conv_1 = (Conv2D(3, 4, 3, activation="relu", rngs=nnx.Rngs(1)),
@@ -177,20 +178,21 @@ def test_nested_layers_are_explained_by_path():
 def test_summary_lists_every_sublayer_with_shapes_and_counts():
     nested, _ = nested_model()
     text = summary(nested, (1, 10, 10, 3), print_fn=None)
-    rows = [" ".join(line.split()) for line in text.splitlines()]
-    assert rows[4:10] == ["rescaling (Rescaling) (None, 10, 10, 3) 0",
-                          "backbone (Sequential) (None, 6, 6, 6) 334",
-                          "conv2d (Conv2D) (None, 8, 8, 4) 112",
-                          "conv2d_1 (Conv2D) (None, 6, 6, 6) 222",
-                          "pool (GlobalAveragePooling2D) (None, 6) 0",
-                          "dense (Dense) (None, 3) 21"]
-    assert text.splitlines()[6].startswith("  conv2d (Conv2D)")  # nested rows are indented
-    assert rows[-3:] == ["Total params: 355", "Trainable params: 355", "Non-trainable params: 0"]
+    rows, totals = summary_cells(text)
+    assert rows[1:8] == [["input_layer (InputLayer)", "(None, 10, 10, 3)", "0"],
+                         ["rescaling (Rescaling)", "(None, 10, 10, 3)", "0"],
+                         ["backbone (Sequential)", "(None, 6, 6, 6)", "334"],
+                         ["conv2d (Conv2D)", "(None, 8, 8, 4)", "112"],
+                         ["conv2d_1 (Conv2D)", "(None, 6, 6, 6)", "222"],
+                         ["pool (GlobalAveragePooling2D)", "(None, 6)", "0"],
+                         ["dense (Dense)", "(None, 3)", "21"]]
+    assert "│   conv2d (Conv2D)" in text  # nested rows are indented
+    assert totals == ["Total params: 355 (1.39 KB)", "Trainable params: 355 (1.39 KB)", "Non-trainable params: 0 (0.00 B)"]
     # Layers inside a composite layer, and a single layer, get rows too.
-    text = summary(build_model("mini_xception"), (1, 64, 64, 3), print_fn=None)
-    assert "block1_sepconv1 (SeparableConv2D) (None, 60, 60, 32) 1,312" in [" ".join(r.split()) for r in text.splitlines()]
-    rows = [" ".join(line.split()) for line in summary(Dense(3, 4, rngs=nnx.Rngs(0)), (1, 3), print_fn=None).splitlines()]
-    assert rows[4] == "Dense (Dense) (None, 4) 16"
+    rows, _ = summary_cells(summary(build_model("mini_xception"), (1, 64, 64, 3), print_fn=None))
+    assert ["block1_sepconv1 (SeparableConv2D)", "(None, 60, 60, 32)", "1,312", "block1_act1[0][0]"] in rows
+    rows, _ = summary_cells(summary(Dense(3, 4, rngs=nnx.Rngs(0)), (1, 3), print_fn=None))
+    assert rows[2] == ["Dense (Dense)", "(None, 4)", "16"]
 
 
 def test_duplicate_tap_names_are_a_named_error():

@@ -41,7 +41,8 @@ def test_flag_is_recursive_like_keras():
     assert (model.dense.trainable, model.batch_normalization.trainable, model.dense_1.trainable) == (True, False, True)
     assert count_params(model) == (8 * 2 + 8 + 8 * 2 + 2, 4 * 8)
     text = summary(model, (1, 2), print_fn=lambda _: None).splitlines()
-    assert text[-3:] == ["Total params: 74", "Trainable params: 42", "Non-trainable params: 32"]
+    assert text[-3:] == [" Total params: 74 (296.00 B)", " Trainable params: 42 (168.00 B)",
+                         " Non-trainable params: 32 (128.00 B)"]
 
 
 def test_frozen_batchnorm_runs_in_inference_mode_like_keras(keras):

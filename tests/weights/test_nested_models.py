@@ -1,4 +1,4 @@
-"""Models that nest a model (listing 8.29: a backbone inside the classifier) exchange Keras 3
+"""Models that nest a model (the book's end-to-end model after listing 8.29: a backbone inside the classifier) exchange Keras 3
 ``.weights.h5`` files with the equivalent Keras model, both ways, and are explained by path."""
 
 import h5py
