@@ -11,7 +11,6 @@ identical within tolerance, 1 at a divergence, 2 on a usage or file error.
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
@@ -41,14 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--training", action="store_true", help="compare in training mode")
     args = p.parse_args(argv)
     try:
-        os.environ.setdefault("KERAS_BACKEND", "jax")  # the gradients need Keras on JAX
-        import keras
-
         from jaxvision.debug import compare
+        from jaxvision.debug.compare import keras_on_jax
         from jaxvision.models import build_model
         from jaxvision.weights import load_keras_weights
 
-        reference = keras.saving.load_model(args.keras)
+        reference = keras_on_jax().saving.load_model(args.keras)
         kwargs = dict(item.split("=", 1) for item in args.arg)
         model = build_model(args.jaxvision, **{k: _value(v) for k, v in kwargs.items()})
         load_keras_weights(model, args.weights or args.keras)
@@ -64,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.preprocess == "tf":
             x = x / 127.5 - 1.0
         report = compare(model, reference, x, grads=args.grads, training=args.training)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         print(f"python -m jaxvision.debug: error: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     print(report)

@@ -80,7 +80,7 @@ def test_a_backward_fault_is_located_from_the_output(mobilenets):
 
     relu6.defjvp(lambda primals, tangents: (relu6(primals[0]), 0.5 * tangents[0] * (primals[0] > 0)
                                                                                  * (primals[0] < 6)))
-    model.conv_pw_5_relu._fn = relu6  # the forward pass is exact, its derivative is half
+    model.conv_pw_5_relu.activation_fn = relu6  # the forward pass is exact, its derivative is half
     report = compare(model, reference, x, grads=True)
     forward = [row for row in report.rows if not row.name.startswith("d/d")]
     assert all(row.ok for row in forward) and forward[-1].name == "output"
