@@ -29,8 +29,10 @@ yet, and says how to fix it when Keras was imported with another backend.
 """
 
 import dataclasses
+import functools
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 
 import jax
@@ -167,20 +169,29 @@ def jaxvision_intermediates(model: Model, *, training: bool = False,
 
         state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
         place = lambda x: jax.device_put(jnp.asarray(x), NamedSharding(mesh, PartitionSpec("data")))  # noqa: E731
-    names: list[str] = []
-
-    @jax.jit
-    def run(state, x):  # a list, not a dict: jit would sort a dict's keys
-        recorder = Recorder()
-        recorder.run(nnx.merge(graphdef, state), x)
-        names[:] = [*recorder.found, "output"]
-        return [*recorder.found.values(), recorder.output]
-
     def call(x):
-        values = run(state, place(x))
+        x = place(x)
+        values = _recorded(graphdef, state, x)
+        names = _TAP_NAMES[graphdef, x.shape, str(x.dtype)]
         return dict(zip(names, (np.asarray(jax.device_get(v)) for v in values), strict=True))
 
     return call
+
+
+# Tap names of each traced (graphdef, input shape, dtype), noted while tracing: a model rebuilt
+# with the same structure (a faulty twin's weights, a fresh load) reuses the compiled pass.
+_TAP_NAMES: dict[tuple, list[str]] = {}
+
+
+@functools.partial(jax.jit, static_argnames="graphdef")
+def _recorded(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array) -> list[jax.Array]:
+    recorder = Recorder()  # a list is returned, not a dict: jit would sort a dict's keys
+    recorder.run(nnx.merge(graphdef, state), x)
+    _TAP_NAMES[graphdef, x.shape, str(x.dtype)] = [*recorder.found, "output"]
+    return [*recorder.found.values(), recorder.output]
+
+
+_KERAS_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def keras_intermediates(keras_model, *, training: bool = False) -> Intermediates:
@@ -209,12 +220,18 @@ def keras_intermediates(keras_model, *, training: bool = False) -> Intermediates
     if probe is not None:
         # One jitted run of the whole graph (Keras on JAX): eager Keras would compile every
         # operation of every layer separately, hundreds of compilations for a small convnet.
-        graph = keras.Model(probe.inputs, [*probe.outputs, *keras_model.outputs])
-        variables = ([v.value for v in graph.trainable_variables], [v.value for v in graph.non_trainable_variables])
-        forward = jax.jit(lambda tv, ntv, x: graph.stateless_call(tv, ntv, x, training=training)[0])
+        # Kept per model, so comparing several twins against one reference compiles it once.
+        cached = _KERAS_FORWARDS.setdefault(keras_model, {})
+        if training not in cached:
+            graph = keras.Model(probe.inputs, [*probe.outputs, *keras_model.outputs])
+            cached[training] = graph, jax.jit(lambda tv, ntv, x: graph.stateless_call(tv, ntv, x,
+                                                                                      training=training)[0])
+        graph, forward = cached[training]
 
     def run(x):
         if probe is not None:
+            variables = ([v.value for v in graph.trainable_variables],  # now: the weights may have been loaded since
+                         [v.value for v in graph.non_trainable_variables])
             values = [np.asarray(v) for v in forward(*variables, x)]
             found = dict(zip(names, values))
             found["output"] = values[-1]
