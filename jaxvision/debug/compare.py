@@ -2,7 +2,7 @@
 
 :func:`compare` runs a jaxvision model and a reference on the same inputs and compares every
 named intermediate in execution order: the forward activations and, with ``grads=True``, the
-gradients of a fixed scalar objective ``sum(output · P)`` (``P`` a seeded random projection)
+gradients of a fixed scalar objective ``sum(output · P)`` (``P`` seeded random weights in [0.5, 1.5])
 with respect to the model's input, to every layer's output and to every weight. A tensor
 agrees when every element satisfies ``|ours − ref| ≤ rtol · (|ref| + scale)``: NumPy's
 ``allclose`` with ``atol = rtol × scale``, where ``scale`` is that tensor's own largest
@@ -86,10 +86,6 @@ class Report:
         lines = [f"{'layer':<{width}}  {'shape':<22} {'max abs':>10} {'max rel':>10}",
                  *(f"{r.name:<{width}}  {str(r.shape):<22} {r.max_abs:>10.3g} {r.max_rel:>10.3g}"
                    f"{'' if r.ok else '  <-- first divergence'}" for r in self.rows)]
-        bad = self.first_divergence
-        lines.append(f"identical to {self.tolerance:g} at every one of {len(self.rows)} compared tensors"
-                     if bad is None else
-                     f"first divergence: {bad.name} (max abs {bad.max_abs:.3g}, rel {bad.max_rel:.3g} > {self.tolerance:g})")
         if self.skipped:
             lines.append(f"not compared ({len(self.skipped)}):")
             by_reason: dict[str, list[str]] = {}
@@ -98,6 +94,10 @@ class Report:
             for reason, names in by_reason.items():
                 shown = ", ".join(names[:12]) + (f", … ({len(names)} in all)" if len(names) > 12 else "")
                 lines.append(f"  {reason}: {shown}")
+        bad = self.first_divergence  # the verdict comes last
+        lines.append(f"identical to {self.tolerance:g} at every one of {len(self.rows)} compared tensors"
+                     if bad is None else
+                     f"first divergence: {bad.name} (max abs {bad.max_abs:.3g}, rel {bad.max_rel:.3g} > {self.tolerance:g})")
         return "\n".join(lines)
 
 
@@ -145,7 +145,10 @@ def _row(name: str, ours: np.ndarray, theirs: np.ndarray, tolerance: float, inpu
 
 
 def _projection(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    """Seeded weights of one sign: the per-example terms of a weight's gradient then add up
+    rather than cancel (a cancelling sum would be judged on a result smaller than the terms
+    whose rounding it carries)."""
+    return np.random.default_rng(seed).uniform(0.5, 1.5, size=shape).astype(np.float32)
 
 
 def _view(model: Model, training: bool) -> Model:
@@ -191,7 +194,9 @@ def _recorded(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array) -> list[ja
     return [*recorder.found.values(), recorder.output]
 
 
-_KERAS_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Compiled Keras passes per Keras model ({("forward" | "gradients", training): ...}): comparing
+# several twins against one reference compiles it once.
+_KERAS_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def keras_intermediates(keras_model, *, training: bool = False) -> Intermediates:
@@ -220,13 +225,12 @@ def keras_intermediates(keras_model, *, training: bool = False) -> Intermediates
     if probe is not None:
         # One jitted run of the whole graph (Keras on JAX): eager Keras would compile every
         # operation of every layer separately, hundreds of compilations for a small convnet.
-        # Kept per model, so comparing several twins against one reference compiles it once.
-        cached = _KERAS_FORWARDS.setdefault(keras_model, {})
-        if training not in cached:
+        cached = _KERAS_COMPILED.setdefault(keras_model, {})
+        if ("forward", training) not in cached:
             graph = keras.Model(probe.inputs, [*probe.outputs, *keras_model.outputs])
-            cached[training] = graph, jax.jit(lambda tv, ntv, x: graph.stateless_call(tv, ntv, x,
-                                                                                      training=training)[0])
-        graph, forward = cached[training]
+            cached["forward", training] = graph, jax.jit(
+                lambda tv, ntv, x: graph.stateless_call(tv, ntv, x, training=training)[0])
+        graph, forward = cached["forward", training]
 
     def run(x):
         if probe is not None:
@@ -419,39 +423,17 @@ def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tol
     tapped = [(ours, theirs) for ours, theirs in pairs if theirs in top_level and ours != "output"]
     skipped = {f"d/d {ours} (output)": "no perturbation point in the reference (not one of its top-level layers)"
                for ours, theirs in pairs if (ours, theirs) not in tapped and ours != "output"}
-    _, taps = jax.eval_shape(lambda p: nnx.merge(graphdef, p, rest, copy=True).intermediates(x), params)
-    out_shape = jax.eval_shape(lambda p: nnx.merge(graphdef, p, rest, copy=True)(x), params).shape
-    projection = jnp.asarray(_projection(out_shape))
+    out, taps = jax.eval_shape(lambda p: nnx.merge(graphdef, p, rest, copy=True).intermediates(x), params)
+    projection = jnp.asarray(_projection(out.shape))
     deltas = {ours: jnp.zeros(taps[ours].shape, taps[ours].dtype) for ours, _ in tapped}
 
-    def ours_fn(p, d, v):
-        def tap(name, value):
-            return value + d[name] if name in d else value
-
-        return jnp.sum(tapped_forward(nnx.merge(graphdef, p, rest, copy=True), v, tap) * projection)
-
-    # Jitted: run eagerly, every operation of both backward passes would compile on its own.
-    grad_params, grad_deltas, grad_x = jax.jit(jax.grad(ours_fn, argnums=(0, 1, 2)))(params, deltas, x)
-    # Every weight, trainable or not (a frozen layer's kernels too), in Keras's layer-by-layer order.
-    variables = list(keras_model.weights)
-    others = [v for v in keras_model.non_trainable_variables if all(v is not w for w in variables)]  # seeds
-    values = [v.value for v in variables]
+    # Jitted, and kept per structure: run eagerly, every operation of both backward passes
+    # would compile on its own; a faulty twin of the same structure reuses the compiled passes.
+    grad_params, grad_deltas, grad_x = _our_gradients(graphdef, params, rest, deltas, x, projection)
+    variables, others, their_gradients = _keras_gradients(keras_model, training)
     their_deltas = {theirs: deltas[ours] for ours, theirs in tapped}
-
-    def theirs_fn(vs, d, v):
-        from keras.src.backend import StatelessScope
-        from keras.src.models.functional import operation_fn
-
-        def perturbed(op):
-            call = operation_fn(op, training=training)
-            return lambda *args, **kwargs: call(*args, **kwargs) + d[op.name] if op.name in d else call(*args, **kwargs)
-
-        with StatelessScope(state_mapping=[*zip(variables, vs), *((v, v.value) for v in others)]):
-            out = graph._run_through_graph(graph._standardize_inputs(v), operation_fn=perturbed)
-        return jnp.sum(jnp.asarray(out[0] if isinstance(out, (list, tuple)) else out) * projection)
-
-    their_grads, their_grad_deltas, their_x = jax.jit(jax.grad(theirs_fn, argnums=(0, 1, 2)))(
-        values, their_deltas, x)
+    their_grads, their_grad_deltas, their_x = their_gradients(
+        [v.value for v in variables], [v.value for v in others], their_deltas, x, projection)
     ours_by_name = {"/".join(map(str, path)): np.asarray(v.get_value()) for path, v in nnx.to_flat_state(grad_params)}
     weights = _weights(model)
     paired, left = _pair_weights(weights, variables, rename or {})
@@ -481,6 +463,47 @@ def _gradient_rows(model: Model, keras_model, x: np.ndarray, training: bool, tol
         rows += weight_rows.pop(ours, [])
     rows += [row for group in reversed(list(weight_rows.values())) for row in group]  # layers no tap names
     return [*rows, _row("d/d input", grad_x, their_x, tolerance)], skipped
+
+
+@functools.partial(jax.jit, static_argnames="graphdef")
+def _our_gradients(graphdef: nnx.GraphDef, params: nnx.State, rest: nnx.State, deltas: dict, x: jax.Array,
+                   projection: jax.Array):
+    """Gradients of ``sum(output · projection)`` with respect to the parameters, a zero
+    perturbation added at each tap named in ``deltas`` (so its output), and the input."""
+    def objective(p, d, v):
+        def tap(name, value):
+            return value + d[name] if name in d else value
+
+        return jnp.sum(tapped_forward(nnx.merge(graphdef, p, rest, copy=True), v, tap) * projection)
+
+    return jax.grad(objective, argnums=(0, 1, 2))(params, deltas, x)
+
+
+def _keras_gradients(keras_model, training: bool):
+    """The Keras model's weights (trainable or not, a frozen layer's kernels too, in Keras's
+    layer-by-layer order), its other state (seeds), and a jitted function of their values,
+    perturbations by layer name, the input and the projection giving the gradients with
+    respect to the weights, the perturbations and the input. Kept per model."""
+    cached = _KERAS_COMPILED.setdefault(keras_model, {})
+    if ("gradients", training) not in cached:
+        from keras.src.backend import StatelessScope
+        from keras.src.models.functional import operation_fn
+
+        graph = getattr(keras_model, "_functional", keras_model)  # a Sequential runs a functional graph
+        variables = list(keras_model.weights)
+        others = [v for v in keras_model.non_trainable_variables if all(v is not w for w in variables)]
+
+        def objective(values, other_values, d, v, projection):
+            def perturbed(op):
+                call = operation_fn(op, training=training)
+                return (lambda *args, **kwargs: call(*args, **kwargs) + d[op.name]) if op.name in d else call
+
+            with StatelessScope(state_mapping=[*zip(variables, values), *zip(others, other_values)]):
+                out = graph._run_through_graph(graph._standardize_inputs(v), operation_fn=perturbed)
+            return jnp.sum(jnp.asarray(out[0] if isinstance(out, (list, tuple)) else out) * projection)
+
+        cached["gradients", training] = variables, others, jax.jit(jax.grad(objective, argnums=(0, 2, 3)))
+    return cached["gradients", training]
 
 
 def drift(model: Model, inputs, *, policy: str | None = None, mesh: jax.sharding.Mesh | None = None,
