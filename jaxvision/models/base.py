@@ -14,8 +14,8 @@ unique within one forward pass.
 
 Layers nest too: a layer that is not a model (a user's fork of ``SeparableConv2D`` holding a
 ``pointwise_bn``, a ``ResidualBlock``) has no ``forward``, so :func:`tapped_forward` taps the
-output of each of its sublayers' calls by path (``"sepbn_1/pointwise_bn"``); a sublayer
-called again is tapped as ``"path:1"``, ``"path:2"``…
+output (an array) of each of its sublayers' calls by path (``"sepbn_1/pointwise_bn"``); a
+sublayer called again is tapped as ``"path:1"``, ``"path:2"``…
 """
 
 import contextlib
@@ -106,9 +106,12 @@ def tapped_forward(model: "Model", x: jax.Array, tap: Tap) -> jax.Array:
     the module docstring): what :class:`Recorder`, Grad-CAM and ``debug.compare`` run."""
     counts: dict[str, int] = {}
 
-    def around(path: str, call: Callable[[], jax.Array]) -> jax.Array:
+    def around(path: str, call: Callable[[], object]) -> object:
+        out = call()
+        if not isinstance(out, jax.Array):  # a tuple, a dict…: not an activation to tap
+            return out
         counts[path] = counts.get(path, -1) + 1
-        return tap(path if counts[path] == 0 else f"{path}:{counts[path]}", call())
+        return tap(path if counts[path] == 0 else f"{path}:{counts[path]}", out)
 
     with intercepted_calls(model, nested_layer_paths(model), around):
         return model.forward(x, tap)
