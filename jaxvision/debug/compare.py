@@ -24,7 +24,7 @@ The reference is a Keras 3 model (:func:`keras_intermediates` reads every layer'
 nested models included as ``outer/inner``), or any callable ``x -> {name: array}`` in
 execution order, e.g. another jaxvision model (:func:`jaxvision_intermediates`) — which is
 how :func:`drift` maps float32 against ``mixed_bfloat16`` and one device against a mesh.
-Keras runs on its JAX backend: :func:`keras_on_jax` sets it up when Keras is not imported
+Keras runs on its JAX backend: [keras_on_jax][jaxvision.debug.compare.keras_on_jax] sets it up when Keras is not imported
 yet, and says how to fix it when Keras was imported with another backend.
 """
 

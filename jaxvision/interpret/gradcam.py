@@ -142,7 +142,7 @@ def grad_cam(model: Model, images, layer_name: str | None = None, class_index: i
       model: any :class:`~jaxvision.models.base.Model`; run in eval mode.
       images: (N, H, W, C) batch in the model's input format.
       layer_name: a tapped layer with an (N, h, w, C) output (a sublayer of a layer by path,
-        ``"sepbn_1/pointwise_bn"``); default :func:`default_layer`,
+        ``"sepbn_1/pointwise_bn"``); default [default_layer][jaxvision.interpret.gradcam.default_layer],
         the last one with more than one spatial position (a 1 × 1 choice gets a warning).
       class_index: class to explain (int or one per image); default each image's top class.
       from_logits: a single-output model returns logits rather than sigmoid probabilities.

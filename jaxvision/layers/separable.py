@@ -85,7 +85,8 @@ def configure_depthwise(layer: nnx.Module, in_channels: int, kernel_size: int | 
                         activation: str | Callable | None = None, use_bias: bool = True, name: str | None = None,
                         dtype: PolicyLike | None = None, param_dtype: PolicyLike | None = None) -> None:
     """Check, normalise and store on ``layer`` the hyperparameters of a depthwise step, as
-    :class:`DepthwiseConv2D` and :class:`SeparableConv2D` do: ``kernel_size``, ``strides``
+    [DepthwiseConv2D][jaxvision.layers.DepthwiseConv2D] and
+    [SeparableConv2D][jaxvision.layers.SeparableConv2D] do: ``kernel_size``, ``strides``
     and ``dilation_rate`` as pairs, ``padding`` lower-case, ``activation`` resolved (called
     as ``layer.activation_fn``), ``dtype`` / ``param_dtype`` from the dtype policy. Call it
     first in a forked layer's ``__init__``; errors name the layer's class and the argument.
@@ -118,10 +119,11 @@ def configure_depthwise(layer: nnx.Module, in_channels: int, kernel_size: int | 
 
 
 def depthwise_step(layer: nnx.Module, x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """The depthwise convolution of a layer set up by :func:`configure_depthwise`: the input
+    """The depthwise convolution of a layer set up by
+    [configure_depthwise][jaxvision.layers.configure_depthwise]: the input
     checked (rank, channels, floating dtype, a kernel that fits with ``"valid"``: clear errors
     naming the layer rather than XLA's), input and kernel cast to the layer's compute dtype,
-    then :func:`depthwise_conv` with the layer's strides, padding and dilation."""
+    then [depthwise_conv][jaxvision.layers.depthwise_conv] with the layer's strides, padding and dilation."""
     check_input(layer, x, rank=4, channels=layer.in_channels)
     if layer.padding == "valid":
         check_fits(layer, x, layer.kernel_size, layer.dilation_rate)

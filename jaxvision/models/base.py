@@ -13,9 +13,10 @@ visualisation and ``summary`` (and ``"backbone"``, its output). Every tap name m
 unique within one forward pass.
 
 Layers nest too: a layer that is not a model (a user's fork of ``SeparableConv2D`` holding a
-``pointwise_bn``, a ``ResidualBlock``) has no ``forward``, so :func:`tapped_forward` taps the
-output (an array) of each of its sublayers' calls by path (``"sepbn_1/pointwise_bn"``); a
-sublayer called again is tapped as ``"path:1"``, ``"path:2"``…
+``pointwise_bn``, a ``ResidualBlock``) has no ``forward``, so
+[tapped_forward][jaxvision.models.base.tapped_forward] taps the output (an array) of each of
+its sublayers' calls by path (``"sepbn_1/pointwise_bn"``); a sublayer called again is tapped
+as ``"path:1"``, ``"path:2"``…
 """
 
 import contextlib
@@ -87,7 +88,7 @@ def intercepted_calls(root: nnx.Module, paths: Mapping[int, str],
 
 
 def nested_layer_paths(model: nnx.Module) -> dict[int, str]:
-    """``id`` → path of every module nested in a layer that is not a :class:`Model`: the
+    """``id`` → path of every module nested in a layer that is not a [Model][jaxvision.models.base.Model]: the
     outputs no ``forward`` taps."""
     paths: dict[int, str] = {}
 
@@ -103,7 +104,7 @@ def nested_layer_paths(model: nnx.Module) -> dict[int, str]:
 
 def tapped_forward(model: "Model", x: jax.Array, tap: Tap) -> jax.Array:
     """``model.forward(x, tap)``, with the sublayers of its layers tapped by path too (see
-    the module docstring): what :class:`Recorder`, Grad-CAM and ``debug.compare`` run."""
+    the module docstring): what [Recorder][jaxvision.models.base.Recorder], Grad-CAM and ``debug.compare`` run."""
     counts: dict[str, int] = {}
 
     def around(path: str, call: Callable[[], object]) -> object:
