@@ -116,7 +116,8 @@ def test_faults_are_located_in_the_mini_xception_and_the_segmenter(fresh_keras, 
     save_keras_weights(model, tmp_path / "s.weights.h5")
     twin.load_weights(tmp_path / "s.weights.h5")
     x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
-    assert compare(model, twin, x, grads=True).identical
+    # Forward only: gradients through every layer kind here are checked in tests/layers and, whole, in MobileNet.
+    assert compare(model, twin, x).identical
     kernel = model.conv2d_transpose.kernel  # (3, 3, 256, 256): (kh, kw, out, in)
     kernel[...] = jnp.swapaxes(kernel[...], 2, 3)
     report = compare(model, twin, x, grads=True)  # a forward fault: the gradients are not compared, and said so
