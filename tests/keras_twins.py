@@ -93,3 +93,37 @@ def keras_summary_cells(model) -> tuple[list[list[str]], list[str]]:
     finally:
         os.environ.pop("COLUMNS") if columns is None else os.environ.update(COLUMNS=columns)
     return summary_cells("\n".join(printed))
+
+
+def keras_separable_conv_bn(keras):
+    """The Keras twin of the own-model guide's forked layer (``SeparableConvBN``): a custom
+    layer with its own two kernels and a tracked ``pointwise_bn`` sublayer."""
+
+    class SeparableConvBN(keras.layers.Layer):
+        def __init__(self, filters, kernel_size, padding="valid", activation=None, **kwargs):
+            super().__init__(**kwargs)
+            self.filters, self.kernel_size, self.padding = filters, kernel_size, padding
+            self.activation = keras.activations.get(activation)
+            self.pointwise_bn = keras.layers.BatchNormalization()
+
+        def build(self, input_shape):
+            channels = input_shape[-1]
+            self.depthwise_kernel = self.add_weight(shape=(self.kernel_size, self.kernel_size, channels, 1),
+                                                    name="depthwise_kernel")
+            self.pointwise_kernel = self.add_weight(shape=(1, 1, channels, self.filters), name="pointwise_kernel")
+            self.pointwise_bn.build((*input_shape[:-1], self.filters))
+
+        def call(self, x, training=None):
+            y = keras.ops.separable_conv(x, self.depthwise_kernel, self.pointwise_kernel, padding=self.padding)
+            return self.activation(self.pointwise_bn(y, training=training))
+
+    return SeparableConvBN
+
+
+def keras_sepbn_net(keras, image_size: int = 16, rescale: bool = False):
+    """The guide's ``sepbn_net`` in Keras (with ``rescale``: a ``Rescaling(1/255)`` first)."""
+    layer = keras_separable_conv_bn(keras)
+    inputs = keras.Input(shape=(image_size, image_size, 3))
+    x = keras.layers.Rescaling(1 / 255, name="rescaling")(inputs) if rescale else inputs
+    x = layer(8, 3, activation="relu", name="sepbn")(x)
+    return keras.Model(inputs, layer(8, 3, padding="same", name="sepbn_1")(x))

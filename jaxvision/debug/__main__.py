@@ -13,7 +13,6 @@ and exits 2, so status 1 always means a measured divergence (``--debug`` shows t
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
@@ -47,14 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         from jaxvision.untrusted import regular_file
 
         regular_file(args.keras, "--keras file")  # before Keras opens it: a FIFO would hang it
-        os.environ.setdefault("KERAS_BACKEND", "jax")  # the gradients need Keras on JAX
-        import keras
-
         from jaxvision.debug import compare
+        from jaxvision.debug.compare import keras_on_jax
         from jaxvision.models import build_model
         from jaxvision.weights import load_keras_weights
 
-        reference = keras.saving.load_model(args.keras)
+        reference = keras_on_jax().saving.load_model(args.keras)
         kwargs = dict(item.split("=", 1) for item in args.arg)
         model = build_model(args.jaxvision, **{k: _value(v) for k, v in kwargs.items()})
         load_keras_weights(model, args.weights or args.keras)

@@ -27,7 +27,7 @@ import numpy as np
 from flax import nnx
 
 from jaxvision.interpret.activations import as_images, check_layers, eval_split
-from jaxvision.models.base import Model
+from jaxvision.models.base import Model, tapped_forward
 
 
 def class_scores(outputs: jax.Array, class_index: jax.Array, from_logits: bool = False) -> jax.Array:
@@ -70,7 +70,7 @@ def _score_gradient(graphdef, state, images, class_index, layer_name, from_logit
             return value
 
         # Images are independent in eval mode, so the gradient of the sum is per image.
-        scores = class_scores(model.forward(images, tap), class_index, from_logits)
+        scores = class_scores(tapped_forward(model, images, tap), class_index, from_logits)
         return scores.sum(), seen[layer_name]
 
     shape = jax.eval_shape(lambda: total_score(0.0)[1]).shape
@@ -141,8 +141,8 @@ def grad_cam(model: Model, images, layer_name: str | None = None, class_index: i
     Args:
       model: any [Model][jaxvision.models.base.Model]; run in eval mode.
       images: (N, H, W, C) batch in the model's input format.
-      layer_name: a tapped layer with an (N, h, w, C) output; default
-        [default_layer][jaxvision.interpret.default_layer],
+      layer_name: a tapped layer with an (N, h, w, C) output (a sublayer of a layer by path,
+        ``"sepbn_1/pointwise_bn"``); default [default_layer][jaxvision.interpret.gradcam.default_layer],
         the last one with more than one spatial position (a 1 × 1 choice gets a warning).
       class_index: class to explain (int or one per image); default each image's top class.
       from_logits: a single-output model returns logits rather than sigmoid probabilities.

@@ -68,7 +68,7 @@ class Conv2D(Layer):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError("Conv2D: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras)")
         self.activation = activation
-        self._fn = get_activation(activation)
+        self.activation_fn = get_activation(activation)
         self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
         shape = (*self.kernel_size, in_channels, filters)
         kernel = jax.nn.initializers.glorot_uniform()(rngs.params(), shape)
@@ -84,6 +84,6 @@ class Conv2D(Layer):
             padding=self.padding.upper(), rhs_dilation=self.dilation_rate, dimension_numbers=DIMENSION_NUMBERS)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
-        y = self._fn(y)
+        y = self.activation_fn(y)
         activity_penalty(self.activity_regularizer, y)
         return y

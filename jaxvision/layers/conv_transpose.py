@@ -180,7 +180,7 @@ class Conv2DTranspose(Layer):
             raise ValueError("Conv2DTranspose: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras)")
         self.output_padding = _output_padding(output_padding, self.strides)
         self.activation = activation
-        self._fn = get_activation(activation)
+        self.activation_fn = get_activation(activation)
         self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
         shape = (*self.kernel_size, filters, in_channels)
         kernel = jax.nn.initializers.glorot_uniform()(rngs.params(), shape)
@@ -196,4 +196,4 @@ class Conv2DTranspose(Layer):
                            self.dilation_rate)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
-        return self._fn(y)
+        return self.activation_fn(y)

@@ -70,11 +70,11 @@ class Activation(Layer):
     def __init__(self, activation: str | Callable, *, name: str | None = None, dtype: PolicyLike | None = None):
         self.activation = activation
         self.name = name
-        self._fn = get_activation(activation)
+        self.activation_fn = get_activation(activation)
         self.dtype = layer_dtypes(dtype, None)[0]
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self._fn(autocast(jnp.asarray(x), self.dtype))
+        return self.activation_fn(autocast(jnp.asarray(x), self.dtype))
 
 
 class Dense(Layer):
@@ -112,7 +112,7 @@ class Dense(Layer):
         self.bias_regularizer = get_regularizer(bias_regularizer, what="bias_regularizer")
         self.activity_regularizer = get_regularizer(activity_regularizer, what="activity_regularizer")
         self.activation = activation
-        self._fn = get_activation(activation)
+        self.activation_fn = get_activation(activation)
         self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
         kernel = jax.nn.initializers.glorot_uniform()(rngs.params(), (in_features, units))
         self.kernel = nnx.Param(kernel.astype(self.param_dtype))
@@ -124,7 +124,7 @@ class Dense(Layer):
         y = x.astype(self.dtype) @ self.kernel[...].astype(self.dtype)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
-        y = self._fn(y)
+        y = self.activation_fn(y)
         activity_penalty(self.activity_regularizer, y)
         return y
 

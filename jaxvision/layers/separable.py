@@ -79,9 +79,31 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int] = (
                                       default=functools.partial(depthwise_conv_lax, **args))
 
 
-def _configure(layer: nnx.Module, in_channels: int, kernel_size, strides, padding, depth_multiplier,
-               dilation_rate, activation, use_bias: bool, name: str | None, dtype, param_dtype) -> None:
-    """Validate and store the hyperparameters both layers share."""
+def configure_depthwise(layer: nnx.Module, in_channels: int, kernel_size: int | Sequence[int],
+                        strides: int | Sequence[int] = 1, padding: str = "valid",
+                        dilation_rate: int | Sequence[int] = 1, *, depth_multiplier: int = 1,
+                        activation: str | Callable | None = None, use_bias: bool = True, name: str | None = None,
+                        dtype: PolicyLike | None = None, param_dtype: PolicyLike | None = None) -> None:
+    """Check, normalise and store on ``layer`` the hyperparameters of a depthwise step, as
+    [DepthwiseConv2D][jaxvision.layers.DepthwiseConv2D] and
+    [SeparableConv2D][jaxvision.layers.SeparableConv2D] do: ``kernel_size``, ``strides``
+    and ``dilation_rate`` as pairs, ``padding`` lower-case, ``activation`` resolved (called
+    as ``layer.activation_fn``), ``dtype`` / ``param_dtype`` from the dtype policy. Call it
+    first in a forked layer's ``__init__``; errors name the layer's class and the argument.
+
+    Examples:
+        >>> from flax import nnx
+        >>> class MySeparable(nnx.Module):
+        ...     def __init__(self, in_channels, kernel_size, **kwargs):
+        ...         configure_depthwise(self, in_channels, kernel_size, **kwargs)
+        >>> layer = MySeparable(3, 3, padding="SAME")
+        >>> layer.kernel_size, layer.padding, layer.dtype
+        ((3, 3), 'same', dtype('float32'))
+        >>> MySeparable(3, 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: MySeparable: kernel_size must be a positive int or a pair of them, got 0
+    """
     kind = type(layer).__name__
     if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
         raise ValueError(f"{kind}: depth_multiplier must be a positive int, got {depth_multiplier!r}")
@@ -92,17 +114,34 @@ def _configure(layer: nnx.Module, in_channels: int, kernel_size, strides, paddin
     layer.dilation_rate = pair(kind, "dilation_rate", dilation_rate)
     layer.padding = check_padding(kind, padding)
     layer.activation = activation
-    layer._fn = get_activation(activation)
+    layer.activation_fn = get_activation(activation)
     layer.dtype, layer.param_dtype = layer_dtypes(dtype, param_dtype)
 
 
-def _checked_depthwise(layer: nnx.Module, x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Input checks (clear errors rather than XLA's), then the depthwise conv."""
+def depthwise_step(layer: nnx.Module, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The depthwise convolution of a layer set up by
+    [configure_depthwise][jaxvision.layers.configure_depthwise]: the input
+    checked (rank, channels, floating dtype, a kernel that fits with ``"valid"``: clear errors
+    naming the layer rather than XLA's), input and kernel cast to the layer's compute dtype,
+    then [depthwise_conv][jaxvision.layers.depthwise_conv] with the layer's strides, padding and dilation."""
     check_input(layer, x, rank=4, channels=layer.in_channels)
     if layer.padding == "valid":
         check_fits(layer, x, layer.kernel_size, layer.dilation_rate)
     return depthwise_conv(x.astype(layer.dtype), kernel.astype(layer.dtype), layer.strides, layer.padding,
                           layer.dilation_rate)
+
+
+def pointwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The pointwise (1x1) convolution of a separable convolution, in ``x``'s dtype: ``kernel``
+    is Keras's ``(1, 1, in, out)`` and, a 1x1 convolution being a matmul over the channel
+    axis, that is what runs.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> pointwise_conv(jnp.ones((1, 2, 2, 3)), jnp.ones((1, 1, 3, 4))).shape
+        (1, 2, 2, 4)
+    """
+    return x @ kernel[0, 0].astype(x.dtype)
 
 
 class DepthwiseConv2D(Layer):
@@ -138,18 +177,19 @@ class DepthwiseConv2D(Layer):
                  padding: str = "valid", dilation_rate: int | Sequence[int] = 1, *, depth_multiplier: int = 1,
                  activation: str | Callable | None = None, use_bias: bool = True, rngs: nnx.Rngs,
                  name: str | None = None, dtype: PolicyLike | None = None, param_dtype: PolicyLike | None = None):
-        _configure(self, in_channels, kernel_size, strides, padding, depth_multiplier, dilation_rate,
-                   activation, use_bias, name, dtype, param_dtype)
+        configure_depthwise(self, in_channels, kernel_size, strides, padding, dilation_rate,
+                            depth_multiplier=depth_multiplier, activation=activation, use_bias=use_bias, name=name,
+                            dtype=dtype, param_dtype=param_dtype)
         shape = (*self.kernel_size, in_channels, depth_multiplier)
         kernel = jax.nn.initializers.glorot_uniform()(rngs.params(), shape)
         self.kernel = nnx.Param(kernel.astype(self.param_dtype))
         self.bias = nnx.Param(jnp.zeros((in_channels * depth_multiplier,), self.param_dtype)) if use_bias else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = _checked_depthwise(self, x, self.kernel[...])
+        y = depthwise_step(self, x, self.kernel[...])
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
-        return self._fn(y)
+        return self.activation_fn(y)
 
 
 class SeparableConv2D(Layer):
@@ -182,8 +222,9 @@ class SeparableConv2D(Layer):
                  *, depth_multiplier: int = 1, activation: str | Callable | None = None, use_bias: bool = True,
                  rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None,
                  param_dtype: PolicyLike | None = None):
-        _configure(self, in_channels, kernel_size, strides, padding, depth_multiplier, dilation_rate,
-                   activation, use_bias, name, dtype, param_dtype)
+        configure_depthwise(self, in_channels, kernel_size, strides, padding, dilation_rate,
+                            depth_multiplier=depth_multiplier, activation=activation, use_bias=use_bias, name=name,
+                            dtype=dtype, param_dtype=param_dtype)
         self.filters = filters
         glorot = jax.nn.initializers.glorot_uniform()
         shape = (*self.kernel_size, in_channels, depth_multiplier)
@@ -193,9 +234,7 @@ class SeparableConv2D(Layer):
         self.bias = nnx.Param(jnp.zeros((filters,), self.param_dtype)) if use_bias else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = _checked_depthwise(self, x, self.depthwise_kernel[...])
-        # A 1x1 convolution is a matmul over the channel axis.
-        y = y @ self.pointwise_kernel[0, 0].astype(self.dtype)
+        y = pointwise_conv(depthwise_step(self, x, self.depthwise_kernel[...]), self.pointwise_kernel[...])
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
-        return self._fn(y)
+        return self.activation_fn(y)

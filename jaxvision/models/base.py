@@ -11,16 +11,23 @@ prefixed by the attribute's name, so a MobileNet stored as ``backbone`` inside a
 ``Sequential`` exposes ``"backbone/conv_pw_13_relu"`` to ``intermediates``, Grad-CAM, filter
 visualisation and ``summary`` (and ``"backbone"``, its output). Every tap name must be
 unique within one forward pass.
+
+Layers nest too: a layer that is not a model (a user's fork of ``SeparableConv2D`` holding a
+``pointwise_bn``, a ``ResidualBlock``) has no ``forward``, so
+[tapped_forward][jaxvision.models.base.tapped_forward] taps the output (an array) of each of
+its sublayers' calls by path (``"sepbn_1/pointwise_bn"``); a sublayer called again is tapped
+as ``"path:1"``, ``"path:2"``…
 """
 
+import contextlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvision.layers.base import Layer
+from jaxvision.layers.base import Layer, sublayers
 
 Tap = Callable[[str, jax.Array], jax.Array]
 
@@ -45,6 +52,70 @@ def sublayer(model: nnx.Module, path: str) -> nnx.Module | None:
         if node is None:
             return None
     return node if isinstance(node, nnx.Module) else None
+
+
+@contextlib.contextmanager
+def intercepted_calls(root: nnx.Module, paths: Mapping[int, str],
+                      around: Callable[[str, Callable[[], object]], object]) -> Iterator[None]:
+    """While active, a call of a module of ``root`` whose ``id`` is in ``paths`` runs as
+    ``around(path, call)``, ``call()`` running the module (its ``__call__`` is swapped on its
+    class for the duration, so use it while tracing, not around compiled code)."""
+    classes = {type(node) for _, node in nnx.iter_graph(root) if isinstance(node, nnx.Module)}
+    # Wrap each class that defines the __call__ its instances run, once.
+    owners = {next((c for c in cls.__mro__ if "__call__" in c.__dict__), None) for cls in classes} - {None}
+    saved = {cls: cls.__dict__["__call__"] for cls in owners}
+    active: set[int] = set()  # a __call__ calling super().__call__ is one call
+
+    def wrap(call):
+        def intercepted(self, *args, **kwargs):
+            path = paths.get(id(self))
+            if path is None or id(self) in active:
+                return call(self, *args, **kwargs)
+            active.add(id(self))
+            try:
+                return around(path, lambda: call(self, *args, **kwargs))
+            finally:
+                active.discard(id(self))
+        return intercepted
+
+    for cls, call in saved.items():
+        cls.__call__ = wrap(call)
+    try:
+        yield
+    finally:
+        for cls, call in saved.items():
+            cls.__call__ = call
+
+
+def nested_layer_paths(model: nnx.Module) -> dict[int, str]:
+    """``id`` → path of every module nested in a layer that is not a [Model][jaxvision.models.base.Model]: the
+    outputs no ``forward`` taps."""
+    paths: dict[int, str] = {}
+
+    def walk(module: nnx.Module, prefix: str, in_layer: bool) -> None:
+        for key, child in sublayers(module):
+            if in_layer:
+                paths.setdefault(id(child), prefix + key)
+            walk(child, f"{prefix}{key}/", not isinstance(child, Model))
+
+    walk(model, "", not isinstance(model, Model))
+    return paths
+
+
+def tapped_forward(model: "Model", x: jax.Array, tap: Tap) -> jax.Array:
+    """``model.forward(x, tap)``, with the sublayers of its layers tapped by path too (see
+    the module docstring): what [Recorder][jaxvision.models.base.Recorder], Grad-CAM and ``debug.compare`` run."""
+    counts: dict[str, int] = {}
+
+    def around(path: str, call: Callable[[], object]) -> object:
+        out = call()
+        if not isinstance(out, jax.Array):  # a tuple, a dict…: not an activation to tap
+            return out
+        counts[path] = counts.get(path, -1) + 1
+        return tap(path if counts[path] == 0 else f"{path}:{counts[path]}", out)
+
+    with intercepted_calls(model, nested_layer_paths(model), around):
+        return model.forward(x, tap)
 
 
 def keras_name(layer: object) -> str:
@@ -105,7 +176,7 @@ class Recorder:
         if self.wanted is not None and not self.wanted:
             return self.found
         try:
-            self.output = model.forward(x, self)
+            self.output = tapped_forward(model, x, self)
         except _Complete:
             pass
         missing = [name for name in self.wanted or () if name not in self.found]

@@ -11,9 +11,8 @@ names, each layer class's ``__call__`` is wrapped for the duration of the trace 
 returned; a row's inputs are the nearest named values its output is computed from.
 """
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ from flax import nnx
 from jax.extend.core import Var
 
 from jaxvision.layers.base import count_params, sublayers, weight_states
-from jaxvision.models.base import Model, Recorder, sublayer
+from jaxvision.models.base import Model, Recorder, intercepted_calls, sublayer
 
 
 def _shape(value: object) -> str:
@@ -29,36 +28,19 @@ def _shape(value: object) -> str:
     return str(shapes[0]) if len(shapes) == 1 else str(shapes)
 
 
-@contextlib.contextmanager
-def _calls_recorded(root: nnx.Module, record: Callable[[str, object], None]) -> Iterator[None]:
+def _calls_recorded(root: nnx.Module, record: Callable[[str, object], None]):
     """While active, every call of a module of ``root`` reports ``(path, output)`` at its start
     (for the row order: parents before children) and its end (for the shape)."""
     paths = {id(node): "/".join(map(str, path)) for path, node in nnx.iter_graph(root)
              if isinstance(node, nnx.Module) and path}
-    classes = {type(node) for _, node in nnx.iter_graph(root) if isinstance(node, nnx.Module)}
-    saved = {cls: cls.__dict__.get("__call__") for cls in classes}
 
-    def wrap(call):
-        def recorded(self, *args, **kwargs):
-            path = paths.get(id(self))
-            if path is not None:
-                record(path, None)
-            out = call(self, *args, **kwargs)
-            if path is not None:
-                record(path, out)
-            return out
-        return recorded
+    def around(path: str, call: Callable[[], object]) -> object:
+        record(path, None)
+        out = call()
+        record(path, out)
+        return out
 
-    for cls in classes:
-        cls.__call__ = wrap(cls.__call__)
-    try:
-        yield
-    finally:
-        for cls, call in saved.items():
-            if call is None:
-                del cls.__call__
-            else:
-                cls.__call__ = call
+    return intercepted_calls(root, paths, around)
 
 
 # The Keras layer class of a tapped operation, by the primitive that computed it.

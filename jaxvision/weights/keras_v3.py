@@ -8,6 +8,11 @@ its own scope, ``layers/functional/layers/conv2d/vars/0``, named by its Keras cl
 (``Model.keras_class``: ``Functional``, or ``Sequential``) and counted with its siblings. Reading pairs layers by
 that class-and-position key, or by the recorded name; writing produces the same layout, so
 Keras's ``model.load_weights`` accepts the file for the same architecture.
+
+A layer that holds weights and also layers (a custom Keras layer's tracked sublayers, a
+forked ``SeparableConv2D`` with a nested ``pointwise_bn``) keeps them under its own key, by
+attribute name, as Keras 3 does: ``layers/sep_bn/vars/0`` and
+``layers/sep_bn/pointwise_bn/vars/0``.
 """
 
 import os
@@ -50,11 +55,23 @@ def class_keys(model: nnx.Module) -> dict[str, str]:
                 if isinstance(child, Model):
                     scope(child, f"{prefix}{key}/", next_key(child.keras_class) + "/layers/")
                 elif layer_variables(child):
-                    keys[prefix + key] = next_key(type(child).__name__)
+                    layer_key = next_key(type(child).__name__)
+                    keys[prefix + key] = layer_key
+                    tracked(child, f"{prefix}{key}/", layer_key + "/")
                 else:
                     visit(child, f"{prefix}{key}/")
 
         visit(container, name_prefix)
+
+    def tracked(layer: nnx.Module, name_prefix: str, key_prefix: str) -> None:
+        """A weighted layer's sublayers, keyed by attribute path as Keras keys a custom layer's."""
+        for key, child in sublayers(layer):
+            if isinstance(child, Model):
+                scope(child, f"{name_prefix}{key}/", f"{key_prefix}{key}/layers/")
+                continue
+            if layer_variables(child):
+                keys[name_prefix + key] = key_prefix + key
+            tracked(child, f"{name_prefix}{key}/", f"{key_prefix}{key}/")
 
     scope(model, "", "")
     return keys
@@ -71,29 +88,35 @@ def read_keras_v3(f: h5py.File, path: str | os.PathLike, budget: Budget) -> dict
     found: dict[str, FileLayer] = {}
     source = str(path)
 
-    def walk(group: h5py.Group, prefix: str) -> None:
-        if prefix.count("/layers/") > MAX_DEPTH:
-            raise ValueError(f"{path}: models nested deeper than {MAX_DEPTH} levels at {prefix[:200]}; refused "
+    def walk(group: h5py.Group, prefix: str, owner: str | None) -> None:
+        """``group``'s members are layers (a ``layers`` list) or, inside the layer named
+        ``owner``, that layer's tracked sublayers by attribute name."""
+        if prefix.count("/") > MAX_DEPTH:
+            raise ValueError(f"{path}: layers nested deeper than {MAX_DEPTH} levels at {prefix[:200]}; refused "
                              "(a link cycle?)")
         for key, sub in children(group, source):
-            if not isinstance(sub, h5py.Group):
+            if not isinstance(sub, h5py.Group) or key == "vars":
                 continue
+            if key == "layers":
+                walk(sub, f"{prefix}{key}/", None)
+                continue
+            # A custom layer's sublayer records its own Keras name; by name it is its owner's attribute.
+            name = f"{prefix}{key}" if owner is None else f"{owner}/{key}"
             variables = child(sub, "vars", source)
             if isinstance(variables, h5py.Group) and len(variables):
                 indices = sorted(variables, key=lambda k: int(k) if k.isdigit() else -1)
                 if not all(k.isdigit() for k in indices) or [int(k) for k in indices] != list(range(len(indices))):
                     raise ValueError(f"{path}: {sub.name}/vars holds {indices}, expected 0..n-1 "
                                      "(not a Keras .weights.h5 file?)")
-                name = decode(variables.attrs.get("name", f"{prefix}{key}"))
+                if owner is None:
+                    name = decode(variables.attrs.get("name", name))
                 arrays = [(k, child(variables, k, source)) for k in indices]
                 if not all(isinstance(a, h5py.Dataset) for _, a in arrays):
                     raise ValueError(f"{path}: {sub.name}/vars holds groups, expected datasets")
                 found[f"{prefix}{key}"] = FileLayer(name, [(k, LazyDataset(a, budget)) for k, a in arrays])
-            nested = child(sub, "layers", source)
-            if isinstance(nested, h5py.Group):
-                walk(nested, f"{prefix}{key}/layers/")
+            walk(sub, f"{prefix}{key}/", name)
 
-    walk(child(f, "layers", source), "")
+    walk(child(f, "layers", source), "", None)
     return found
 
 
@@ -105,7 +128,7 @@ def write_keras_v3(model: nnx.Module, path: str | os.PathLike) -> None:
         f.create_group("vars")
         root = f.create_group("layers")
         for name, key in class_keys(model).items():
-            variables = root.require_group(key).create_group("vars")
+            variables = root.require_group(key).require_group("vars")
             variables.attrs["name"] = name.rsplit("/", 1)[-1]
             for i, (_, variable) in enumerate(layer_variables(layers[name])):
                 variables.create_dataset(str(i), data=np.asarray(variable[...]))

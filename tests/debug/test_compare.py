@@ -12,15 +12,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from jaxvision.applications import MobileNet, preprocess_input
 from jaxvision.data import data_root
 from jaxvision.debug import compare, drift
 from jaxvision.models import build_model
 from jaxvision.weights import save_keras_weights
-from keras_twins import keras_mini_xception, keras_segmenter
+from keras_twins import keras_mini_xception, keras_segmenter, keras_sepbn_net
+from own_layer import fork_module
 
 NO_TOP = "mobilenet_2_5_224_tf_no_top.h5"
+SIZE = 32
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +31,12 @@ def mobilenets(keras):
     path = data_root() / "pretrained" / NO_TOP
     if not path.exists():
         pytest.skip(f"{path} is not in the shared data")
-    reference = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.25, include_top=False,
+    # Keras's smallest MobileNet input: every layer, a quarter of the work of 64 × 64.
+    reference = keras.applications.MobileNet(input_shape=(SIZE, SIZE, 3), alpha=0.25, include_top=False,
                                              weights=str(path))
-    x = preprocess_input(np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype(np.float32))
-    return lambda: MobileNet(alpha=0.25, include_top=False, weights=str(path)), reference, x
+    x = preprocess_input(np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32))
+    loaded = MobileNet(alpha=0.25, include_top=False, weights=str(path))
+    return lambda: nnx.clone(loaded), reference, x
 
 
 def test_real_weights_are_identical_forward_and_backward(mobilenets):
@@ -80,7 +85,7 @@ def test_a_backward_fault_is_located_from_the_output(mobilenets):
 
     relu6.defjvp(lambda primals, tangents: (relu6(primals[0]), 0.5 * tangents[0] * (primals[0] > 0)
                                                                                  * (primals[0] < 6)))
-    model.conv_pw_5_relu._fn = relu6  # the forward pass is exact, its derivative is half
+    model.conv_pw_5_relu.activation_fn = relu6  # the forward pass is exact, its derivative is half
     report = compare(model, reference, x, grads=True)
     forward = [row for row in report.rows if not row.name.startswith("d/d")]
     assert all(row.ok for row in forward) and forward[-1].name == "output"
@@ -111,11 +116,13 @@ def test_faults_are_located_in_the_mini_xception_and_the_segmenter(fresh_keras, 
     save_keras_weights(model, tmp_path / "s.weights.h5")
     twin.load_weights(tmp_path / "s.weights.h5")
     x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
-    assert compare(model, twin, x, grads=True).identical
+    # Forward only: gradients through every layer kind here are checked in tests/layers and, whole, in MobileNet.
+    assert compare(model, twin, x).identical
     kernel = model.conv2d_transpose.kernel  # (3, 3, 256, 256): (kh, kw, out, in)
     kernel[...] = jnp.swapaxes(kernel[...], 2, 3)
-    report = compare(model, twin, x, grads=True)
+    report = compare(model, twin, x, grads=True)  # a forward fault: the gradients are not compared, and said so
     assert report.first_divergence.name == "conv2d_transpose", str(report)
+    assert report.skipped["gradients"] == "after the first divergence (stop_at_first=True)"
 
 
 def test_command_line_prints_the_table_and_sets_the_exit_status(mobilenets, tmp_path, capsys):
@@ -142,19 +149,25 @@ def test_precision_and_device_drift_maps(mobilenets):
     report = drift(model, x, policy="mixed_bfloat16")
     assert report.tolerance == 1e-2 and len(report.rows) == len(model.layer_shapes(x.shape)) + 1
     assert 1e-4 < report.rows[1].max_rel < 0.1  # conv1 in bfloat16: moved, but by rounding only
-    code = textwrap.dedent(f"""
+    # One device against eight: a small convnet with BatchNorm is enough to map the mesh.
+    code = textwrap.dedent("""
         import numpy as np, jax
+        from flax import nnx
         from jax.sharding import Mesh
-        from jaxvision.applications import MobileNet
         from jaxvision.debug import drift
-        model = MobileNet(alpha=0.25, include_top=False, seed=0)
-        x = np.random.default_rng(0).uniform(-1, 1, (8, 64, 64, 3)).astype(np.float32)
+        from jaxvision.layers import BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D
+        from jaxvision.models import Sequential
+        rngs = nnx.Rngs(0)
+        model = Sequential([Conv2D(3, 8, 3, rngs=rngs), BatchNormalization(8, rngs=rngs), GlobalAveragePooling2D(),
+                            Dense(8, 2, rngs=rngs)])
+        x = np.random.default_rng(0).uniform(-1, 1, (8, 12, 12, 3)).astype(np.float32)
         report = drift(model, x, mesh=Mesh(np.array(jax.devices()), ("data",)))
-        print(len(jax.devices()), report.identical, len(report.rows))
+        print(len(jax.devices()), report.identical, *[row.name for row in report.rows])
         """)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert done.stdout.split() == ["8", "True", str(len(model.layer_shapes(x.shape)) + 1)], done.stderr
+    assert done.stdout.split() == ["8", "True", "conv2d", "batch_normalization", "global_average_pooling2d", "dense",
+                                   "output"], done.stderr
 
 
 def test_the_experiment_compares_mobilenet_with_keras_on_the_elephant(tmp_path, capsys):
@@ -172,8 +185,6 @@ def test_the_experiment_compares_mobilenet_with_keras_on_the_elephant(tmp_path, 
 def test_a_nested_model_is_compared_by_path(mobilenets, keras, tmp_path):
     """The shape of the book's end-to-end model (after listing 8.29) on both sides: the backbone's layers are matched as
     ``backbone/conv1`` ↔ ``<keras backbone name>/conv1`` (``rename``), forward and backward."""
-    from flax import nnx
-
     from jaxvision.layers import Dense, GlobalAveragePooling2D
     from jaxvision.models import Sequential
 
@@ -193,8 +204,6 @@ def test_a_nested_model_is_compared_by_path(mobilenets, keras, tmp_path):
 def test_the_tolerance_follows_the_compute_dtype_not_the_weights():
     """A mixed_bfloat16 model stores float32 weights but computes in bfloat16: compared with
     its float32 twin it is judged at the bfloat16 tolerance, and within it."""
-    from flax import nnx
-
     from jaxvision.debug import jaxvision_intermediates
     from jaxvision.layers import Conv2D, policy_scope
     from jaxvision.models import Sequential
@@ -207,3 +216,78 @@ def test_the_tolerance_follows_the_compute_dtype_not_the_weights():
     assert report.tolerance == 1e-2 and report.identical, str(report)
     assert max(row.max_rel for row in report.rows) > 1e-5  # bfloat16 rounding is really there
     assert compare(model, jaxvision_intermediates(twin), x, dtype="float32").first_divergence is not None
+
+
+@pytest.fixture(scope="module")
+def raw_pixel_twins(keras, tmp_path_factory):
+    """The own-model guide's forked layer (a BatchNormalization after the pointwise step)
+    behind a Rescaling of 0–255 pixels, as the book's models take them, and its Keras twin
+    (a custom layer) with the same weights."""
+    from jaxvision.layers import Rescaling
+    from jaxvision.models import Sequential
+
+    fork = fork_module()
+    rngs = nnx.Rngs(0)
+    model = Sequential([Rescaling(1 / 255), ("sepbn", fork.SeparableConvBN(3, 8, 3, activation="relu", rngs=rngs)),
+                        ("sepbn_1", fork.SeparableConvBN(8, 8, 3, padding="same", rngs=rngs))])
+    rng = np.random.default_rng(0)
+    for layer in (model.sepbn.pointwise_bn, model.sepbn_1.pointwise_bn):  # statistics as after training
+        layer.moving_mean[...] = jnp.asarray(rng.normal(0, 0.1, 8), jnp.float32)
+        layer.moving_variance[...] = jnp.asarray(rng.uniform(0.5, 1.5, 8), jnp.float32)
+    keras.backend.clear_session()
+    twin = keras_sepbn_net(keras, 12, rescale=True)
+    path = tmp_path_factory.mktemp("raw") / "m.weights.h5"
+    save_keras_weights(model, path)
+    twin.load_weights(path)
+    x = rng.uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
+    return model, twin, x
+
+
+def test_a_faithful_custom_layer_twin_is_clean_and_nothing_is_skipped_silently(raw_pixel_twins):
+    model, twin, x = raw_pixel_twins
+    report = compare(model, twin, x, grads=True)
+    assert report.identical, str(report)
+    names = [row.name for row in report.rows]
+    assert names[:4] == ["rescaling", "sepbn", "sepbn_1", "output"]
+    weights = sorted(n for n in names if n.startswith("d/d ") and not n.endswith("(output)") and n != "d/d input")
+    assert weights == sorted(f"d/d {layer}/{w}" for layer in ("sepbn", "sepbn_1") for w in (
+        "depthwise_kernel", "pointwise_kernel", "pointwise_bn/gamma", "pointwise_bn/beta"))  # every weight
+    assert report.skipped == {
+        "sepbn/pointwise_bn": "only jaxvision has it", "sepbn_1/pointwise_bn": "only jaxvision has it",
+        **{f"d/d {layer}/pointwise_bn/{stat}": "a BatchNorm statistic, not a trained weight: no gradient"
+           for layer in ("sepbn", "sepbn_1") for stat in ("moving_mean", "moving_variance")}}
+    lines = str(report).splitlines()
+    assert lines[-4:-1] == ["not compared (6):", "  only jaxvision has it: sepbn/pointwise_bn, sepbn_1/pointwise_bn",
+                            "  a BatchNorm statistic, not a trained weight: no gradient: " + ", ".join(
+                                f"d/d {layer}/pointwise_bn/{stat}" for layer in ("sepbn", "sepbn_1")
+                                for stat in ("moving_mean", "moving_variance"))]
+    assert lines[-1] == f"identical to 1e-05 at every one of {len(report.rows)} compared tensors"
+
+
+@pytest.mark.parametrize("fault", ["output", "epsilon"])
+def test_a_1e_4_fault_behind_a_rescaling_of_raw_pixels_is_flagged(raw_pixel_twins, fault):
+    """The input spans 0–255 but the layers after the Rescaling work on ~1: judged on the
+    input's scale (as before), a 1e-4 error there passed as identical."""
+    model, twin, x = raw_pixel_twins
+    faulty = nnx.clone(model)
+    bn = faulty.sepbn.pointwise_bn
+    if fault == "output":  # every output of the layer 1e-4 too large (the ReLU commutes with it)
+        bn.gamma[...] = bn.gamma[...] * (1 + 1e-4)
+        bn.beta[...] = bn.beta[...] * (1 + 1e-4)
+    else:  # the issue's fault: a BatchNormalization epsilon that differs from the twin's
+        bn.epsilon = 2e-3
+    report = compare(faulty, twin, x)
+    assert report.first_divergence.name == "sepbn", str(report)
+    assert 1e-5 < report.first_divergence.max_rel < 1e-3
+    assert report.skipped["sepbn_1"] == report.skipped["output"] == "after the first divergence (stop_at_first=True)"
+
+
+def test_keras_is_set_up_on_jax_or_the_error_says_how(keras, monkeypatch):
+    from jaxvision.debug.compare import keras_on_jax
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.delitem(sys.modules, "keras")  # not imported yet: compare chooses the backend
+    assert keras_on_jax().backend.backend() == "jax" and os.environ["KERAS_BACKEND"] == "jax"
+    monkeypatch.setattr(sys.modules["keras"].backend, "backend", lambda: "tensorflow")
+    with pytest.raises(RuntimeError, match="imported with the 'tensorflow' backend; set KERAS_BACKEND=jax before"):
+        keras_on_jax()

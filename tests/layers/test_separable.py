@@ -181,3 +181,35 @@ def test_rejects_bad_input_and_arguments(layer_cls):
         layer_cls(3, *extra, 3, depth_multiplier=0, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=rf"{kind}: dilation_rate must be a positive int or a pair"):
         layer_cls(3, *extra, 3, rngs=nnx.Rngs(0), dilation_rate=(1, 2, 3))
+
+
+def test_the_guides_fork_uses_only_the_public_kit_and_computes_separable_then_batchnorm():
+    """The own-model guide forks SeparableConv2D (a BatchNormalization after the pointwise step,
+    no bias) with names that ``jaxvision.layers`` exports; it computes exactly the layers it
+    replaces, and its errors name the fork."""
+    import ast
+
+    import jaxvision.layers
+    import jaxvision.models
+    from jaxvision.layers import BatchNormalization
+    from own_layer import fork_module, fork_source
+
+    public = {"jaxvision.layers": jaxvision.layers.__all__, "jaxvision.models": jaxvision.models.__all__}
+    imported = [(node.module, alias.name) for node in ast.walk(ast.parse(fork_source()))
+                if isinstance(node, ast.ImportFrom) and node.module.startswith("jaxvision")
+                for alias in node.names]
+    assert ("jaxvision.layers", "configure_depthwise") in imported
+    assert all(name in public.get(module, ()) for module, name in imported), imported
+
+    fork = fork_module().SeparableConvBN(3, 4, 3, strides=2, padding="same", activation="relu", rngs=fast_rngs())
+    stock = SeparableConv2D(3, 4, 3, strides=2, padding="same", use_bias=False, rngs=fast_rngs())
+    stock.depthwise_kernel[...], stock.pointwise_kernel[...] = fork.depthwise_kernel[...], fork.pointwise_kernel[...]
+    bn = BatchNormalization(4, rngs=fast_rngs())
+    fork.pointwise_bn.moving_variance[...] = bn.moving_variance[...] = jnp.linspace(0.5, 2.0, 4)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 7, 3)), jnp.float32)
+    np.testing.assert_allclose(fork(x), jax.nn.relu(bn(stock(x))), rtol=1e-6, atol=1e-6)
+    assert fork.kernel_size == (3, 3) and fork.strides == (2, 2) and fork.padding == "same"
+    with pytest.raises(ValueError, match="SeparableConvBN: expected 3 input channels"):
+        fork(jnp.ones((1, 7, 7, 5)))
+    with pytest.raises(ValueError, match="SeparableConvBN: strides must be a positive int or a pair"):
+        fork_module().SeparableConvBN(3, 4, 3, strides=0, rngs=fast_rngs())
