@@ -42,11 +42,13 @@ from jaxvision.data import load_oxford_pet, oxford_pet_pairs
 from jaxvision.data.image_io import load_rgb, open_image
 from jaxvision.layers import AugmentBatch, RandomFlip, RandomRotation, RandomZoom
 from jaxvision.models import build_model
+from jaxvision.optimizers import Adam
 from jaxvision.train import IoU, MeanIoU, evaluate, fit, load_model, plot_history, predict, save_mask_grid
 
 NAME = "ch11_segmentation"
 PROFILES = {"book": {"epochs": 50, "image_size": 200, "batch_size": 64},
             "quick": {"epochs": 12, "image_size": 64, "batch_size": 16}}
+LEARNING_RATES = {"book": 1e-3, "quick": 1e-3}  # Keras Adam default
 
 
 def iou_metrics() -> list:
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--profile", choices=("book", "quick"), default="book")
     p.add_argument("--variant", choices=("book", "improved"), default="book",
                    help="improved: BatchNormalization + residual connections + joint image/mask augmentation")
+    p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (smoke tests)")
     p.add_argument("--figures-only", action="store_true", help="write the book's figures 11.3 and 11.4 and stop")
     args = _common.apply_profile(p.parse_args(argv), PROFILES)
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     with _common.Timer() as timer:
         history = fit(model, train, validation_data=val, augment=augment, epochs=args.epochs, batch_size=args.batch_size,
                       loss="sparse_categorical_crossentropy", metrics=iou_metrics(), seed=args.seed,
-                      optimizer="rmsprop",
+                      optimizer=Adam(learning_rate=args.learning_rate or LEARNING_RATES[args.profile]),
                       callbacks=_common.callbacks(args, monitor="val_loss", save_best_only=True))
     best = load_model(checkpoint)
     scores = evaluate(best, test, loss="sparse_categorical_crossentropy", metrics=iou_metrics(), batch_size=16)
