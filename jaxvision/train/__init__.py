@@ -1,6 +1,7 @@
 """Training: Keras's ``fit``/``evaluate``/``predict`` with jitted steps over a device mesh,
 losses, metrics, callbacks, orbax checkpoints and training curves."""
 
+from jaxvision.train.baselines import ConstantMaskBaseline, class_iou, constant_mask_baseline
 from jaxvision.train.callbacks import BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint
 from jaxvision.train.checkpoint import load_model, restore, save_checkpoint
 from jaxvision.train.loggers import CSVLogger, TensorBoard
@@ -15,7 +16,7 @@ from jaxvision.train.sharding import default_mesh
 from jaxvision.train.trainer import Trainer
 
 __all__ = [
-    "BackupAndRestore", "CSVLogger", "Callback", "EarlyStopping", "History", "IoU", "MeanIoU", "MeanMetric", "Metric",
+    "BackupAndRestore", "CSVLogger", "Callback", "ConstantMaskBaseline", "class_iou", "constant_mask_baseline", "EarlyStopping", "History", "IoU", "MeanIoU", "MeanMetric", "Metric",
     "ModelCheckpoint", "TensorBoard", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
     "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy", "default_mesh",
     "evaluate", "fit",
