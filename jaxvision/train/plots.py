@@ -96,7 +96,7 @@ def save_mask_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarra
     """One row per example: the image, its true mask and the predicted mask (the arg-max of
     ``predictions`` when they carry a class axis, as softmax outputs do), then, given a
     ``baseline`` class map (H, W), that constant mask (the same in every row). ``titles``: one
-    per row, above the prediction (e.g. its IoU). Only process 0 writes it."""
+    per row, appended to the prediction's title (e.g. its IoU). Only process 0 writes it."""
     images, masks, predictions = np.asarray(images), np.asarray(masks), np.asarray(predictions)
     masks = masks[..., 0] if masks.ndim == 4 else masks
     if predictions.ndim == 4 and predictions.shape[-1] > 1:
@@ -110,7 +110,7 @@ def save_mask_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarra
         image = image / 255.0 if image.max() > 1.0 else image  # imshow wants [0, 1] floats
         image = image[..., 0] if image.shape[-1] == 1 else image
         panels = [("Image", image, {"cmap": "gray"}), ("True mask", mask, mask_style),
-                  ("Predicted mask" + (f"\n{titles[row]}" if row < len(titles) else ""), predicted, mask_style)]
+                  ("Predicted mask" + (f", {titles[row]}" if row < len(titles) else ""), predicted, mask_style)]
         if baseline is not None:
             panels.append(("Constant baseline", np.asarray(baseline), mask_style))
         for col, (title, panel, style) in enumerate(panels):
