@@ -17,7 +17,7 @@ a 2-core CPU: 64×64 images, batch 16, 25 epochs (the validation loss bottoms ou
 
 Every run also scores the **constant-mask baseline**: the training masks' per-pixel foreground
 frequency, thresholded where the validation IoU is best, predicted for every test image
-(:func:`jaxvision.train.constant_mask_baseline`). A model that learned where horses usually are
+(`jaxvision.train.constant_mask_baseline`). A model that learned where horses usually are
 but not what they look like scores about as well; ``metrics.json`` records both, and
 ``predictions.png`` draws the baseline beside each prediction (with the prediction's IoU).
 

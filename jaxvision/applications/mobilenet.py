@@ -154,7 +154,7 @@ def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.
 
 def load_mobilenet_weights(model: MobileNetV1, weights: str | os.PathLike | None, *, rows: int = 224,
                            manifest: str | os.PathLike | dict | None = None) -> None:
-    """Load ``weights`` (as :func:`MobileNet`'s argument) into ``model``, also when it is the
+    """Load ``weights`` (as `MobileNet`'s argument) into ``model``, also when it is the
     encoder inside a larger model; ``rows`` picks the ImageNet file's input size."""
     if weights is None:
         return

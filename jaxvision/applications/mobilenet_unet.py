@@ -1,8 +1,8 @@
 """A U-Net-style segmenter on an ImageNet MobileNet v1 encoder (beyond the book's ch. 11).
 
-The encoder is :class:`~jaxvision.applications.mobilenet.MobileNetV1` without its top, stored
+The encoder is `MobileNetV1` without its top, stored
 as ``encoder`` so its layers keep Keras's names (``encoder/conv_pw_13_relu``) and its
-ImageNet weights load by name (:func:`load_encoder_weights`). The decoder climbs back from
+ImageNet weights load by name (`load_encoder_weights`). The decoder climbs back from
 stride 32 to the input size in five ×2 steps: four blocks of a stride-2 ``Conv2DTranspose``,
 ``BatchNormalization`` and ReLU, each concatenated with the encoder's activation of the same
 size (the skip connections, read from the encoder's named taps), then a bilinear
@@ -89,7 +89,8 @@ class MobileNetUNet(Model):
 @register
 def mobilenet_unet(num_classes: int = 3, alpha: float = 0.75, decoder_filters: Sequence[int] = (128, 64, 32, 16),
                    seed: int = 0) -> MobileNetUNet:
-    """:class:`MobileNetUNet` with random weights; :func:`load_encoder_weights` adds ImageNet's.
+    """`MobileNetUNet` with random weights;
+    `load_encoder_weights` adds ImageNet's.
 
     Examples:
         >>> import jax.numpy as jnp
