@@ -93,12 +93,11 @@ def mobilenet_unet(num_classes: int = 3, alpha: float = 0.75, decoder_filters: S
     `load_encoder_weights` adds ImageNet's.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> model = mobilenet_unet(num_classes=3, alpha=0.25)
-        >>> model(jnp.zeros((1, 64, 96, 3))).shape
-        (1, 64, 96, 3)
-        >>> model.layer_shapes((1, 64, 96, 3))["up1_concat"]
-        (1, 4, 6, 256)
+        >>> from flax import nnx
+        >>> model = nnx.eval_shape(lambda: mobilenet_unet(num_classes=3, alpha=0.25))  # shapes only
+        >>> shapes = model.layer_shapes((1, 64, 96, 3))
+        >>> shapes["up1_concat"], shapes["head"]
+        ((1, 4, 6, 256), (1, 64, 96, 3))
     """
     return MobileNetUNet(num_classes, alpha, tuple(decoder_filters), rngs=model_rngs(seed))
 
