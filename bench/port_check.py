@@ -44,6 +44,7 @@ MODELS = {
     "residual_segmentation_model": ({"image_size": [32, 32]}, (8, 32, 32, 3), "sparse_categorical_crossentropy",
                                     (8, 32, 32)),
     "mobilenet": ({"alpha": 0.25, "classes": 10}, (8, 64, 64, 3), "sparse_categorical_crossentropy", (8,)),
+    "mobilenet_unet": ({"alpha": 0.25}, (8, 64, 64, 3), "sparse_categorical_crossentropy", (8, 64, 64)),
     "xception": ({"classes": 10}, (8, 71, 71, 3), "sparse_categorical_crossentropy", (8,)),
 }
 # The data each book profile trains on: (train, validation) examples.
@@ -99,6 +100,15 @@ def experiments() -> dict:
     size = segmentation["image_size"]
     binary = ("binary_crossentropy", (1,), jnp.float32)
     pixels = ("sparse_categorical_crossentropy", (size, size), jnp.int32, segmentation, HORSES)
+    unet_profile = ch11_segmentation.UNET_PROFILES["book"]
+    unet_size = unet_profile["image_size"]
+
+    def unet():
+        from jaxvision.layers import unfreeze_except_batchnorm
+
+        model = build_model("mobilenet_unet", alpha=0.75)
+        unfreeze_except_batchnorm(model.encoder)
+        return model
     return {
         "ch08_mnist_convnet": ("mnist_convnet", lambda: build_model("mnist_convnet"),
                                "sparse_categorical_crossentropy", (), jnp.int32,
@@ -127,6 +137,11 @@ def experiments() -> dict:
         "ch11_segmentation_improved": ("residual_segmentation_model",
                                        lambda: build_model("residual_segmentation_model", image_size=[size, size]),
                                        *pixels),
+        # Priced as if every epoch fine-tuned the whole model (the frozen-encoder epochs cost less).
+        "ch11_segmentation_unet": ("mobilenet_unet", unet,
+                                   "sparse_categorical_crossentropy", (unet_size, unet_size), jnp.int32,
+                                   {**unet_profile, "epochs": unet_profile["frozen_epochs"] + unet_profile["epochs"]},
+                                   HORSES),
     }
 
 

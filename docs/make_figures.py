@@ -49,6 +49,10 @@ FIGURES = {
                                           "experiments/ch11_segmentation.py --profile quick"),
     "ch11_segmentation_iou.png": ("ch11_segmentation/curves_foreground_iou.png",
                                   "experiments/ch11_segmentation.py --profile quick"),
+    "ch11_segmentation_unet_predictions.png": ("ch11_segmentation_unet/predictions.png",
+                                               "experiments/ch11_segmentation.py --profile quick --variant unet"),
+    "ch11_segmentation_unet_gradcam.png": ("ch11_segmentation_unet/grad_cam.png",
+                                           "experiments/ch11_segmentation.py --profile quick --variant unet"),
     **{f"figure_11_{n}.png": (f"ch11_sam_figures/figure_11_{n}.png", SAM_FIGURES) for n in range(9, 16)},
 }
 

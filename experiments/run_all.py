@@ -45,6 +45,7 @@ EXPERIMENTS = [
     ("ch09_mini_xception", "ch09_mini_xception", [], "test_accuracy", 0.908),
     ("ch11_segmentation", "ch11_segmentation", [], "test_foreground_iou", None),
     ("ch11_segmentation_improved", "ch11_segmentation", ["--variant", "improved"], "test_foreground_iou", None),
+    ("ch11_segmentation_unet", "ch11_segmentation", ["--variant", "unet"], "test_foreground_iou", None),
     ("ch10_activations", "ch10_activations", ["--checkpoint", "{out}/ch08_dogs_vs_cats_augmented/checkpoint"], None, None),
     ("ch10_filters", "ch10_filters", ["--checkpoint", "{out}/ch09_mini_xception/checkpoint"], None, None),
     ("ch10_gradcam", "ch10_gradcam", ["--checkpoint", "{out}/ch09_mini_xception/checkpoint"], None, None),

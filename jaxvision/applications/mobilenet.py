@@ -149,12 +149,20 @@ def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.
     kwargs = dict(alpha=alpha, depth_multiplier=depth_multiplier, include_top=include_top, pooling=pooling,
                   classes=classes, dropout=dropout, classifier_activation=classifier_activation, seed=seed)
     model = build("mobilenet", weights, **kwargs)
-    if weights is not None:
-        suffix = "" if include_top else "_no_top"
-        keras_file = f"mobilenet_{IMAGENET_ALPHAS.get(alpha, alpha)}_{rows}_tf{suffix}.h5"
-        alternatives = [f"mobilenet_v1_{alpha:.2f}_{rows}_tfjs"]
-        if not include_top:
-            alternatives.insert(0, f"mobilenet_{IMAGENET_ALPHAS.get(alpha, alpha)}_{rows}_tf.h5")
-        load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHT_URL + keras_file, sha256=None,
-                     alternatives=alternatives, head=("conv_preds",), manifest=manifest)
+    load_mobilenet_weights(model, weights, rows=rows, manifest=manifest)
     return model
+
+
+def load_mobilenet_weights(model: MobileNetV1, weights: str | os.PathLike | None, *, rows: int = 224,
+                           manifest: str | os.PathLike | dict | None = None) -> None:
+    """Load ``weights`` (as `MobileNet`'s argument) into ``model``, also when it is the
+    encoder inside a larger model; ``rows`` picks the ImageNet file's input size."""
+    if weights is None:
+        return
+    alpha, suffix = model.alpha, "" if model.include_top else "_no_top"
+    keras_file = f"mobilenet_{IMAGENET_ALPHAS.get(alpha, alpha)}_{rows}_tf{suffix}.h5"
+    alternatives = [f"mobilenet_v1_{alpha:.2f}_{rows}_tfjs"]
+    if not model.include_top:
+        alternatives.insert(0, f"mobilenet_{IMAGENET_ALPHAS.get(alpha, alpha)}_{rows}_tf.h5")
+    load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHT_URL + keras_file, sha256=None,
+                 alternatives=alternatives, head=("conv_preds",), manifest=manifest)

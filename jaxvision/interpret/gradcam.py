@@ -9,6 +9,9 @@ weighted channel mean, ReLU'd and divided by its maximum, is the heatmap.
 Class scores, per image:
 
 * several outputs (softmax or logits): the output for ``class_index``, or the top class;
+* a segmentation output (N, H, W, classes): the class's probability summed over the pixels
+  predicted as that class (its predicted region, held fixed); default class: the one predicted
+  at the most pixels;
 * one output (a sigmoid, as the book's binary convnets): the *logit* of the chosen class,
   ``z`` for class 1 and ``-z`` for class 0 (default: the predicted class, p ≥ 0.5 → 1), so
   the class-0 heatmap shows what argues *against* class 1. ``z = log p − log(1 − p)`` is
@@ -39,7 +42,16 @@ def class_scores(outputs: jax.Array, class_index: jax.Array, from_logits: bool =
         Array([0.7], dtype=float32)
         >>> class_scores(jnp.array([[0.5], [0.5]]), jnp.array([1, 0]))
         Array([ 0., -0.], dtype=float32)
+        >>> class_scores(jnp.array([[[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]]]), jnp.array([0]))  # 1 × 3 pixels
+        Array([1.5], dtype=float32)
     """
+    if outputs.ndim == 4:
+        predicted = jnp.argmax(outputs, axis=-1)
+        counts = jax.nn.one_hot(predicted, outputs.shape[-1]).sum(axis=(1, 2))
+        chosen = jnp.where(class_index < 0, jnp.argmax(counts, axis=-1), class_index)
+        region = predicted == chosen[:, None, None]  # no gradient flows through the argmax
+        score = jnp.take_along_axis(outputs, chosen[:, None, None, None], axis=-1)[..., 0]
+        return jnp.where(region, score, 0).sum(axis=(1, 2))
     if outputs.shape[-1] > 1:
         chosen = jnp.where(class_index < 0, jnp.argmax(outputs, axis=-1), class_index)
         return jnp.take_along_axis(outputs, chosen[:, None], axis=-1)[:, 0]

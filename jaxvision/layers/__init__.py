@@ -22,6 +22,7 @@ from jaxvision.layers.reshaping import Reshape, ZeroPadding2D
 from jaxvision.layers.residual import ResidualBlock
 from jaxvision.layers.separable import (DepthwiseConv2D, SeparableConv2D, configure_depthwise, depthwise_conv,
                                        depthwise_step, pointwise_conv)
+from jaxvision.layers.upsampling import UpSampling2D
 
 __all__ = ["Activation", "Conv2D", "Dense", "Dropout", "Flatten", "Rescaling", "get_activation"]
 __all__ += ["AveragePooling2D", "BatchNormalization", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
@@ -30,7 +31,7 @@ __all__ += ["AugmentBatch", "RandomFlip", "RandomRotation", "RandomZoom", "augme
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
 __all__ += ["Policy", "get_policy", "global_policy", "policy_scope", "set_global_policy", "set_policy"]
 __all__ += ["Layer", "count_params", "set_trainable", "sublayers", "trainable_filter", "unfreeze_except_batchnorm"]
-__all__ += ["Reshape", "ZeroPadding2D"]
+__all__ += ["Reshape", "UpSampling2D", "ZeroPadding2D"]
 __all__ += ["L1", "L1L2", "L2", "add_loss", "collect_losses", "get_regularizer", "weight_penalty"]
 __all__ += ["autocast", "check_fits", "check_input", "check_padding", "configure_depthwise", "depthwise_conv",
             "depthwise_step", "layer_dtypes", "layer_label", "pair", "pointwise_conv"]

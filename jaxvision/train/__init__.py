@@ -2,6 +2,7 @@
 losses, metrics, callbacks, orbax checkpoints and training curves."""
 
 from jaxvision.train.augmented import PipelineAugmentation
+from jaxvision.train.baselines import ConstantMaskBaseline, class_iou, constant_mask_baseline
 from jaxvision.train.callbacks import BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint
 from jaxvision.train.checkpoint import load_model, restore, save_checkpoint
 from jaxvision.train.loggers import CSVLogger, TensorBoard
@@ -16,8 +17,9 @@ from jaxvision.train.sharding import default_mesh
 from jaxvision.train.trainer import Trainer
 
 __all__ = [
-    "BackupAndRestore", "CSVLogger", "Callback", "EarlyStopping", "History", "IoU", "MeanIoU", "MeanMetric", "Metric",
-    "ModelCheckpoint", "PipelineAugmentation", "TensorBoard", "Trainer", "accuracy", "binary_accuracy", "binary_crossentropy",
+    "BackupAndRestore", "CSVLogger", "Callback", "ConstantMaskBaseline", "EarlyStopping", "History", "IoU", "MeanIoU",
+    "MeanMetric", "Metric", "ModelCheckpoint", "PipelineAugmentation", "TensorBoard", "Trainer", "accuracy",
+    "binary_accuracy", "binary_crossentropy", "class_iou", "constant_mask_baseline",
     "binary_crossentropy_from_logits", "categorical_accuracy", "categorical_crossentropy", "default_mesh",
     "evaluate", "fit",
     "history_figures", "load_model", "plot_history", "predict", "restore", "save_checkpoint", "save_image_grid", "save_mask_grid",

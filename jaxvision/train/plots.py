@@ -91,24 +91,30 @@ def save_image_grid(images: Sequence[np.ndarray], path: str | os.PathLike, *, ti
 
 
 def save_mask_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
-                   path: str | os.PathLike) -> Path:
+                   path: str | os.PathLike, *, baseline: np.ndarray | None = None,
+                   titles: Sequence[str] = ()) -> Path:
     """One row per example: the image, its true mask and the predicted mask (the arg-max of
-    ``predictions`` when they carry a class axis, as softmax outputs do). Only process 0 writes it."""
+    ``predictions`` when they carry a class axis, as softmax outputs do), then, given a
+    ``baseline`` class map (H, W), that constant mask (the same in every row). ``titles``: one
+    per row, appended to the prediction's title (e.g. its IoU). Only process 0 writes it."""
     images, masks, predictions = np.asarray(images), np.asarray(masks), np.asarray(predictions)
     masks = masks[..., 0] if masks.ndim == 4 else masks
     if predictions.ndim == 4 and predictions.shape[-1] > 1:
         predictions = predictions.argmax(-1)
     predictions = predictions.reshape(masks.shape)
     mask_style = {"cmap": "viridis", "vmin": 0, "vmax": max(int(masks.max()), int(predictions.max()), 1)}
-    figure = Figure(figsize=(9, 3 * len(images)))
+    columns = 3 if baseline is None else 4
+    figure = Figure(figsize=(3 * columns, 3 * len(images)))
     for row, (image, mask, predicted) in enumerate(zip(images, masks, predictions, strict=True)):
         image = image.astype(np.float32)
         image = image / 255.0 if image.max() > 1.0 else image  # imshow wants [0, 1] floats
         image = image[..., 0] if image.shape[-1] == 1 else image
-        panels = (("Image", image, {"cmap": "gray"}), ("True mask", mask, mask_style),
-                  ("Predicted mask", predicted, mask_style))
+        panels = [("Image", image, {"cmap": "gray"}), ("True mask", mask, mask_style),
+                  ("Predicted mask" + (f", {titles[row]}" if row < len(titles) else ""), predicted, mask_style)]
+        if baseline is not None:
+            panels.append(("Constant baseline", np.asarray(baseline), mask_style))
         for col, (title, panel, style) in enumerate(panels):
-            axes = figure.add_subplot(len(images), 3, 3 * row + col + 1)
+            axes = figure.add_subplot(len(images), columns, columns * row + col + 1)
             axes.imshow(panel, **style)
             axes.set_title(title)
             axes.axis("off")

@@ -174,8 +174,12 @@ def test_segmentation_experiment_runs_one_epoch(variant, pet_layout, tmp_path):
     check_run(out, metrics, "test_foreground_iou")
     assert 0.0 <= metrics["test_mean_iou"] <= 1.0
     assert metrics["test_images"] == 2 and metrics["train_images"] == 3
+    # The constant-mask baseline is recorded beside the model's IoU.
+    assert 0.0 <= metrics["baseline_test_foreground_iou"] <= 1.0 and 0.0 < metrics["baseline_threshold"] <= 1.0
+    assert metrics["iou_over_baseline"] == pytest.approx(metrics["test_foreground_iou"]
+                                                         - metrics["baseline_test_foreground_iou"])
     with Image.open(out / "predictions.png") as grid:
-        assert grid.width > grid.height  # image, true mask and prediction side by side
+        assert grid.width > grid.height  # image, true mask, prediction and baseline side by side
 
 
 def test_the_books_figures_11_3_and_11_4(pet_layout, tmp_path):

@@ -237,3 +237,29 @@ def test_the_books_keras_gradcam_on_the_pretrained_mobilenet(keras, tmp_path):
     # The logit (a named option: classifier_activation=None) gives another heatmap.
     logits = MobileNet(alpha=0.75, weights="imagenet", classifier_activation=None)
     assert np.abs(grad_cam(logits, images, "conv_pw_13_relu")[0] - heatmap).max() > 0.05
+
+
+def test_segmentation_score_is_the_class_summed_over_its_predicted_region():
+    """On a per-pixel softmax output, the score's gradient is that of the class probability summed
+    over the pixels predicted as the class (the region held fixed), by hand with jax.grad."""
+    import jax
+
+    rngs = nnx.Rngs(3)
+    model = Sequential([Conv2D(3, 4, 3, padding="same", activation="relu", rngs=rngs),
+                        Conv2D(4, 3, 1, activation="softmax", rngs=rngs)])
+    images = jnp.asarray(np.random.default_rng(0).normal(size=(2, 6, 6, 3)), jnp.float32)
+    activation, grads = class_score_gradient(model, images, "conv2d", class_index=1)
+
+    def score(hidden):
+        probabilities = model.conv2d_1(hidden)
+        region = jax.lax.stop_gradient(probabilities.argmax(-1) == 1)
+        return jnp.where(region, probabilities[..., 1], 0).sum()
+
+    hidden = model.conv2d(images)
+    assert 0 < int((model.conv2d_1(hidden).argmax(-1) == 1).sum()) < hidden[..., 0].size  # a real region
+    np.testing.assert_allclose(activation, hidden, rtol=1e-6)
+    np.testing.assert_allclose(grads, jax.grad(score)(hidden), rtol=1e-5, atol=1e-7)
+    # The default class is the one predicted at the most pixels of each image.
+    counts = np.stack([(model(images).argmax(-1) == c).sum(axis=(1, 2)) for c in range(3)], -1)
+    np.testing.assert_allclose(class_score_gradient(model, images, "conv2d")[1],
+                               class_score_gradient(model, images, "conv2d", counts.argmax(-1))[1], rtol=1e-6)

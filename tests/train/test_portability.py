@@ -56,7 +56,7 @@ def _replicated(tree):
     return _abstract(tree, P())
 
 
-@pytest.mark.parametrize("name", ["mobilenet", "mini_xception"])
+@pytest.mark.parametrize("name", ["mobilenet", "mini_xception", "mobilenet_unet"])
 def test_grad_cam_and_filter_visualisation_lower_for_tpu_and_cuda(name):
     from jaxvision.interpret.filters import _ascend_many
     from jaxvision.interpret.gradcam import _score_gradient
@@ -65,7 +65,8 @@ def test_grad_cam_and_filter_visualisation_lower_for_tpu_and_cuda(name):
     model = nnx.eval_shape(lambda: build_model(name, **kwargs))
     model.eval()
     graphdef, state = nnx.split(model)
-    layer = {"mobilenet": "conv_pw_13_relu", "mini_xception": "block4_sepconv2"}[name]
+    # The U-Net's score is a segmentation output's: the class summed over its predicted region.
+    layer = {"mobilenet": "conv_pw_13_relu", "mini_xception": "block4_sepconv2", "mobilenet_unet": "up2_relu"}[name]
     images = jax.ShapeDtypeStruct(shape, jnp.float32)
     exported = jax.export.export(_score_gradient, platforms=PLATFORMS)(
         graphdef, _replicated(state), images, jax.ShapeDtypeStruct(shape[:1], jnp.int32), layer, False)

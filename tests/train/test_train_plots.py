@@ -42,3 +42,16 @@ def test_save_mask_grid_writes_a_png(tmp_path):
     predictions = rng.random(size=(2, 8, 8, 3)).astype(np.float32)
     path = save_mask_grid(images, masks, predictions, tmp_path / "grid.png")
     assert path.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_save_mask_grid_draws_the_constant_baseline_in_a_fourth_column(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images, masks = rng.integers(0, 256, size=(2, 8, 8, 3)).astype(np.float32), rng.integers(0, 3, size=(2, 8, 8))
+    predictions = rng.integers(0, 3, size=(2, 8, 8))
+    plain = save_mask_grid(images, masks, predictions, tmp_path / "plain.png")
+    with_baseline = save_mask_grid(images, masks, predictions, tmp_path / "baseline.png", baseline=masks[0],
+                                   titles=["IoU 0.50", "IoU 0.25"])
+    with Image.open(plain) as a, Image.open(with_baseline) as b:
+        assert (a.size, b.size) == ((3 * 3 * 80, 2 * 3 * 80), (4 * 3 * 80, 2 * 3 * 80))  # 3-inch panels at 80 dpi
