@@ -83,7 +83,7 @@ def path_rule(steps: int, rule: str = "gausslegendre") -> tuple[np.ndarray, np.n
 
     Examples:
         >>> alphas, weights = path_rule(4, "riemann_trapezoid")
-        >>> alphas.round(4).tolist(), weights.tolist()
+        >>> [round(a, 4) for a in alphas.tolist()], weights.tolist()
         ([0.0, 0.3333, 0.6667, 1.0], [0.125, 0.25, 0.25, 0.125])
         >>> float(path_rule(5)[1].sum())  # Gauss–Legendre weights on [0, 1] add up to 1
         1.0

@@ -170,8 +170,8 @@ def eigen_projection(activation: jax.Array) -> jax.Array:
     Examples:
         >>> import jax.numpy as jnp
         >>> a = jnp.array([[1.0, 2.0], [3.0, 4.0]])[None, :, :, None] * jnp.array([1.0, 2.0])
-        >>> eigen_projection(a).round(4).tolist()  # rank one: ±(centred position) · |(1, 2)|
-        [[[-3.3541, -1.118], [1.118, 3.3541]]]
+        >>> [round(v, 4) for v in eigen_projection(a).ravel().tolist()]  # rank one: centred position · |(1, 2)|
+        [-3.3541, -1.118, 1.118, 3.3541]
     """
     n, h, w, c = activation.shape
     flat = activation.reshape(n, h * w, c)
