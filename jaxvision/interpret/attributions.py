@@ -13,7 +13,7 @@ explains the same class.
 * Integrated gradients (Sundararajan et al., ICML 2017): ``(x − x') ⊙ Σ_i w_i ∂y/∂x(x' + α_i
   (x − x'))`` for a baseline ``x'``, with Captum's rules for (α_i, w_i): ``"riemann_left"``,
   ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"`` and ``"gausslegendre"``
-  (the default). Completeness: ``Σ attributions = y(x) − y(x')`` up to the quadrature error,
+  (the default; Captum's trapezoid weights add up to 1 − 1/n, not 1, reproduced). Completeness: ``Σ attributions = y(x) − y(x')`` up to the quadrature error,
   see [completeness_error][jaxvision.interpret.attributions.completeness_error].
 * SmoothGrad (Smilkov et al. 2017): the mean of any of these over noisy copies ``x + ε``,
   ``ε ~ N(0, σ²)``, ``σ = noise_level · (max x − min x)`` per image; SmoothGrad² (Adebayo et al.
@@ -99,7 +99,7 @@ def path_rule(steps: int, rule: str = "gausslegendre") -> tuple[np.ndarray, np.n
               "riemann_middle": np.linspace(1 / (2 * steps), 1 - 1 / (2 * steps), steps),
               "riemann_right": np.linspace(1 / steps, 1, steps)}[rule]
     weights = np.full(steps, 1 / steps)
-    if rule == "riemann_trapezoid":  # Captum's: 1/n with halved ends (not 1/(n − 1))
+    if rule == "riemann_trapezoid":  # Captum's: 1/n with halved ends (not 1/(n − 1)), adding up to 1 − 1/n
         weights[[0, -1]] /= 2
     return alphas.astype(np.float32), weights.astype(np.float32)
 

@@ -40,13 +40,14 @@ from jaxvision.models.base import Model, sublayer
 NEIGHBOUR_WEIGHTS = np.array([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]], np.float32)
 
 
-def saliency_at_input(saliency, size: tuple[int, int]) -> jax.Array:
+def saliency_at_input(saliency, batch: int, size: tuple[int, int]) -> jax.Array:
     """(N, H, W) float32 maps: channels summed, bilinearly resized (half-pixel centres) to ``size``."""
     saliency = jnp.asarray(saliency, jnp.float32)
     if saliency.ndim == 4:
         saliency = saliency.sum(-1)
-    if saliency.ndim != 3:
-        raise ValueError(f"saliency: (N, h, w) or (N, H, W, C) maps expected, got shape {saliency.shape}")
+    if saliency.ndim != 3 or saliency.shape[0] != batch:
+        raise ValueError(f"saliency: (N, h, w) or (N, H, W, C) maps expected for N = {batch} images, "
+                         f"got shape {saliency.shape}")
     if saliency.shape[1:] == tuple(size):
         return saliency
     return jax.image.resize(saliency, (saliency.shape[0], *size), "linear")
@@ -141,7 +142,7 @@ def deletion_insertion(model: Model, images, saliency, class_index=None, *, step
     """
     images = as_images(images)
     classes = _single_class(class_index, images.shape[0])
-    saliency = saliency_at_input(saliency, images.shape[1:3])
+    saliency = saliency_at_input(saliency, images.shape[0], images.shape[1:3])
     baseline = jnp.broadcast_to(jnp.asarray(baseline, images.dtype), images.shape)
     curves = np.asarray(_curves(*eval_split(model), images, saliency, classes, baseline, from_logits, int(steps),
                                 int(chunk))).transpose(1, 2, 0)
@@ -223,7 +224,7 @@ def road(model: Model, images, saliency, class_index=None, *,
     """
     images = as_images(images)
     classes = _single_class(class_index, images.shape[0])
-    saliency = saliency_at_input(saliency, images.shape[1:3])
+    saliency = saliency_at_input(saliency, images.shape[0], images.shape[1:3])
     morf, lerf = (np.asarray(a) for a in _road(*eval_split(model), images, saliency, classes,
                                                jnp.asarray(percentiles, jnp.float32), jnp.float32(noise),
                                                jax.random.PRNGKey(seed), from_logits))
@@ -274,7 +275,7 @@ def randomized_copy(model: Model, layers: Sequence[str], seed: int = 0) -> Model
     """A copy of ``model`` whose ``layers``' parameters are re-drawn from a normal distribution
     with each parameter array's own mean and standard deviation (a zero-initialised bias or a
     unit BatchNorm scale stays as it is, as re-initialisation would leave it); ``model`` is unchanged."""
-    copy = nnx.merge(*nnx.split(model))
+    copy = nnx.clone(model)  # its own Variables: merge(split(model)) would share them
     key = jax.random.PRNGKey(seed)
     for i, name in enumerate(layers):
         for j, (_, param) in enumerate(nnx.iter_graph(sublayer(copy, name))):
