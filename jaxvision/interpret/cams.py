@@ -321,7 +321,7 @@ def layer_cam(model: Model, images, layer_name: str | None = None, class_index=N
 def eigen_cam(model: Model, images, layer_name: str | None = None, class_index=None, *,
               from_logits: bool = False) -> np.ndarray:
     """EigenCAM: the layer's activations projected on their first principal component
-    (Muhammad & Yeasin 2020), see [eigen_projection][jaxvision.interpret.cams.eigen_projection].
+    (Muhammad & Yeasin 2020), see `jaxvision.interpret.cams.eigen_projection`.
     No gradient and no class: ``class_index`` only sets the result's layout (the same map
     repeated over K) and ``from_logits`` is unused. Otherwise as
     [grad_cam_plus_plus][jaxvision.interpret.cams.grad_cam_plus_plus]."""

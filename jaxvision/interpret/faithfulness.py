@@ -297,7 +297,7 @@ def randomization_sanity_check(model: Model, images, explain: Callable[[Model, n
         ``lambda m, x: grad_cam(m, x, "conv_pw_13_relu", class_index=386)`` (fix the class:
         a randomised model predicts another one).
       layers: layers to randomise, top first; default every layer holding parameters, from
-        the output down ([parameter_layers][jaxvision.interpret.faithfulness.parameter_layers]).
+        the output down (`jaxvision.interpret.faithfulness.parameter_layers`).
       seed: the re-draws' ``PRNGKey``.
 
     Returns:
