@@ -5,7 +5,8 @@ CAMs in [cams][jaxvision.interpret.cams] (``class_index``: an int, one per image
 image (N, K); -1 or ``None`` is the image's top class) and return attributions shaped like the
 images, (N, H, W, C), or (N, K, H, W, C) for K classes. Everything is one jitted program: the
 classes are vmapped backward passes of one forward pass, and path steps, noise samples and
-occlusion windows are vmapped in chunks of ``chunk`` (a memory bound) and summed in a scan.
+occlusion windows are stacked into the batch ``chunk`` at a time (a memory bound) and summed in
+a scan.
 The class of "top class" is fixed at the unperturbed image, so every path point or noisy copy
 explains the same class.
 
@@ -38,7 +39,7 @@ import numpy as np
 from flax import nnx
 
 from jaxvision.interpret.activations import as_images, eval_split
-from jaxvision.interpret.cams import class_targets, resolve_classes
+from jaxvision.interpret.cams import class_targets, per_class_scores, resolve_classes
 from jaxvision.interpret.gradcam import class_scores
 from jaxvision.models.base import Model
 
@@ -59,7 +60,9 @@ def class_gradients(model: Model, images: jax.Array, classes: jax.Array, from_lo
 
 
 def chunked_sum(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int) -> jax.Array:
-    """``Σ_{i<count} fn(i)``, ``fn`` vmapped over ``chunk`` indices at a time inside a scan.
+    """``Σ_{i<count} fn(i)``, evaluated ``chunk`` indices at a time in a scan: ``fn`` takes a
+    vector of indices and returns one value per index (the caller stacks them into its batch;
+    an index past ``count`` repeats the last one and is weighted 0).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -69,13 +72,22 @@ def chunked_sum(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int) ->
     chunk = max(1, min(chunk, count))
     groups = -(-count // chunk)
     index = jnp.arange(groups * chunk).reshape(groups, chunk)
-    shape = jax.eval_shape(fn, jnp.int32(0))
+    shape = jax.eval_shape(fn, jnp.zeros(chunk, jnp.int32))
 
     def body(total, idx):
-        values = jax.vmap(fn)(jnp.minimum(idx, count - 1))
+        values = fn(jnp.minimum(idx, count - 1))
         return total + jnp.tensordot((idx < count).astype(values.dtype), values, 1), None
 
-    return jax.lax.scan(body, jnp.zeros(shape.shape, shape.dtype), index)[0]
+    return jax.lax.scan(body, jnp.zeros(shape.shape[1:], shape.dtype), index)[0]
+
+
+def stacked(fn: Callable[[jax.Array, jax.Array], jax.Array], inputs: jax.Array, classes: jax.Array) -> jax.Array:
+    """``fn`` on (S, N, ...) inputs folded into one (S·N, ...) batch (classes tiled), unfolded
+    back to (S, N, ...): one large batch, which XLA runs much faster on CPU than a vmap of
+    ``fn`` over S (the batching rule of the pooling gradient in particular)."""
+    s, n = inputs.shape[:2]
+    out = fn(inputs.reshape(s * n, *inputs.shape[2:]), jnp.tile(classes, (s, 1)))
+    return out.reshape(s, n, *out.shape[1:])
 
 
 def path_rule(steps: int, rule: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
@@ -141,12 +153,13 @@ def _attribute(model, images, classes, from_logits, method, baseline, steps, rul
     if method != "integrated_gradients":
         grads = class_gradients(model, images, classes, from_logits)[0]
         return grads * images[:, None] if method == "gradient_times_input" else grads
-    alphas, weights = (jnp.asarray(a) for a in path_rule(steps, rule))
+    alphas, weights = (jnp.asarray(a, images.dtype) for a in path_rule(steps, rule))
     difference = images - baseline
 
-    def step(i):
-        point = baseline + alphas[i].astype(images.dtype) * difference
-        return class_gradients(model, point, classes, from_logits)[0] * weights[i].astype(images.dtype)
+    def step(i):  # i: (S,) path points
+        points = baseline + alphas[i][:, None, None, None, None] * difference
+        grads = stacked(lambda x, c: class_gradients(model, x, c, from_logits)[0], points, classes)
+        return grads * weights[i][:, None, None, None, None, None]
 
     return difference[:, None] * chunked_sum(step, steps, chunk)
 
@@ -168,9 +181,11 @@ def _smooth(graphdef, state, images, classes, baseline, key, noise_level, from_l
     classes = resolve_classes(model(images), classes, from_logits)
     sigma = noise_level * (images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True))
 
-    def sample(i):
-        noisy = images + sigma * jax.random.normal(jax.random.fold_in(key, i), images.shape, images.dtype)
-        attribution = _attribute(model, noisy, classes, from_logits, method, baseline, steps, rule, chunk)
+    def sample(i):  # i: (S,) noise samples
+        noise = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), images.shape, images.dtype))(i)
+        baselines = jnp.tile(baseline, (len(i), 1, 1, 1))
+        attribution = stacked(lambda x, c: _attribute(model, x, c, from_logits, method, baselines, steps, rule, chunk),
+                              images + sigma * noise, classes)
         return attribution ** 2 if squared else attribution
 
     return chunked_sum(sample, samples, chunk) / samples
@@ -329,13 +344,13 @@ def _occlusion(graphdef, state, images, classes, baseline, masks, from_logits, c
     model = nnx.merge(graphdef, state)
     outputs = model(images)
     classes = resolve_classes(outputs, classes, from_logits)
-    score = jax.vmap(lambda index: class_scores(outputs, index, from_logits), in_axes=1, out_axes=1)(classes)
+    score = per_class_scores(outputs, classes, from_logits)
 
-    def occluded(m):
-        mask = masks[m][None, :, :, None].astype(images.dtype)
-        changed = model(images * (1 - mask) + baseline * mask)
-        drop = score - jax.vmap(lambda index: class_scores(changed, index, from_logits), in_axes=1, out_axes=1)(classes)
-        return drop[:, :, None, None] * masks[m]  # (N, K, H, W)
+    def occluded(m):  # m: (S,) windows
+        mask = masks[m][:, None, :, :, None].astype(images.dtype)
+        changed = stacked(lambda x, c: per_class_scores(model(x), c, from_logits), images * (1 - mask) + baseline * mask,
+                          classes)  # (S, N, K)
+        return (score - changed)[..., None, None] * masks[m][:, None, None]  # (S, N, K, H, W)
 
     total = chunked_sum(occluded, masks.shape[0], chunk)
     return (total / masks.sum(0))[..., None] * jnp.ones(images.shape[-1], images.dtype)
@@ -367,9 +382,8 @@ def _completeness(graphdef, state, images, attributions, classes, baseline, from
     model = nnx.merge(graphdef, state)
     outputs = model(images)
     classes = resolve_classes(outputs, classes, from_logits)
-    score = jax.vmap(lambda index: class_scores(outputs, index, from_logits), in_axes=1, out_axes=1)
-    return attributions.sum(axis=(2, 3, 4)) - (score(classes) - jax.vmap(
-        lambda index: class_scores(model(baseline), index, from_logits), in_axes=1, out_axes=1)(classes))
+    return attributions.sum(axis=(2, 3, 4)) - (per_class_scores(outputs, classes, from_logits)
+                                               - per_class_scores(model(baseline), classes, from_logits))
 
 
 def completeness_error(model: Model, images, attributions, baseline=0.0, class_index=None, *,

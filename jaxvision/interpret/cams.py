@@ -94,7 +94,7 @@ def layer_forward(model: Model, images: jax.Array, layer_name: str,
     return model.forward(images, tap), seen[layer_name]
 
 
-def _scores(outputs: jax.Array, classes: jax.Array, from_logits: bool) -> jax.Array:
+def per_class_scores(outputs: jax.Array, classes: jax.Array, from_logits: bool) -> jax.Array:
     """(N, K) class scores for (N, K) classes."""
     return jax.vmap(lambda index: class_scores(outputs, index, from_logits), in_axes=1, out_axes=1)(classes)
 
@@ -230,7 +230,7 @@ def _score_cam(graphdef, state, images, classes, layer_name, from_logits, chunk)
 
     def masked_scores(c):
         masked = images * masks[..., c][..., None].astype(images.dtype)
-        return _scores(model(masked), classes, from_logits)
+        return per_class_scores(model(masked), classes, from_logits)
 
     scores = _channel_scores(masked_scores, activation.shape[-1], chunk)  # (C, N, K)
     weights = jax.nn.softmax(scores.astype(jnp.float32), axis=0).transpose(1, 2, 0)
@@ -242,12 +242,12 @@ def _ablation_cam(graphdef, state, images, classes, layer_name, from_logits, chu
     model = nnx.merge(graphdef, state)
     outputs, activation = layer_forward(model, images, layer_name, lambda a: a)
     classes = resolve_classes(outputs, classes, from_logits)
-    score = _scores(outputs, classes, from_logits)
+    score = per_class_scores(outputs, classes, from_logits)
     keep = jnp.ones(activation.shape[-1], activation.dtype)
 
     def ablated_scores(c):
         ablated = activation * keep.at[c].set(0)
-        return _scores(layer_forward(model, images, layer_name, lambda _: ablated)[0], classes, from_logits)
+        return per_class_scores(layer_forward(model, images, layer_name, lambda _: ablated)[0], classes, from_logits)
 
     ablated = _channel_scores(ablated_scores, activation.shape[-1], chunk).transpose(1, 2, 0)  # (N, K, C)
     weights = (score[..., None] - ablated) / score[..., None]
