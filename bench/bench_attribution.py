@@ -68,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torch-python", required=True, help="python of the reference environment")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=None, help="methods to time (default: all three)")
     parser.add_argument("--out", type=Path, default=Path("runs") / "bench_attribution.json")
     args = parser.parse_args()
 
@@ -100,6 +101,8 @@ def main() -> None:
     }
     results = {}
     for name, run_jax in cases.items():
+        if args.only and name not in args.only:
+            continue
         compile_seconds = timed(run_jax)
         torch_time(name)  # warm-up
         jax_times, torch_times = [], []

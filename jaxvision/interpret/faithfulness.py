@@ -98,14 +98,16 @@ def _curves(graphdef, state, images, saliency, classes, baseline, from_logits, s
     rank = jnp.zeros_like(order).at[jnp.arange(n)[:, None], order].set(jnp.arange(h * w)).reshape(n, h, w, 1)
     blurred = blur(images)
 
-    def scores(t):
-        changed = rank < jnp.round(t * (h * w) / steps).astype(rank.dtype)
-        deleted = jnp.where(changed, baseline, images)
-        inserted = jnp.where(changed, images, blurred)
-        both = model(jnp.concatenate([deleted, inserted]))
-        return class_scores(both, jnp.concatenate([classes, classes]), from_logits).reshape(2, n)
+    def scores(t):  # t: (S,) steps → (S, 2, N); the 2·S·N perturbed images are one batch
+        changed = (rank < jnp.round(t * (h * w) / steps).astype(rank.dtype)[:, None, None, None, None])
+        both = jnp.stack([jnp.where(changed, baseline, images), jnp.where(changed, images, blurred)], axis=1)
+        flat = both.reshape(-1, *images.shape[1:])
+        return class_scores(model(flat), jnp.tile(classes, 2 * len(t)), from_logits).reshape(len(t), 2, n)
 
-    return jax.lax.map(scores, jnp.arange(steps + 1), batch_size=min(chunk, steps + 1))  # (T, 2, N)
+    chunk = max(1, min(chunk, steps + 1))
+    groups = -(-(steps + 1) // chunk)
+    t = jnp.minimum(jnp.arange(groups * chunk), steps).reshape(groups, chunk)
+    return jax.lax.map(scores, t).reshape(groups * chunk, 2, n)[:steps + 1]  # (T, 2, N)
 
 
 def deletion_insertion(model: Model, images, saliency, class_index=None, *, steps: int = 32, baseline=0.0,
