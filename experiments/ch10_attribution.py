@@ -15,7 +15,7 @@ pixel map is reduced over channels (absolute values for the gradients, SmoothGra
 backprop; signed sums for gradient × input, integrated gradients and occlusion) and min-max
 scaled to [0, 1]; then deletion (to 0, mid-grey) and insertion (into a blurred copy) with
 ``--steps`` steps, RISE's area under the probability curve, and ROAD (pytorch-grad-cam's
-``ROADCombined`` at percentiles 10, 30, 50, 70, 90, noise 0.01). Writes ``grid.png`` (method ×
+``ROADCombined``, by default at percentiles 10, 30, 50, 70, 90, noise 0.01). Writes ``grid.png`` (method ×
 image, each map over the photo), ``metrics.json`` (per method and image: AUCs, ROAD, seconds;
 integrated gradients' completeness error), and, unless ``--no-sanity``, the cascading
 model-randomisation check of Grad-CAM of the top class's *logit* (the same weights built with
@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=16, help="deletion/insertion steps")
     p.add_argument("--ig-steps", type=int, default=50, help="integrated-gradients path points")
     p.add_argument("--samples", type=int, default=50, help="SmoothGrad noisy copies")
+    p.add_argument("--road-percentiles", type=float, nargs="+", default=list(PERCENTILES),
+                   help="ROAD removal percentiles (each is one imputation solve per image and order)")
     p.add_argument("--no-sanity", action="store_true", help="skip the model-randomisation check")
     args = p.parse_args(argv)
     root = _common.data_root() / "images"
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     with _common.Timer() as scoring:
         for name, maps in scaled.items():
             curves = interpret.deletion_insertion(model, images, maps, classes, steps=args.steps)
-            road = interpret.road(model, images, maps, classes, percentiles=PERCENTILES)
+            road = interpret.road(model, images, maps, classes, percentiles=args.road_percentiles)
             scores[name] = {"deletion_auc": curves["deletion_auc"].tolist(),
                             "insertion_auc": curves["insertion_auc"].tolist(),
                             "road_combined": road["combined"].tolist(), "road_morf": road["morf"].tolist(),
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
                "image_size": args.image_size, "images": [str(path) for path in paths],
                "top": [[t[0][0], t[0][1], float(t[0][2])] for t in top], "classes": classes.tolist(),
                "deletion_insertion_steps": args.steps, "ig_steps": args.ig_steps, "smooth_grad_samples": args.samples,
-               "road_percentiles": list(PERCENTILES), "scores": scores,
+               "road_percentiles": args.road_percentiles, "scores": scores,
                "integrated_gradients_completeness_error": completeness.tolist(),
                "sanity_grad_cam_spearman": {name: rho.tolist() for name, rho in sanity.items()}, "scoring_seconds": scoring.seconds,
                "grid": str(args.out / "grid.png")}
