@@ -88,12 +88,12 @@ def test_smooth_grad_is_the_mean_over_its_noise(linear):
     np.testing.assert_allclose(interpret.smooth_grad(linear, IMAGES, 2, samples=5, squared=True), grads ** 2,
                                rtol=1e-5)
     model = convnet()
-    smooth = interpret.smooth_grad(model, IMAGES, 1, method="gradient_times_input", samples=5, noise_level=0.2,
+    smooth = interpret.smooth_grad(model, IMAGES, 1, method="gradient_times_input", samples=3, noise_level=0.2,
                                    seed=3, chunk=2)
     sigma = 0.2 * (IMAGES.max(axis=(1, 2, 3)) - IMAGES.min(axis=(1, 2, 3)))[:, None, None, None]
     key = jax.random.PRNGKey(3)
     noisy = [IMAGES + sigma * np.asarray(jax.random.normal(jax.random.fold_in(key, s), IMAGES.shape))
-             for s in range(5)]
+             for s in range(3)]
     expected = np.mean([interpret.gradient_times_input(model, x, 1) for x in noisy], axis=0)
     np.testing.assert_allclose(smooth, expected, rtol=1e-4, atol=1e-7)
 
