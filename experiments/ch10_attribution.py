@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
                "deletion_insertion_steps": args.steps, "ig_steps": args.ig_steps, "smooth_grad_samples": args.samples,
                "road_percentiles": args.road_percentiles, "scores": scores,
                "integrated_gradients_completeness_error": completeness.tolist(),
-               "sanity_grad_cam_spearman": {name: rho.tolist() for name, rho in sanity.items()}, "scoring_seconds": scoring.seconds,
+               "sanity_grad_cam_spearman": {name: rho.tolist() for name, rho in sanity.items()},
+               "scoring_seconds": scoring.seconds,
                "grid": str(args.out / "grid.png")}
     return _common.write_metrics(args, metrics)
 

@@ -14,7 +14,8 @@ explains the same class.
 * Integrated gradients (Sundararajan et al., ICML 2017): ``(x − x') ⊙ Σ_i w_i ∂y/∂x(x' + α_i
   (x − x'))`` for a baseline ``x'``, with Captum's rules for (α_i, w_i): ``"riemann_left"``,
   ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"`` and ``"gausslegendre"``
-  (the default; Captum's trapezoid weights add up to 1 − 1/n, not 1, reproduced). Completeness: ``Σ attributions = y(x) − y(x')`` up to the quadrature error,
+  (the default; Captum's trapezoid weights add up to 1 − 1/n, not 1, reproduced). Completeness:
+  ``Σ attributions = y(x) − y(x')`` up to the quadrature error,
   see [completeness_error][jaxvision.interpret.attributions.completeness_error].
 * SmoothGrad (Smilkov et al. 2017): the mean of any of these over noisy copies ``x + ε``,
   ``ε ~ N(0, σ²)``, ``σ = noise_level · (max x − min x)`` per image; SmoothGrad² (Adebayo et al.
