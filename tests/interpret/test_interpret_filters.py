@@ -169,7 +169,9 @@ def test_the_books_keras_loop_on_the_same_weights(keras, tmp_path):
     save_keras_weights(ours, tmp_path / "convnet.weights.h5")
     twin = keras_dogs_vs_cats_convnet(keras, size)
     twin.load_weights(tmp_path / "convnet.weights.h5")
-    extractor = keras.Model(twin.inputs, twin.get_layer(layer).output)
+    # By position, not name: Keras's automatic names depend on what the session built before.
+    third_conv = [keras_layer for keras_layer in twin.layers if isinstance(keras_layer, keras.layers.Conv2D)][2]
+    extractor = keras.Model(twin.inputs, third_conv.output)
     options = dict(image_size=size, input_scale=1.0)
     starts = visualize_filters(ours, layer, filters, steps=0, **options)
     one = visualize_filters(ours, layer, filters, steps=1, **options)
