@@ -10,6 +10,9 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Fuzz tests: "ci" (default) is derandomized, so every run tries the same cases, and small
 # enough for CI's budget; HYPOTHESIS_PROFILE=dev searches more and at random.
+# Scripts that write reference fixtures with torch (never installed in CI): not test modules.
+collect_ignore = ["interpret/make_attribution_fixtures.py"]
+
 settings.register_profile("ci", max_examples=250, deadline=10_000, derandomize=True, database=None,
                           print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=1000, deadline=None, database=None,

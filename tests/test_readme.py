@@ -24,7 +24,7 @@ def test_write_your_own_model_example_runs(tmp_path):
     trained = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=600)
     assert trained.returncode == 0, trained.stderr
-    assert "add (op)" in trained.stdout and "Total params: 849" in trained.stdout
+    assert "add (Add)" in trained.stdout and "Total params: 849" in trained.stdout
     loaded = subprocess.run([sys.executable, "load.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=300)
     assert loaded.returncode == 0, loaded.stderr

@@ -138,12 +138,12 @@ _GUIDED = {jax.nn.relu: _guided_relu, jax.nn.relu6: _guided_relu6}
 
 def guided_copy(model: Model) -> Model:
     """A copy of ``model`` (sharing its arrays) whose layers' ReLU/ReLU6 activations pass back
-    only positive gradients. Layers resolve their activation once (``_fn``); only those are
+    only positive gradients. Layers resolve their activation once (``activation_fn``); only those are
     swapped, so the original model never sees the guided functions."""
     copy = nnx.merge(*nnx.split(model))
     for _, module in nnx.iter_graph(copy):
-        if isinstance(module, nnx.Module) and getattr(module, "_fn", None) in _GUIDED:
-            module._fn = _GUIDED[module._fn]
+        if isinstance(module, nnx.Module) and getattr(module, "activation_fn", None) in _GUIDED:
+            module.activation_fn = _GUIDED[module.activation_fn]
     return copy
 
 

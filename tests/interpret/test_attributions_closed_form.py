@@ -102,7 +102,7 @@ def test_guided_backprop_is_scoped_to_its_own_call():
     model = convnet()
     before = interpret.gradients(model, IMAGES, 0)
     guided = interpret.guided_backprop(model, IMAGES, 0)
-    assert model.conv2d._fn is jax.nn.relu
+    assert model.conv2d.activation_fn is jax.nn.relu
     np.testing.assert_array_equal(interpret.gradients(model, IMAGES, 0), before)
     assert np.abs(guided - before).max() > 1e-4
 
