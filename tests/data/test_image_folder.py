@@ -194,6 +194,11 @@ def test_bad_files_raise_with_name_or_are_skipped(mixed_tree):
     assert sum(len(x) for x, _ in ds) == 19
 
 
+# grain's workers pass batches through shared memory; CPython 3.12.1's resource tracker can
+# raise ReentrantCallError from a segment's finalizer while it is itself busy (a garbage
+# collection inside its own send), reported as unraisable at cleanup. The batches are checked
+# below; the tracker's own cleanup noise is not ours (failed 1 run in 2 under pytest-xdist).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_num_workers_two_matches_in_process_and_propagates_errors(mixed_tree):
     kwargs = dict(image_size=(4, 5), seed=9, batch_size=6)
     serial = image_dataset_from_directory(mixed_tree, **kwargs)
