@@ -5,6 +5,7 @@ from jaxvision.layers.base import Layer, count_params, set_trainable, sublayers,
 from jaxvision.layers.conv import Conv2D
 from jaxvision.layers.conv_transpose import Conv2DTranspose
 from jaxvision.layers.core import Activation, Dense, Dropout, Flatten, Rescaling, get_activation
+from jaxvision.layers.merging import Add, Concatenate, Multiply, ScaledAdd
 from jaxvision.layers.normalization import BatchNormalization, unfreeze_except_batchnorm
 from jaxvision.layers.precision import Policy, get_policy, global_policy, policy_scope, set_global_policy, set_policy
 from jaxvision.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
@@ -21,4 +22,5 @@ __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
 __all__ += ["Policy", "get_policy", "global_policy", "policy_scope", "set_global_policy", "set_policy"]
 __all__ += ["Layer", "count_params", "set_trainable", "sublayers", "trainable_filter", "unfreeze_except_batchnorm"]
 __all__ += ["Reshape", "ZeroPadding2D"]
+__all__ += ["Add", "Concatenate", "Multiply", "ScaledAdd"]
 __all__ += ["L1", "L1L2", "L2", "add_loss", "collect_losses", "get_regularizer", "weight_penalty"]
