@@ -39,8 +39,8 @@ def preprocess_input(x, mode: str = "tf"):
     Examples:
         >>> preprocess_input(np.array([0, 127.5, 255])).tolist()
         [-1.0, 0.0, 1.0]
-        >>> preprocess_input(np.array([[255.0, 0.0, 0.0]]), mode="caffe").round(3).tolist()  # BGR
-        [[-103.939, -116.779, 131.32]]
+        >>> [round(float(v), 3) for v in preprocess_input(np.array([255.0, 0.0, 0.0]), mode="caffe")]  # BGR
+        [-103.939, -116.779, 131.32]
     """
     if mode not in MODES:
         raise ValueError(f"preprocess_input: mode must be one of {MODES}, got {mode!r}")

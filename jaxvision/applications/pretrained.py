@@ -104,8 +104,8 @@ def check_input_shape(family: str, input_shape, min_size: int, default_size: int
 
 
 def application(family: str, builder: str, *, weights: str | os.PathLike | None, include_top: bool, classes: int,
-                input_shape, min_size: int, default_size: int, url_folder: str, files: tuple[str, str],
-                manifest: str | os.PathLike | dict | None, **kwargs) -> nnx.Module:
+                input_shape, min_size: int, default_size: int, url_folder: str, weights_name: str,
+                manifest: str | os.PathLike | dict | None, sized: bool = False, **kwargs) -> nnx.Module:
     """A ``keras.applications`` constructor: check the arguments as Keras does, build the
     registered ``builder`` with ``include_top``, ``classes`` and ``kwargs``, and load ``weights``.
 
@@ -113,12 +113,16 @@ def application(family: str, builder: str, *, weights: str | os.PathLike | None,
       family: the constructor's name, for error messages.
       min_size, default_size: Keras's smallest input side and the ImageNet training size.
       url_folder: Keras's release folder URL of the ImageNet files.
-      files: Keras's file names of the ImageNet weights with and without the top.
+      weights_name: the stem of Keras's file names,
+        ``<weights_name>_weights_tf_dim_ordering_tf_kernels[_notop].h5``.
+      sized: the builder takes ``input_shape`` too (VGG's classifier is sized by it).
     """
     check_input_shape(family, input_shape, min_size, default_size, weights=weights, include_top=include_top)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(f"{family}: ImageNet weights with include_top=True need classes=1000, got {classes}")
+    if sized:
+        kwargs["input_shape"] = list(input_shape or (default_size, default_size, 3))
     model = build(builder, weights, include_top=include_top, classes=classes, **kwargs)
-    keras_file = files[0] if include_top else files[1]
+    keras_file = f"{weights_name}_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
     load_weights(model, weights, keras_file=keras_file, url=url_folder + keras_file, sha256=None, manifest=manifest)
     return model

@@ -35,18 +35,13 @@ DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 FILTERS = (64, 128, 256, 512)  # bottleneck width of each stack; blocks output 4× as many
 
 
-def files(name: str) -> tuple[str, str]:
-    """Keras's ImageNet file names (with top, without) of ``resnet50``, ``resnet50v2``…"""
-    return (f"{name}_weights_tf_dim_ordering_tf_kernels.h5", f"{name}_weights_tf_dim_ordering_tf_kernels_notop.h5")
-
-
 def preprocess_input(x):
     """Keras's ``resnet.preprocess_input``: mode ``"caffe"`` (RGB → BGR, minus the ImageNet mean).
 
     Examples:
         >>> import numpy as np
-        >>> preprocess_input(np.full((1, 1, 3), 128.0)).round(3).tolist()
-        [[[24.061, 11.221, 4.32]]]
+        >>> [round(float(v), 3) for v in preprocess_input(np.full((1, 1, 3), 128.0))[0, 0]]  # BGR minus the mean
+        [24.061, 11.221, 4.32]
     """
     return _preprocess(x, mode="caffe")
 
@@ -165,7 +160,7 @@ def _constructor(depth: int, preact: bool):
                     manifest: str | os.PathLike | dict | None = None) -> ResNet:
         return application(family, builder, weights=weights, include_top=include_top, classes=classes,
                            input_shape=input_shape, min_size=32, default_size=224, url_folder=WEIGHTS_URL,
-                           files=files(builder), manifest=manifest, pooling=pooling,
+                           weights_name=builder, manifest=manifest, pooling=pooling,
                            classifier_activation=classifier_activation, seed=seed)
 
     constructor.__name__ = constructor.__qualname__ = family
