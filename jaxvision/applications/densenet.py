@@ -26,8 +26,8 @@ from jaxvision.models.convnets import model_rngs
 from jaxvision.models.functional import Functional, GraphBuilder
 from jaxvision.models.registry import register
 
-__all__ = ["DenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "decode_predictions", "densenet121",
-           "densenet169", "densenet201", "preprocess_input"]
+__all__ = ["DenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "decode_predictions", "densenet",
+           "preprocess_input"]
 
 WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/densenet/"
 EPSILON = 1.001e-5
@@ -100,18 +100,14 @@ class DenseNet(Functional):
         graph.finish(x)
 
 
-def _builder(depth: int):
-    def build(include_top: bool = True, pooling: str | None = None, classes: int = 1000,
-              classifier_activation: str | None = "softmax", seed: int = 0) -> DenseNet:
-        return DenseNet(BLOCKS[depth], include_top, pooling, classes, classifier_activation, rngs=model_rngs(seed))
-
-    build.__name__ = build.__qualname__ = f"densenet{depth}"
-    build.__doc__ = (f"DenseNet{depth} with random weights (what checkpoints rebuild before restoring theirs); "
-                     "the arguments are :class:`DenseNet`'s.")
-    return register(build)
-
-
-densenet121, densenet169, densenet201 = (_builder(depth) for depth in BLOCKS)
+@register
+def densenet(depth: int = 121, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
+             classifier_activation: str | None = "softmax", seed: int = 0) -> DenseNet:
+    """DenseNet121/169/201 (``depth``) with random weights (what checkpoints rebuild before
+    restoring theirs); the other arguments are :class:`DenseNet`'s."""
+    if depth not in BLOCKS:
+        raise ValueError(f"densenet: depth must be one of {sorted(BLOCKS)}, got {depth!r}")
+    return DenseNet(BLOCKS[depth], include_top, pooling, classes, classifier_activation, rngs=model_rngs(seed))
 
 
 def _constructor(depth: int):
@@ -119,10 +115,10 @@ def _constructor(depth: int):
                     input_shape: tuple[int, int, int] | None = None, pooling: str | None = None,
                     classes: int = 1000, classifier_activation: str | None = "softmax", seed: int = 0,
                     manifest: str | os.PathLike | dict | None = None) -> DenseNet:
-        return application(f"DenseNet{depth}", f"densenet{depth}", weights=weights, include_top=include_top,
+        return application(f"DenseNet{depth}", "densenet", weights=weights, include_top=include_top,
                            classes=classes, input_shape=input_shape, min_size=32, default_size=224,
                            url_folder=WEIGHTS_URL, weights_name=f"densenet{depth}", manifest=manifest,
-                           pooling=pooling, classifier_activation=classifier_activation, seed=seed)
+                           depth=depth, pooling=pooling, classifier_activation=classifier_activation, seed=seed)
 
     constructor.__name__ = constructor.__qualname__ = f"DenseNet{depth}"
     constructor.__doc__ = f"""``keras.applications.DenseNet{depth}``: the same arguments, layer names and weight files.

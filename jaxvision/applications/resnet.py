@@ -25,8 +25,7 @@ from jaxvision.models.convnets import model_rngs
 from jaxvision.models.functional import Functional, GraphBuilder
 from jaxvision.models.registry import register
 
-__all__ = ["ResNet", "ResNet50", "ResNet101", "ResNet152", "decode_predictions", "preprocess_input", "resnet50",
-           "resnet101", "resnet152"]
+__all__ = ["ResNet", "ResNet50", "ResNet101", "ResNet152", "decode_predictions", "preprocess_input", "resnet"]
 
 WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 EPSILON = 1.001e-5
@@ -135,23 +134,22 @@ class ResNet(Functional):
         graph.finish(x)
 
 
-def _builder(depth: int, preact: bool):
-    def build(include_top: bool = True, pooling: str | None = None, classes: int = 1000,
-              classifier_activation: str | None = "softmax", seed: int = 0) -> ResNet:
-        return ResNet(DEPTHS[depth], preact, include_top, pooling, classes, classifier_activation,
-                      rngs=model_rngs(seed))
-
-    build.__name__ = build.__qualname__ = f"resnet{depth}{'v2' if preact else ''}"
-    build.__doc__ = (f"ResNet{depth}{'V2' if preact else ''} with random weights (what checkpoints rebuild before "
-                     "restoring theirs); the arguments are :class:`ResNet`'s.")
-    return register(build)
+def _check_depth(family: str, depth: int, depths) -> None:
+    if depth not in depths:
+        raise ValueError(f"{family}: depth must be one of {sorted(depths)}, got {depth!r}")
 
 
-resnet50, resnet101, resnet152 = (_builder(depth, preact=False) for depth in (50, 101, 152))
+@register
+def resnet(depth: int = 50, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
+           classifier_activation: str | None = "softmax", seed: int = 0) -> ResNet:
+    """ResNet50/101/152 (``depth``) with random weights (what checkpoints rebuild before
+    restoring theirs); the other arguments are :class:`ResNet`'s."""
+    _check_depth("resnet", depth, DEPTHS)
+    return ResNet(DEPTHS[depth], False, include_top, pooling, classes, classifier_activation, rngs=model_rngs(seed))
 
 
 def _constructor(depth: int, preact: bool):
-    builder = f"resnet{depth}{'v2' if preact else ''}"
+    builder, weights_name = ("resnet_v2", f"resnet{depth}v2") if preact else ("resnet", f"resnet{depth}")
     family = f"ResNet{depth}{'V2' if preact else ''}"
 
     def constructor(include_top: bool = True, weights: str | os.PathLike | None = None,
@@ -160,7 +158,7 @@ def _constructor(depth: int, preact: bool):
                     manifest: str | os.PathLike | dict | None = None) -> ResNet:
         return application(family, builder, weights=weights, include_top=include_top, classes=classes,
                            input_shape=input_shape, min_size=32, default_size=224, url_folder=WEIGHTS_URL,
-                           weights_name=builder, manifest=manifest, pooling=pooling,
+                           weights_name=weights_name, manifest=manifest, depth=depth, pooling=pooling,
                            classifier_activation=classifier_activation, seed=seed)
 
     constructor.__name__ = constructor.__qualname__ = family

@@ -13,10 +13,11 @@ Keras session. Inputs are at least 32 × 32, in Keras's ``"tf"`` preprocessing (
 
 from jaxvision.applications.imagenet_utils import decode_predictions
 from jaxvision.applications.imagenet_utils import preprocess_input as _preprocess
-from jaxvision.applications.resnet import CONSTRUCTOR_DOC, _builder, _constructor
+from jaxvision.applications.resnet import CONSTRUCTOR_DOC, DEPTHS, ResNet, _check_depth, _constructor
+from jaxvision.models.convnets import model_rngs
+from jaxvision.models.registry import register
 
-__all__ = ["ResNet50V2", "ResNet101V2", "ResNet152V2", "decode_predictions", "preprocess_input", "resnet50v2",
-           "resnet101v2", "resnet152v2"]
+__all__ = ["ResNet50V2", "ResNet101V2", "ResNet152V2", "decode_predictions", "preprocess_input", "resnet_v2"]
 
 
 def preprocess_input(x):
@@ -30,7 +31,15 @@ def preprocess_input(x):
     return _preprocess(x, mode="tf")
 
 
-resnet50v2, resnet101v2, resnet152v2 = (_builder(depth, preact=True) for depth in (50, 101, 152))
+@register
+def resnet_v2(depth: int = 50, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
+              classifier_activation: str | None = "softmax", seed: int = 0) -> ResNet:
+    """ResNet50V2/101V2/152V2 (``depth``) with random weights (what checkpoints rebuild before
+    restoring theirs); the other arguments are :class:`~jaxvision.applications.resnet.ResNet`'s."""
+    _check_depth("resnet_v2", depth, DEPTHS)
+    return ResNet(DEPTHS[depth], True, include_top, pooling, classes, classifier_activation, rngs=model_rngs(seed))
+
+
 ResNet50V2, ResNet101V2, ResNet152V2 = (_constructor(depth, preact=True) for depth in (50, 101, 152))
 for _depth, _fn in zip((50, 101, 152), (ResNet50V2, ResNet101V2, ResNet152V2)):
     _fn.__doc__ = CONSTRUCTOR_DOC.format(family=_fn.__name__, builder=f"resnet{_depth}v2",

@@ -25,7 +25,7 @@ from jaxvision.models.convnets import model_rngs
 from jaxvision.models.functional import Functional, GraphBuilder
 from jaxvision.models.registry import register
 
-__all__ = ["VGG", "VGG16", "VGG19", "decode_predictions", "preprocess_input", "vgg16", "vgg19"]
+__all__ = ["VGG", "VGG16", "VGG19", "decode_predictions", "preprocess_input", "vgg"]
 
 # Convolutions per block (64, 128, 256, 512, 512 filters).
 CONVS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -91,20 +91,15 @@ class VGG(Functional):
         graph.finish(x)
 
 
-def _builder(depth: int):
-    def build(include_top: bool = True, pooling: str | None = None, classes: int = 1000,
-              classifier_activation: str | None = "softmax", input_shape: Sequence[int] = (224, 224, 3),
-              seed: int = 0) -> VGG:
-        return VGG(CONVS[depth], include_top, pooling, classes, classifier_activation, input_shape,
-                   rngs=model_rngs(seed))
-
-    build.__name__ = build.__qualname__ = f"vgg{depth}"
-    build.__doc__ = (f"VGG{depth} with random weights (what checkpoints rebuild before restoring theirs); the "
-                     "arguments are :class:`VGG`'s.")
-    return register(build)
-
-
-vgg16, vgg19 = _builder(16), _builder(19)
+@register
+def vgg(depth: int = 16, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
+        classifier_activation: str | None = "softmax", input_shape: Sequence[int] = (224, 224, 3),
+        seed: int = 0) -> VGG:
+    """VGG16/19 (``depth``) with random weights (what checkpoints rebuild before restoring
+    theirs); the other arguments are :class:`VGG`'s."""
+    if depth not in CONVS:
+        raise ValueError(f"vgg: depth must be 16 or 19, got {depth!r}")
+    return VGG(CONVS[depth], include_top, pooling, classes, classifier_activation, input_shape, rngs=model_rngs(seed))
 
 
 def _constructor(depth: int):
@@ -112,10 +107,10 @@ def _constructor(depth: int):
                     input_shape: tuple[int, int, int] | None = None, pooling: str | None = None,
                     classes: int = 1000, classifier_activation: str | None = "softmax", seed: int = 0,
                     manifest: str | os.PathLike | dict | None = None) -> VGG:
-        return application(f"VGG{depth}", f"vgg{depth}", weights=weights, include_top=include_top, classes=classes,
+        return application(f"VGG{depth}", "vgg", weights=weights, include_top=include_top, classes=classes,
                            input_shape=input_shape, min_size=32, default_size=224,
                            url_folder=f"https://storage.googleapis.com/tensorflow/keras-applications/vgg{depth}/",
-                           weights_name=f"vgg{depth}", manifest=manifest, pooling=pooling,
+                           weights_name=f"vgg{depth}", manifest=manifest, depth=depth, pooling=pooling,
                            classifier_activation=classifier_activation, sized=True, seed=seed)
 
     constructor.__name__ = constructor.__qualname__ = f"VGG{depth}"
