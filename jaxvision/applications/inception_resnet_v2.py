@@ -59,6 +59,8 @@ class InceptionResNetV2Net(Functional):
       rngs: ``nnx.Rngs`` for the initial weights.
     """
 
+    preprocessing_mode = "tf"  # of preprocess_input, for exported models
+
     def __init__(self, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
                  classifier_activation: str | None = "softmax", *, rngs: nnx.Rngs):
         check_pooling("InceptionResNetV2", pooling)

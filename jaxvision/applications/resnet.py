@@ -107,6 +107,7 @@ class ResNet(Functional):
         if len(blocks) != 4 or not all(isinstance(b, int) and b >= 1 for b in blocks):
             raise ValueError(f"ResNet: blocks must be four positive block counts, got {blocks!r}")
         self.blocks, self.preact = tuple(blocks), preact
+        self.preprocessing_mode = "tf" if preact else "caffe"  # of preprocess_input, for exported models
         self.include_top, self.pooling, self.classes = include_top, pooling, classes
         graph = GraphBuilder(self)
         x = graph(ZeroPadding2D(((3, 3), (3, 3))), graph.input, name="conv1_pad")

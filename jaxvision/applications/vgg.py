@@ -59,6 +59,7 @@ class VGG(Functional):
     """
 
     gradcam_layer = "block5_conv3"  # the last convolution, as in Keras's Grad-CAM examples
+    preprocessing_mode = "caffe"  # of preprocess_input, for exported models
 
     def __init__(self, convs: Sequence[int], include_top: bool = True, pooling: str | None = None,
                  classes: int = 1000, classifier_activation: str | None = "softmax",
