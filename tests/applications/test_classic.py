@@ -1,7 +1,8 @@
 """The classic keras.applications families (VGG, ResNet, ResNetV2, DenseNet, InceptionV3,
-InceptionResNetV2): Keras's layer names, order and parameter counts for all 13 constructors,
-built abstractly, against ``fixtures/keras_params_classic.json`` (written by
-``make_keras_params_classic.py``). Their outputs: ``tests/weights/test_classic_import.py``."""
+InceptionResNetV2): Keras's layer names, order and parameter counts for all 13 constructors
+with the top, built abstractly, against ``fixtures/keras_params_classic.json`` (written by
+``make_keras_params_classic.py``); without the top: ``test_classic_tools.py`` (one per family),
+``bench/applications_parity_classic.py`` (all). Outputs: ``tests/weights/test_classic_import.py``."""
 
 import json
 from pathlib import Path
@@ -25,6 +26,3 @@ def test_layer_names_and_parameter_counts_equal_keras(name):
     model = nnx.eval_shape(lambda: CONSTRUCTORS[name]())  # shapes only: nothing allocated
     assert list(model.layer_names) == expected["layers"]
     assert count_params(model) == (expected["top"]["trainable"], expected["top"]["non_trainable"])
-    model = nnx.eval_shape(lambda: CONSTRUCTORS[name](include_top=False))
-    assert list(model.layer_names) == expected["layers"][:expected["no_top_layers"]]
-    assert count_params(model) == (expected["no_top"]["trainable"], expected["no_top"]["non_trainable"])

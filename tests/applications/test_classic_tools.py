@@ -1,6 +1,6 @@
-"""The rest of jaxvision on the classic families: the default Grad-CAM layer, ``summary``,
-``unfreeze_except_batchnorm`` and checkpoint rebuilds for one constructor per family (built
-abstractly); Grad-CAM through a nested path, ``export_model``/``load_exported`` and
+"""The rest of jaxvision on the classic families: without the top, Keras's layer names and
+parameter counts, the default Grad-CAM layer, ``summary``, ``unfreeze_except_batchnorm`` and
+checkpoint rebuilds for one constructor per family (built abstractly); Grad-CAM through a nested path, ``export_model``/``load_exported`` and
 ``debug.compare`` against the Keras twin on VGG16 at 32-64 px (every family:
 ``bench/applications_parity_classic.py``)."""
 
@@ -33,16 +33,19 @@ FAMILIES = {
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_gradcam_layer_summary_unfreezing_and_rebuild(name):
+def test_without_top_names_counts_gradcam_layer_summary_unfreezing_and_rebuild(name):
     size, layer, shape = FAMILIES[name]
-    model = nnx.eval_shape(lambda: getattr(applications, name)())
+    expected = FIXTURE[name]
+    model = nnx.eval_shape(lambda: getattr(applications, name)(include_top=False))
+    assert list(model.layer_names) == expected["layers"][:expected["no_top_layers"]]
+    trainable, frozen = expected["no_top"]["trainable"], expected["no_top"]["non_trainable"]
+    assert count_params(model) == (trainable, frozen)
     input_shape = (1, size, size, 3)
     assert default_layer(model, input_shape) == layer
     assert model.layer_shapes(input_shape)[layer] == shape
     text = summary(model, input_shape, print_fn=None)
     rows = {line.split()[0] for line in text.splitlines()}
     assert set(model.layer_names) <= rows  # every layer, merge layers included
-    trainable, frozen = FIXTURE[name]["top"]["trainable"], FIXTURE[name]["top"]["non_trainable"]
     assert f"Total params: {trainable + frozen:,}" in text
     model.trainable = False
     assert count_params(model) == (0, trainable + frozen)
