@@ -8,7 +8,7 @@ average); ``bn`` and ``relu`` (7 × 7 × 1024/1664/1920 at 224², the Grad-CAM l
 ``avg_pool`` and ``predictions`` (``avg_pool``/``max_pool`` with ``pooling`` and no top).
 Keras leaves the two input paddings unnamed: ``zero_padding2d`` and ``zero_padding2d_1``, as in
 a fresh Keras session. BatchNormalization epsilon is 1.001e-5. Inputs are at least 32 × 32, in
-Keras's ``"torch"`` preprocessing (:func:`preprocess_input`).
+Keras's ``"torch"`` preprocessing (``preprocess_input``).
 """
 
 import os
@@ -48,7 +48,7 @@ def preprocess_input(x):
 
 
 class DenseNet(Functional):
-    """The DenseNet graph; build it with :func:`DenseNet121` … or ``build_model("densenet121")``.
+    """The DenseNet graph; build it with ``DenseNet121`` … or ``build_model("densenet121")``.
 
     Args:
       blocks: dense layers in each of the four dense blocks, e.g. ``(6, 12, 24, 16)``.
@@ -106,7 +106,7 @@ class DenseNet(Functional):
 def densenet(depth: int = 121, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
              classifier_activation: str | None = "softmax", seed: int = 0) -> DenseNet:
     """DenseNet121/169/201 (``depth``) with random weights (what checkpoints rebuild before
-    restoring theirs); the other arguments are :class:`DenseNet`'s."""
+    restoring theirs); the other arguments are ``DenseNet``'s."""
     if depth not in BLOCKS:
         raise ValueError(f"densenet: depth must be one of {sorted(BLOCKS)}, got {depth!r}")
     return DenseNet(BLOCKS[depth], include_top, pooling, classes, classifier_activation, rngs=model_rngs(seed))
@@ -126,7 +126,7 @@ def _constructor(depth: int):
     constructor.__doc__ = f"""``keras.applications.DenseNet{depth}``: the same arguments, layer names and weight files.
 
     Args:
-      include_top, pooling, classes, classifier_activation: as :class:`~jaxvision.applications.densenet.DenseNet`.
+      include_top, pooling, classes, classifier_activation: as ``DenseNet``.
       weights: ``None`` (random, the default here, unlike Keras), ``"imagenet"`` (Keras's
         ``densenet{depth}_weights_tf_dim_ordering_tf_kernels[_notop].h5`` under
         ``$JAXVISION_DATA/pretrained/``, else downloaded) or a path to a Keras ``.h5`` /

@@ -9,7 +9,7 @@ Keras session gives them: the branch units ``conv2d``, ``batch_normalization``,
 ``activation`` … (``conv2d_202`` the last), the poolings ``max_pooling2d``… and
 ``average_pooling2d``, and the scaled residual sums ``custom_scale_layer`` …
 ``custom_scale_layer_39`` (Keras's ``CustomScaleLayer``, here
-:class:`~jaxvision.layers.ScaledAdd`: ``x + branch * scale``, scale 0.17, 0.1, 0.2 and 1.0
+``ScaledAdd``: ``x + branch * scale``, scale 0.17, 0.1, 0.2 and 1.0
 for block8_10). BatchNormalization has no ``gamma`` and epsilon 1e-3. Inputs are at least
 75 × 75, in Keras's ``"tf"`` preprocessing ([-1, 1]).
 """
@@ -48,7 +48,7 @@ def preprocess_input(x):
 
 
 class InceptionResNetV2Net(Functional):
-    """The Inception-ResNet v2 graph; build it with :func:`InceptionResNetV2` or
+    """The Inception-ResNet v2 graph; build it with ``InceptionResNetV2`` or
     ``build_model("inception_resnet_v2")``.
 
     Args:
@@ -155,7 +155,7 @@ def InceptionResNetV2(include_top: bool = True, weights: str | os.PathLike | Non
     """``keras.applications.InceptionResNetV2``: the same arguments, layer names and weight files.
 
     Args:
-      include_top, pooling, classes, classifier_activation: as :class:`InceptionResNetV2Net`.
+      include_top, pooling, classes, classifier_activation: as ``InceptionResNetV2Net``.
       weights: ``None`` (random, the default here, unlike Keras), ``"imagenet"`` (Keras's
         ``inception_resnet_v2_weights_tf_dim_ordering_tf_kernels[_notop].h5`` under
         ``$JAXVISION_DATA/pretrained/``, else downloaded) or a path to a Keras ``.h5`` /
@@ -164,7 +164,7 @@ def InceptionResNetV2(include_top: bool = True, weights: str | os.PathLike | Non
       seed: for the random initial weights.
       manifest: a weights manifest the loaded file must match (see ``MobileNet``).
 
-    Inputs are scaled by :func:`preprocess_input` (mode "tf").
+    Inputs are scaled by ``preprocess_input`` (mode "tf").
 
     Examples:
         >>> from flax import nnx

@@ -41,7 +41,7 @@ def preprocess_input(x):
 
 
 class InceptionV3Net(Functional):
-    """The Inception v3 graph; build it with :func:`InceptionV3` or ``build_model("inception_v3")``.
+    """The Inception v3 graph; build it with ``InceptionV3`` or ``build_model("inception_v3")``.
 
     Args:
       include_top: end with ``avg_pool`` and the ``classes``-way ``predictions`` Dense.
@@ -139,7 +139,7 @@ def InceptionV3(include_top: bool = True, weights: str | os.PathLike | None = No
     """``keras.applications.InceptionV3``: the same arguments, layer names and weight files.
 
     Args:
-      include_top, pooling, classes, classifier_activation: as :class:`InceptionV3Net`.
+      include_top, pooling, classes, classifier_activation: as ``InceptionV3Net``.
       weights: ``None`` (random, the default here, unlike Keras), ``"imagenet"`` (Keras's
         ``inception_v3_weights_tf_dim_ordering_tf_kernels[_notop].h5`` under
         ``$JAXVISION_DATA/pretrained/``, else downloaded) or a path to a Keras ``.h5`` /
@@ -148,7 +148,7 @@ def InceptionV3(include_top: bool = True, weights: str | os.PathLike | None = No
       seed: for the random initial weights.
       manifest: a weights manifest the loaded file must match (see ``MobileNet``).
 
-    Inputs are scaled by :func:`preprocess_input` (mode "tf").
+    Inputs are scaled by ``preprocess_input`` (mode "tf").
 
     Examples:
         >>> from flax import nnx

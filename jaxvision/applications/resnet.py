@@ -1,5 +1,5 @@
 """ResNet50/101/152 (He et al., 2015) exactly as ``keras.applications.resnet`` builds them, and
-the graph shared with ResNetV2 (:mod:`jaxvision.applications.resnet_v2`), as in Keras.
+the graph shared with ResNetV2 (``jaxvision.applications.resnet_v2``), as in Keras.
 
 Layer names are Keras's: ``conv1_pad``, ``conv1_conv``, ``conv1_bn``, ``conv1_relu``,
 ``pool1_pad``, ``pool1_pool``; per block ``conv{s}_block{b}_{0..3}_{conv,bn}`` (``_0_`` is the
@@ -8,7 +8,7 @@ block's output; ``conv5_block3_out``, 7 × 7 × 2048 at 224², is the Grad-CAM l
 ``avg_pool`` and ``predictions`` (``avg_pool``/``max_pool`` with ``pooling`` and no top).
 The 1 × 1 stride-2 convolutions of v1 sit at the start of a block (Caffe's placement);
 every BatchNormalization uses epsilon 1.001e-5. Inputs are at least 32 × 32, in Keras's
-``"caffe"`` preprocessing (:func:`preprocess_input`: BGR, minus the ImageNet mean).
+``"caffe"`` preprocessing (``preprocess_input``: BGR, minus the ImageNet mean).
 """
 
 import os
@@ -88,7 +88,7 @@ def residual_block_v2(graph: GraphBuilder, x: str, channels: int, filters: int, 
 
 class ResNet(Functional):
     """The ResNet graph (Keras's ``ResNet`` function): v1 (``preact=False``, ResNet50…) or v2
-    (``preact=True``, ResNet50V2…). Build it with :func:`ResNet50` … or ``build_model("resnet50")``.
+    (``preact=True``, ResNet50V2…). Build it with ``ResNet50`` … or ``build_model("resnet50")``.
 
     Args:
       blocks: blocks in each of the four stacks, e.g. ``(3, 4, 6, 3)`` for ResNet50.
@@ -144,7 +144,7 @@ def _check_depth(family: str, depth: int, depths) -> None:
 def resnet(depth: int = 50, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
            classifier_activation: str | None = "softmax", seed: int = 0) -> ResNet:
     """ResNet50/101/152 (``depth``) with random weights (what checkpoints rebuild before
-    restoring theirs); the other arguments are :class:`ResNet`'s."""
+    restoring theirs); the other arguments are ``ResNet``'s."""
     _check_depth("resnet", depth, DEPTHS)
     return ResNet(DEPTHS[depth], False, include_top, pooling, classes, classifier_activation, rngs=model_rngs(seed))
 
@@ -170,7 +170,7 @@ ResNet50, ResNet101, ResNet152 = (_constructor(depth, preact=False) for depth in
 CONSTRUCTOR_DOC = """``keras.applications.{family}``: the same arguments, layer names and weight files.
 
     Args:
-      include_top, pooling, classes, classifier_activation: as :class:`~jaxvision.applications.resnet.ResNet`.
+      include_top, pooling, classes, classifier_activation: as ``ResNet``.
       weights: ``None`` (random, the default here, unlike Keras), ``"imagenet"`` (Keras's
         ``{builder}_weights_tf_dim_ordering_tf_kernels[_notop].h5`` under
         ``$JAXVISION_DATA/pretrained/``, else downloaded) or a path to a Keras ``.h5`` /

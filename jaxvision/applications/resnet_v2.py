@@ -1,5 +1,5 @@
 """ResNet50V2/101V2/152V2 (He et al., 2016, "Identity Mappings") exactly as
-``keras.applications.resnet_v2`` builds them, on the :class:`~jaxvision.applications.resnet.ResNet` graph.
+``keras.applications.resnet_v2`` builds them, on the ``ResNet`` graph.
 
 Layer names are Keras's: ``conv1_pad``, ``conv1_conv``, ``pool1_pad``, ``pool1_pool``; per
 block ``conv{s}_block{b}_preact_bn``, ``_preact_relu``, ``_0_conv`` (a stack's first block),
@@ -35,7 +35,7 @@ def preprocess_input(x):
 def resnet_v2(depth: int = 50, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
               classifier_activation: str | None = "softmax", seed: int = 0) -> ResNet:
     """ResNet50V2/101V2/152V2 (``depth``) with random weights (what checkpoints rebuild before
-    restoring theirs); the other arguments are :class:`~jaxvision.applications.resnet.ResNet`'s."""
+    restoring theirs); the other arguments are ``ResNet``'s."""
     _check_depth("resnet_v2", depth, DEPTHS)
     return ResNet(DEPTHS[depth], True, include_top, pooling, classes, classifier_activation, rngs=model_rngs(seed))
 

@@ -8,7 +8,7 @@ Layer names are Keras's: ``block{b}_conv{c}`` (3×3, "same", ReLU in the convolu
 pooled map, so its size fixes ``fc1``'s input: ``input_shape`` matters with the top (Keras's
 ImageNet classifier needs 224 × 224). The Grad-CAM layer is ``block5_conv3`` (14 × 14 × 512 at
 224², before the last pooling). Inputs are at least 32 × 32, in Keras's ``"caffe"``
-preprocessing (:func:`preprocess_input`: BGR, minus the ImageNet mean).
+preprocessing (``preprocess_input``: BGR, minus the ImageNet mean).
 """
 
 import os
@@ -45,7 +45,7 @@ def preprocess_input(x):
 
 
 class VGG(Functional):
-    """The VGG graph; build it with :func:`VGG16`, :func:`VGG19` or ``build_model("vgg16")``.
+    """The VGG graph; build it with ``VGG16``, ``VGG19`` or ``build_model("vgg16")``.
 
     Args:
       convs: convolutions in each of the five blocks, e.g. ``(2, 2, 3, 3, 3)`` for VGG16.
@@ -97,7 +97,7 @@ def vgg(depth: int = 16, include_top: bool = True, pooling: str | None = None, c
         classifier_activation: str | None = "softmax", input_shape: Sequence[int] = (224, 224, 3),
         seed: int = 0) -> VGG:
     """VGG16/19 (``depth``) with random weights (what checkpoints rebuild before restoring
-    theirs); the other arguments are :class:`VGG`'s."""
+    theirs); the other arguments are ``VGG``'s."""
     if depth not in CONVS:
         raise ValueError(f"vgg: depth must be 16 or 19, got {depth!r}")
     return VGG(CONVS[depth], include_top, pooling, classes, classifier_activation, input_shape, rngs=model_rngs(seed))
@@ -118,7 +118,7 @@ def _constructor(depth: int):
     constructor.__doc__ = f"""``keras.applications.VGG{depth}``: the same arguments, layer names and weight files.
 
     Args:
-      include_top, pooling, classes, classifier_activation: as :class:`~jaxvision.applications.vgg.VGG`.
+      include_top, pooling, classes, classifier_activation: as ``VGG``.
       weights: ``None`` (random, the default here, unlike Keras), ``"imagenet"`` (Keras's
         ``vgg{depth}_weights_tf_dim_ordering_tf_kernels[_notop].h5`` under
         ``$JAXVISION_DATA/pretrained/``, else downloaded) or a path to a Keras ``.h5`` /

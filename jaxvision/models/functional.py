@@ -1,7 +1,7 @@
 """``Functional``: a model written as a graph of named layers, as Keras's functional API writes it.
 
 The keras.applications architectures are graphs (residual adds, concatenated branches). A
-:class:`Functional` model is built in ``__init__`` with a :class:`GraphBuilder`, one call per
+``Functional`` model is built in ``__init__`` with a ``GraphBuilder``, one call per
 Keras layer, in the order the Keras source creates them::
 
     graph = GraphBuilder(self)
@@ -60,9 +60,9 @@ def keras_layer_order(nodes: Sequence[tuple[str, tuple[str, ...]]], output: str)
 
 
 class Functional(Model):
-    """Base class of the graph models; subclasses build themselves with :class:`GraphBuilder`.
+    """Base class of the graph models; subclasses build themselves with ``GraphBuilder``.
 
-    Attributes set by :meth:`GraphBuilder.finish`: ``graph`` (per layer in creation order: its
+    Attributes set by ``GraphBuilder.finish``: ``graph`` (per layer in creation order: its
     name, input names, whether it takes a list, and the outputs no later layer needs),
     ``output_name`` and ``layer_names`` (Keras's order).
     """
@@ -78,7 +78,7 @@ class Functional(Model):
 
 
 class GraphBuilder:
-    """Adds named layers and their connections to a :class:`Functional` model (see the module).
+    """Adds named layers and their connections to a ``Functional`` model (see the module).
 
     Args:
       model: the model being built (in its ``__init__``).
