@@ -39,6 +39,13 @@ def build(name: str, weights: str | os.PathLike | None, **kwargs) -> nnx.Module:
     return model
 
 
+def check_weights_path(weights: str | os.PathLike | None) -> None:
+    """A ``weights`` path that does not exist is a clear error (before anything is built)."""
+    if weights not in (None, "imagenet") and not os.path.exists(weights):
+        raise FileNotFoundError(f"weights={weights!r}: no such file; pass None, 'imagenet' or a path "
+                                "to a Keras weights file")
+
+
 def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_file: str, url: str,
                  sha256: str | None, alternatives: Sequence[str] = (), head: Sequence[str] = (),
                  manifest: str | os.PathLike | dict | None = None) -> None:
@@ -56,9 +63,7 @@ def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_
     if weights is None:
         return
     if weights != "imagenet":
-        if not os.path.exists(weights):
-            raise FileNotFoundError(f"weights={weights!r}: no such file; pass None, 'imagenet' or a path "
-                                    "to a Keras weights file")
+        check_weights_path(weights)
         load_keras_weights(model, weights, manifest=manifest)
         return
     folder = data_root() / "pretrained"
@@ -118,6 +123,7 @@ def application(family: str, builder: str, *, weights: str | os.PathLike | None,
       sized: the builder takes ``input_shape`` too (VGG's classifier is sized by it).
     """
     check_input_shape(family, input_shape, min_size, default_size, weights=weights, include_top=include_top)
+    check_weights_path(weights)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(f"{family}: ImageNet weights with include_top=True need classes=1000, got {classes}")
     if sized:
