@@ -46,6 +46,12 @@ MODELS = {
     "mobilenet": ({"alpha": 0.25, "classes": 10}, (8, 64, 64, 3), "sparse_categorical_crossentropy", (8,)),
     "mobilenet_unet": ({"alpha": 0.25}, (8, 64, 64, 3), "sparse_categorical_crossentropy", (8, 64, 64)),
     "xception": ({"classes": 10}, (8, 71, 71, 3), "sparse_categorical_crossentropy", (8,)),
+    "vgg": ({"classes": 10, "input_shape": [32, 32, 3]}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8,)),
+    "resnet": ({"classes": 10}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8,)),
+    "resnet_v2": ({"classes": 10}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8,)),
+    "densenet": ({"classes": 10}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8,)),
+    "inception_v3": ({"classes": 10}, (8, 75, 75, 3), "sparse_categorical_crossentropy", (8,)),
+    "inception_resnet_v2": ({"classes": 10}, (8, 75, 75, 3), "sparse_categorical_crossentropy", (8,)),
 }
 # The data each book profile trains on: (train, validation) examples.
 DOGS_VS_CATS, MNIST, HORSES = (2000, 1000), (60000, 0), (236, 42)

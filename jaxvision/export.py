@@ -80,6 +80,14 @@ ALLOWED_OPS = frozenset({
         "subtract", "tan", "tanh", "transpose", "tuple", "xor")),
 })
 IMAGENET_PREPROCESSING = "x / 127.5 - 1 on RGB pixels in [0, 255] (keras.applications preprocess_input, mode 'tf')"
+# What each keras.applications preprocessing mode does (a backbone names its mode in ``preprocessing_mode``).
+KERAS_PREPROCESSING = {
+    "tf": IMAGENET_PREPROCESSING,
+    "caffe": ("RGB pixels in [0, 255] reversed to BGR, minus the mean pixel (103.939, 116.779, 123.68) "
+              "(keras.applications preprocess_input, mode 'caffe')"),
+    "torch": ("x / 255 on RGB pixels in [0, 255], minus (0.485, 0.456, 0.406), divided by (0.229, 0.224, 0.225) "
+              "per channel (keras.applications preprocess_input, mode 'torch')"),
+}
 PIXEL_PREPROCESSING = "none: RGB pixels in [0, 255] as float32 (the model's Rescaling layer scales them)"
 
 
@@ -100,15 +108,15 @@ def _build_config(model: nnx.Module) -> dict:
 
 
 def _default_preprocessing(model: nnx.Module) -> str | None:
-    if _build_config(model).get("name") in ("mobilenet", "xception"):
-        return IMAGENET_PREPROCESSING
+    if getattr(model, "preprocessing_mode", None) in KERAS_PREPROCESSING:
+        return KERAS_PREPROCESSING[model.preprocessing_mode]
     if any(type(layer).__name__ == "Rescaling" for _, layer in nnx.iter_children(model)):
         return PIXEL_PREPROCESSING
     return None
 
 
 def _default_class_names(model: nnx.Module, outputs: int) -> list[str] | None:
-    if _build_config(model).get("name") in ("mobilenet", "xception") and outputs == 1000:
+    if getattr(model, "preprocessing_mode", None) in KERAS_PREPROCESSING and outputs == 1000:
         from jaxvision.applications.imagenet_utils import imagenet_class_names
 
         return imagenet_class_names()

@@ -17,17 +17,46 @@ CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"  # the hash Keras checks
 CLASS_INDEX_SHA256 = "a1e7a966a1f601d39e4b43e119b3e7dd4a2ad3ea08cf69847cbaf021013767bc"
 
 
-def preprocess_input(x):
-    """Scale [0, 255] pixels to [-1, 1] (``x / 127.5 - 1``, Keras's mode "tf", used by
-    MobileNet and Xception). NumPy in, float32 NumPy out; JAX arrays stay JAX arrays.
+# Keras's per-channel ImageNet statistics: "caffe" means in BGR order on [0, 255], "torch" in RGB on [0, 1].
+CAFFE_MEAN = (103.939, 116.779, 123.68)
+TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MODES = ("tf", "caffe", "torch")
+
+
+def preprocess_input(x, mode: str = "tf"):
+    """Scale [0, 255] RGB pixels as ``keras.applications.imagenet_utils.preprocess_input``
+    does in each ``mode`` (channels last):
+
+    * ``"tf"``: ``x / 127.5 - 1``, to [-1, 1] (MobileNet, Xception, ResNetV2, InceptionV3,
+      InceptionResNetV2);
+    * ``"caffe"``: RGB to BGR, then minus the ImageNet mean pixel, not scaled (VGG, ResNet);
+    * ``"torch"``: ``x / 255``, minus the ImageNet mean, divided by its standard deviation,
+      per RGB channel (DenseNet).
+
+    NumPy in, float32 NumPy out; JAX arrays stay JAX arrays. Each family's module has its own
+    ``preprocess_input`` with its mode, as in Keras.
 
     Examples:
         >>> preprocess_input(np.array([0, 127.5, 255])).tolist()
         [-1.0, 0.0, 1.0]
+        >>> [round(float(v), 3) for v in preprocess_input(np.array([255.0, 0.0, 0.0]), mode="caffe")]  # BGR
+        [-103.939, -116.779, 131.32]
     """
+    if mode not in MODES:
+        raise ValueError(f"preprocess_input: mode must be one of {MODES}, got {mode!r}")
     if isinstance(x, jax.Array):
-        return x.astype(jnp.promote_types(x.dtype, jnp.float32)) / 127.5 - 1.0
-    return np.asarray(x, np.float32) / np.float32(127.5) - np.float32(1.0)
+        xp, x = jnp, x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    else:
+        xp, x = np, np.asarray(x, np.float32)
+    dtype = x.dtype
+    if mode == "tf":
+        return x / xp.asarray(127.5, dtype) - xp.asarray(1.0, dtype)
+    if x.shape[-1:] != (3,):
+        raise ValueError(f"preprocess_input(mode={mode!r}) expects RGB images, channels last (..., 3); "
+                         f"got shape {tuple(x.shape)}")
+    if mode == "caffe":
+        return x[..., ::-1] - xp.asarray(CAFFE_MEAN, dtype)
+    return (x / xp.asarray(255.0, dtype) - xp.asarray(TORCH_MEAN, dtype)) / xp.asarray(TORCH_STD, dtype)
 
 
 def class_index_path() -> Path:

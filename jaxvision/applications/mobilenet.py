@@ -45,6 +45,7 @@ class MobileNetV1(Sequential):
     """
 
     keras_class = "Functional"  # keras.applications.MobileNet returns a functional model
+    preprocessing_mode = "tf"  # keras.applications.mobilenet.preprocess_input
 
     def __init__(self, alpha: float = 1.0, depth_multiplier: int = 1, include_top: bool = True,
                  pooling: str | None = None, classes: int = 1000, dropout: float = 1e-3,

@@ -39,6 +39,13 @@ def build(name: str, weights: str | os.PathLike | None, **kwargs) -> nnx.Module:
     return model
 
 
+def check_weights_path(weights: str | os.PathLike | None) -> None:
+    """A ``weights`` path that does not exist is a clear error (before anything is built)."""
+    if weights not in (None, "imagenet") and not os.path.exists(weights):
+        raise FileNotFoundError(f"weights={weights!r}: no such file; pass None, 'imagenet' or a path "
+                                "to a Keras weights file")
+
+
 def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_file: str, url: str,
                  sha256: str | None, alternatives: Sequence[str] = (), head: Sequence[str] = (),
                  manifest: str | os.PathLike | dict | None = None) -> None:
@@ -56,9 +63,7 @@ def load_weights(model: nnx.Module, weights: str | os.PathLike | None, *, keras_
     if weights is None:
         return
     if weights != "imagenet":
-        if not os.path.exists(weights):
-            raise FileNotFoundError(f"weights={weights!r}: no such file; pass None, 'imagenet' or a path "
-                                    "to a Keras weights file")
+        check_weights_path(weights)
         load_keras_weights(model, weights, manifest=manifest)
         return
     folder = data_root() / "pretrained"
@@ -85,3 +90,45 @@ def _load_without_head(model: nnx.Module, path: Path, head: Sequence[str], manif
     if result.missing or extra:
         raise ValueError(f"{path} does not fit {type(model).__name__}: missing {list(result.missing)}, "
                          f"unexpected {sorted(extra)}")
+
+
+def check_input_shape(family: str, input_shape, min_size: int, default_size: int, *, weights, include_top: bool
+                      ) -> None:
+    """Keras's ``obtain_input_shape`` rules for a given ``input_shape`` ``(height, width, 3)``:
+    each side at least ``min_size``; ImageNet weights with the top need the default size."""
+    if input_shape is None:
+        return
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[2] != 3 or not all(isinstance(d, int) for d in shape):
+        raise ValueError(f"{family}: input_shape must be (height, width, 3), got {input_shape!r}")
+    if min(shape[:2]) < min_size:
+        raise ValueError(f"{family}: input size must be at least {min_size}x{min_size}, got input_shape={shape}")
+    if weights == "imagenet" and include_top and shape != (default_size, default_size, 3):
+        raise ValueError(f"{family}: with include_top=True and ImageNet weights, input_shape must be "
+                         f"{(default_size, default_size, 3)}, got {shape}")
+
+
+def application(family: str, builder: str, *, weights: str | os.PathLike | None, include_top: bool, classes: int,
+                input_shape, min_size: int, default_size: int, url_folder: str, weights_name: str,
+                manifest: str | os.PathLike | dict | None, sized: bool = False, **kwargs) -> nnx.Module:
+    """A ``keras.applications`` constructor: check the arguments as Keras does, build the
+    registered ``builder`` with ``include_top``, ``classes`` and ``kwargs``, and load ``weights``.
+
+    Args:
+      family: the constructor's name, for error messages.
+      min_size, default_size: Keras's smallest input side and the ImageNet training size.
+      url_folder: Keras's release folder URL of the ImageNet files.
+      weights_name: the stem of Keras's file names,
+        ``<weights_name>_weights_tf_dim_ordering_tf_kernels[_notop].h5``.
+      sized: the builder takes ``input_shape`` too (VGG's classifier is sized by it).
+    """
+    check_input_shape(family, input_shape, min_size, default_size, weights=weights, include_top=include_top)
+    check_weights_path(weights)
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(f"{family}: ImageNet weights with include_top=True need classes=1000, got {classes}")
+    if sized:
+        kwargs["input_shape"] = list(input_shape or (default_size, default_size, 3))
+    model = build(builder, weights, include_top=include_top, classes=classes, **kwargs)
+    keras_file = f"{weights_name}_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
+    load_weights(model, weights, keras_file=keras_file, url=url_folder + keras_file, sha256=None, manifest=manifest)
+    return model

@@ -49,6 +49,8 @@ class XceptionNet(Model):
       rngs: ``nnx.Rngs`` for the initial weights.
     """
 
+    preprocessing_mode = "tf"  # keras.applications.xception.preprocess_input
+
     def __init__(self, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
                  classifier_activation: str | None = "softmax", *, rngs: nnx.Rngs):
         if pooling not in (None, "avg", "max"):

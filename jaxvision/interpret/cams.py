@@ -1,6 +1,6 @@
 """The class-activation-map family beyond Grad-CAM, on any tapped layer of any jaxvision model.
 
-Every function here has :func:`~jaxvision.interpret.gradcam.grad_cam`'s signature
+Every function here has ``jaxvision.interpret.gradcam.grad_cam``'s signature
 ``(model, images, layer_name=None, class_index=None, *, from_logits=False)`` and returns maps
 at the layer's resolution, ReLU'd and divided by their maximum (an all-zero map stays zero).
 ``layer_name`` may be a nested path (``"backbone/conv_pw_13_relu"``). ``class_index`` is an
@@ -9,7 +9,7 @@ int, one class per image (N,), or several classes per image (N, K); with (N, K) 
 
 Notation: ``A`` is the layer's activation (h, w, C) for one image, ``y`` the class score (the
 model's output for the class; the signed logit for a single sigmoid output, as in
-:mod:`jaxvision.interpret.gradcam`), ``g = ∂y/∂A``. Each method forms
+``jaxvision.interpret.gradcam``), ``g = ∂y/∂A``. Each method forms
 ``cam = ReLU(Σ_c w_c A_c)`` (or an element-wise variant) with:
 
 * Grad-CAM++ (Chattopadhay et al. 2018, WACV): ``w_c = Σ_ij ReLU(g_cij) α_cij``,

@@ -91,7 +91,9 @@ def _score_gradient(graphdef, state, images, class_index, layer_name, from_logit
 
 
 def default_layer(model: Model, input_shape: tuple[int, ...]) -> str:
-    """The last layer whose output is an (N, h, w, C) map with more than one position — the
+    """The model's ``gradcam_layer`` if it names one (VGG's ``block5_conv3``, its last
+    convolution, as in Keras's examples) and it has more than one position at this input size,
+    else the last layer whose output is an (N, h, w, C) map with more than one position — the
     book's "last convolutional layer". On a 1 × 1 map the heatmap is uniform by construction.
 
     Examples:
@@ -103,6 +105,8 @@ def default_layer(model: Model, input_shape: tuple[int, ...]) -> str:
         ((1, 1, 1, 4), 'max_pooling2d')
     """
     spatial = _multi_position_layers(model, input_shape)
+    if getattr(model, "gradcam_layer", None) in spatial:
+        return model.gradcam_layer
     if not spatial:
         raise ValueError(f"{type(model).__name__}: no layer has an (N, h, w, C) output with more than one "
                          f"position for inputs of shape {tuple(input_shape)}; layer shapes: "

@@ -13,6 +13,7 @@ from jaxvision.layers.base import Layer, count_params, set_trainable, sublayers,
 from jaxvision.layers.conv import Conv2D
 from jaxvision.layers.conv_transpose import Conv2DTranspose
 from jaxvision.layers.core import Activation, Dense, Dropout, Flatten, Rescaling, get_activation
+from jaxvision.layers.merging import Add, Concatenate, Multiply, ScaledAdd
 from jaxvision.layers.normalization import BatchNormalization, unfreeze_except_batchnorm
 from jaxvision.layers.precision import (Policy, autocast, get_policy, global_policy, layer_dtypes, policy_scope,
                                        set_global_policy, set_policy)
@@ -32,6 +33,7 @@ __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
 __all__ += ["Policy", "get_policy", "global_policy", "policy_scope", "set_global_policy", "set_policy"]
 __all__ += ["Layer", "count_params", "set_trainable", "sublayers", "trainable_filter", "unfreeze_except_batchnorm"]
 __all__ += ["Reshape", "UpSampling2D", "ZeroPadding2D"]
+__all__ += ["Add", "Concatenate", "Multiply", "ScaledAdd"]
 __all__ += ["L1", "L1L2", "L2", "add_loss", "collect_losses", "get_regularizer", "weight_penalty"]
 __all__ += ["autocast", "check_fits", "check_input", "check_padding", "configure_depthwise", "depthwise_conv",
             "depthwise_step", "layer_dtypes", "layer_label", "pair", "pointwise_conv"]
