@@ -12,8 +12,9 @@ from classic_parity import jaxvision_outputs, keras_twin, max_relative_error
 from jaxvision import applications
 
 # The smallest constructor of each family, at its smallest input size in Keras.
-FAMILIES = {"VGG16": 32, "ResNet50": 32, "ResNet50V2": 32, "DenseNet121": 32, "InceptionV3": 75,
-            "InceptionResNetV2": 75}
+# InceptionResNetV2 (780 layers) is checked by bench/applications_parity_classic.py only: over
+# 30 s of tracing and Keras building on 2 cores.
+FAMILIES = {"VGG16": 32, "ResNet50": 32, "ResNet50V2": 32, "DenseNet121": 32, "InceptionV3": 75}
 
 
 @pytest.mark.parametrize("name", FAMILIES)
