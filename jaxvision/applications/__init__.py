@@ -4,6 +4,21 @@ architecture, Keras's layer names, Keras's weight files (see :mod:`jaxvision.wei
 from jaxvision.applications.imagenet_utils import decode_predictions, imagenet_class_names, preprocess_input
 from jaxvision.applications.mobilenet import MobileNet, MobileNetV1, mobilenet
 from jaxvision.applications.xception import Xception, XceptionNet, xception
+from jaxvision.applications.mobilenet_v2 import MobileNetV2, mobilenet_v2
+from jaxvision.applications.mobilenet_v3 import (MobileNetV3Large, MobileNetV3Small, mobilenet_v3_large,
+                                                 mobilenet_v3_small)
+from jaxvision.applications.efficientnet import (EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3,
+                                                 EfficientNetB4, EfficientNetB5, EfficientNetB6, EfficientNetB7)
+from jaxvision.applications.efficientnet_v2 import (EfficientNetV2B0, EfficientNetV2B1, EfficientNetV2B2,
+                                                    EfficientNetV2B3, EfficientNetV2L, EfficientNetV2M,
+                                                    EfficientNetV2S)
+from jaxvision.applications.convnext import ConvNeXtBase, ConvNeXtLarge, ConvNeXtSmall, ConvNeXtTiny, ConvNeXtXLarge
 
 __all__ = ["MobileNet", "MobileNetV1", "Xception", "XceptionNet", "decode_predictions", "imagenet_class_names", "mobilenet",
            "preprocess_input", "xception"]
+# The depthwise and modern families (issue 30): Keras's constructors; the lower-case builders
+# (mobilenet_v2, efficientnet_b0, convnext_tiny…) are registered for build_model.
+MODERN = ["MobileNetV2", "MobileNetV3Small", "MobileNetV3Large"] + [f"EfficientNetB{i}" for i in range(8)]
+MODERN += [f"EfficientNetV2{v}" for v in ("B0", "B1", "B2", "B3", "S", "M", "L")]
+MODERN += ["ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"]
+__all__ += MODERN + ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]

@@ -1,0 +1,54 @@
+"""Helpers the ``keras.applications`` builders share: Keras's default input size, its
+"correct" padding before strided depthwise convolutions, channel rounding, and the
+``weights=`` argument checks."""
+
+import math
+import os
+from collections.abc import Sequence
+
+Size = tuple[int, int] | None
+
+
+def keras_input_size(input_shape: Sequence[int] | None, include_top: bool, default_size: int) -> Size:
+    """The (height, width) Keras builds the graph for (``imagenet_utils.obtain_input_shape``):
+    ``input_shape``'s, else ``default_size`` square with the top, else unknown (``None``)."""
+    if input_shape is not None:
+        if len(input_shape) != 3 or input_shape[2] != 3:
+            raise ValueError(f"input_shape must be (height, width, 3), got {tuple(input_shape)!r}")
+        if input_shape[0] is None or input_shape[1] is None:
+            return None
+        if min(input_shape[:2]) < 32:
+            raise ValueError(f"input_shape must be at least 32 x 32, got {tuple(input_shape)!r}")
+        return int(input_shape[0]), int(input_shape[1])
+    return (default_size, default_size) if include_top else None
+
+
+def correct_pad(size: Size, kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Keras's ``imagenet_utils.correct_pad``: the zero padding before a stride-2 "valid"
+    depthwise convolution. It depends on the size Keras *built* the model for: with an
+    unknown size it is always ``(k//2 - 1, k//2)``, so an odd input then differs from "same"."""
+    adjust = (1, 1) if size is None else (1 - size[0] % 2, 1 - size[1] % 2)
+    c = kernel_size // 2
+    return (c - adjust[0], c), (c - adjust[1], c)
+
+
+def halve(size: Size) -> Size:
+    """The size after a stride-2 convolution with "same" or Keras's correct padding."""
+    return None if size is None else (math.ceil(size[0] / 2), math.ceil(size[1] / 2))
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round channels to a multiple of ``divisor``, never more than 10% down (the TF
+    MobileNet rule Keras calls ``_make_divisible`` / ``_depth``)."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def check_weights_arguments(family: str, weights: str | os.PathLike | None, include_top: bool, classes: int,
+                            pooling: str | None) -> None:
+    """The argument errors every ``keras.applications`` builder raises."""
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"{family}: pooling must be None, 'avg' or 'max', got {pooling!r}")
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(f"{family}: ImageNet weights with include_top=True need classes=1000, got {classes}")
