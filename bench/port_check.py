@@ -48,7 +48,21 @@ MODELS = {
                                     (8, 32, 32)),
     "mobilenet": ({"alpha": 0.25, "classes": 10}, (8, 64, 64, 3), "sparse_categorical_crossentropy", (8,)),
     "xception": ({"classes": 10}, (8, 71, 71, 3), "sparse_categorical_crossentropy", (8,)),
+    "mobilenet_v2": ({"alpha": 0.35, "classes": 10}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8,)),
 }
+# The depthwise and modern applications (issue 30), 10 classes at 32 x 32.
+MODERN = ["mobilenet_v3_small", "mobilenet_v3_large"] + [f"efficientnet_b{i}" for i in range(8)]
+MODERN += [f"efficientnet_v2_{v}" for v in ("b0", "b1", "b2", "b3", "s", "m", "l")]
+MODERN += [f"convnext_{v}" for v in ("tiny", "small", "base", "large", "xlarge")]
+MODELS |= {name: ({"classes": 10}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8,)) for name in MODERN}
+# Lowered by make port-check only: the test suite lowers the smallest model of each family
+# (the larger ones differ in depth and width, not in operations).
+PORT_CHECK_ONLY = {"mobilenet_v3_small"} | {f"efficientnet_b{i}" for i in range(1, 8)}
+PORT_CHECK_ONLY |= {f"efficientnet_v2_{v}" for v in ("b1", "b2", "b3", "s", "m", "l")}
+PORT_CHECK_ONLY |= {f"convnext_{v}" for v in ("small", "base", "large", "xlarge")}
+# Step-cost rows for the modern backbones: listing 8.29's fine-tuning (ch08_pretrained's
+# finetune profile) with each as the backbone (estimates only; the experiment runs MobileNet/Xception).
+FINETUNE_BACKBONES = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
 # The data each book profile trains on: (train, validation) examples.
 DOGS_VS_CATS, MNIST, HORSES = (2000, 1000), (60000, 0), (236, 42)
 
@@ -89,7 +103,8 @@ def experiments() -> dict:
 
             original, quiet = ch08_pretrained.backbone, contextlib.redirect_stdout(io.StringIO())
             ch08_pretrained.backbone = (lambda args: mobilenet(alpha=0.75, include_top=False) if backbone == "mobilenet"
-                                        else xception(include_top=False))
+                                        else xception(include_top=False) if backbone == "xception"
+                                        else build_model(backbone, include_top=False))
             try:
                 with quiet:  # classifier() prints listing 8.29's counts
                     model = ch08_pretrained.classifier(Namespace(seed=0, image_size=180))
@@ -105,7 +120,10 @@ def experiments() -> dict:
     size = segmentation["image_size"]
     binary = ("binary_crossentropy", (1,), jnp.float32)
     pixels = ("sparse_categorical_crossentropy", (size, size), jnp.int32, segmentation, HORSES)
-    return {
+    modern = {f"ch08_pretrained_finetune --backbone {name} (estimate only)": (
+        name, pretrained(True, name), *binary, ch08_pretrained.PROFILES["finetune"]["book"], DOGS_VS_CATS)
+        for name in FINETUNE_BACKBONES}
+    return modern | {
         "ch08_mnist_convnet": ("mnist_convnet", lambda: build_model("mnist_convnet"),
                                "sparse_categorical_crossentropy", (), jnp.int32,
                                {**ch08_mnist_convnet.PROFILES["book"], "image_size": 28, "channels": 1}, MNIST),

@@ -55,7 +55,8 @@ MAX_CONTRACT_BYTES = 1 << 20  # a contract is a few KB, with 1000 class names ~3
 # refused: an exported folder from a stranger may compute on arrays, nothing more.
 ALLOWED_CUSTOM_CALLS = frozenset({"shape_assertion", "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape"})
 IMAGENET_PREPROCESSING = "x / 127.5 - 1 on RGB pixels in [0, 255] (keras.applications preprocess_input, mode 'tf')"
-PIXEL_PREPROCESSING = "none: RGB pixels in [0, 255] as float32 (the model's Rescaling layer scales them)"
+PIXEL_PREPROCESSING = ("none: RGB pixels in [0, 255] as float32 (the model's Rescaling or Normalization layer "
+                       "scales them)")
 
 
 class ExportError(ValueError):
@@ -74,16 +75,21 @@ def _build_config(model: nnx.Module) -> dict:
     return json.loads(getattr(model, "build_config", None) or "{}")
 
 
+# The applications whose inputs Keras scales outside the model (mode "tf"); the others
+# (MobileNetV3, EfficientNet, EfficientNetV2, ConvNeXt) rescale or normalise inside it.
+TF_MODE_APPLICATIONS = ("mobilenet", "mobilenet_v2", "xception")
+
+
 def _default_preprocessing(model: nnx.Module) -> str | None:
-    if _build_config(model).get("name") in ("mobilenet", "xception"):
+    if _build_config(model).get("name") in TF_MODE_APPLICATIONS:
         return IMAGENET_PREPROCESSING
-    if any(type(layer).__name__ == "Rescaling" for _, layer in nnx.iter_children(model)):
+    if any(type(layer).__name__ in ("Rescaling", "Normalization") for _, layer in nnx.iter_children(model)):
         return PIXEL_PREPROCESSING
     return None
 
 
 def _default_class_names(model: nnx.Module, outputs: int) -> list[str] | None:
-    if _build_config(model).get("name") in ("mobilenet", "xception") and outputs == 1000:
+    if _build_config(model).get("module", "").startswith("jaxvision.applications") and outputs == 1000:
         from jaxvision.applications.imagenet_utils import imagenet_class_names
 
         return imagenet_class_names()

@@ -9,7 +9,8 @@ so :func:`preprocess_input` is the identity, as in Keras); the nested Sequential
 ``_stage_i_block_j``: ``_depthwise_conv`` (a 7×7 Conv2D with one group per channel),
 ``_layernorm``, ``_pointwise_conv_1`` (Dense 4×), ``_gelu``, ``_pointwise_conv_2``,
 ``_layer_scale`` and ``_identity`` (``_stochastic_depth`` with a ``drop_path_rate``), added to
-the block input by an unnamed operation; the top ``_head_gap``, ``_head_layernorm``,
+the block input by an operation Keras leaves unnamed; jaxvision taps that sum, the block's
+output, as ``_stage_i_block_j_output`` (the last one is the Grad-CAM layer with the top); the top ``_head_gap``, ``_head_layernorm``,
 ``_head_dense``, or without it the pooling and a final ``layer_normalization``. Every
 LayerNormalization has epsilon 1e-6; GELU is the exact (erf) form.
 """
@@ -82,7 +83,7 @@ def convnext_graph(variant: str, include_top: bool, pooling: str | None, classes
                 x = g(StochasticDepth(drop_rates[cur + j], rngs=rngs, name=f"{prefix}_stochastic_depth"), x)
             else:
                 x = g(Activation("linear", name=f"{prefix}_identity"), x)
-            x = g.operation("add_tensors", inputs, x)
+            x = g.operation("add_tensors", inputs, x, tap=f"{prefix}_output")
         cur += depth
     if include_top:
         x = g(GlobalAveragePooling2D(name=f"{name}_head_gap"), x)

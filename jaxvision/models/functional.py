@@ -37,6 +37,7 @@ class GraphBuilder:
     def __init__(self):
         self.nodes: list[tuple[str, str, tuple[str, ...], float | None]] = []
         self.layers: dict[str, nnx.Module] = {}
+        self.tapped_operations: set[str] = set()
         self._counts: dict[str, int] = {}
 
     def auto_name(self, stem: str) -> str:
@@ -59,10 +60,14 @@ class GraphBuilder:
         self.nodes.append((name, kind, tuple(inputs), None))
         return name
 
-    def operation(self, kind: str, *inputs: str, constant: float | None = None) -> str:
-        """A Keras operation that is not a layer: ``x + c``, ``x * c``, ``x + y``."""
-        name = f"{kind}_operation_{len(self.nodes)}"
+    def operation(self, kind: str, *inputs: str, constant: float | None = None, tap: str | None = None) -> str:
+        """A Keras operation that is not a layer: ``x + c``, ``x * c``, ``x + y``. Keras gives it
+        no name; ``tap`` names its output for ``intermediates`` and Grad-CAM all the same (not a
+        Keras layer, so not in ``layer_names``)."""
+        name = tap or f"{kind}_operation_{len(self.nodes)}"
         self.nodes.append((name, kind, tuple(inputs), constant))
+        if tap:
+            self.tapped_operations.add(name)
         return name
 
 
@@ -123,6 +128,7 @@ class Functional(Model):
                 setattr(self, name, graph.layers[name])
         reached = set(order)
         self.graph = tuple(node for node in graph.nodes if node[0] in reached)
+        self.tapped_operations = tuple(sorted(graph.tapped_operations & reached))
         self.output_name = output
 
     def forward(self, x: jax.Array, tap: Tap) -> jax.Array:
@@ -138,5 +144,6 @@ class Functional(Model):
             elif kind in MERGES:
                 values[name] = tap(name, MERGES[kind](args, constant))
             else:
-                values[name] = OPERATIONS[kind](args, constant)
+                value = OPERATIONS[kind](args, constant)
+                values[name] = tap(name, value) if name in self.tapped_operations else value
         return values[self.output_name]

@@ -15,6 +15,11 @@ import pytest
 from flax import nnx
 
 import jaxvision.applications as applications
+from jaxvision.applications.pretrained import build
+from jaxvision.export import export_model
+from jaxvision.interpret.gradcam import default_layer
+from jaxvision.layers import count_params, unfreeze_except_batchnorm
+from jaxvision.models import rebuild_model, summary
 from jaxvision.weights.model_layers import keras_layers, layer_variables
 from modern_twins import keras_outputs, numpy_initialisers, our_outputs, randomise_modern, write_both
 
@@ -38,12 +43,50 @@ def weighted_layer_names(model) -> list[str]:
     return list(dict.fromkeys(name.split("/")[0] for name in keras_layers(model)))
 
 
+# The Grad-CAM default (the last multi-position map) at Keras's default size: the last
+# activation, or for ConvNeXt the last block's output (a sum Keras leaves unnamed, tapped here).
+GRADCAM_LAYERS = {"MobileNetV2": "out_relu", "MobileNetV3Small": "activation_17", "EfficientNetB0": "top_activation",
+                  "EfficientNetV2B0": "top_activation", "ConvNeXtTiny": "convnext_tiny_stage_3_block_2_output"}
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_parameter_counts_and_weight_order_equal_keras(name):
+def test_parameter_counts_weight_order_summary_and_grad_cam_layer_equal_keras(name):
     model = nnx.eval_shape(lambda: getattr(applications, name)())
     keras = FIXTURE[name]
     assert counts(model) == keras["trainable"] + keras["non_trainable"]
+    assert count_params(model) == (keras["trainable"], keras["non_trainable"])  # Keras's split too
     assert weighted_layer_names(model) == keras["weighted_layers"]
+    text = summary(model, (1, 224, 224, 3), print_fn=None)
+    assert f"Total params: {keras['trainable'] + keras['non_trainable']:,}" in text
+    assert f"Non-trainable params: {keras['non_trainable']:,}" in text
+    assert f"{model.layer_names[-1]} (" in text.splitlines()[-5] and str(keras["output_shape"][-1]) in text.splitlines()[-5]
+    assert default_layer(model, (1, 224, 224, 3)) == GRADCAM_LAYERS[name]
+
+
+@pytest.mark.parametrize("name", ["EfficientNetB0", "ConvNeXtTiny"])
+def test_fine_tuning_freezes_batch_normalization_but_not_layer_normalization(name):
+    """Keras's advice (and listing 8.31's): unfreeze all but BatchNormalization. LayerNormalization
+    has no moving statistics, so Keras keeps it trainable; so does unfreeze_except_batchnorm."""
+    model = nnx.eval_shape(lambda: getattr(applications, name)())
+    twin = nnx.eval_shape(lambda: rebuild_model(model.build_config))  # what a checkpoint's load_model does
+    assert twin.layer_names == model.layer_names and counts(twin) == counts(model)
+    model.trainable = False
+    assert count_params(model)[0] == 0
+    unfreeze_except_batchnorm(model)
+    batchnorm = sum(int(np.prod(layer.gamma.shape)) * 2 for layer in keras_layers(model).values()
+                    if type(layer).__name__ == "BatchNormalization")
+    assert (batchnorm > 0) == (name == "EfficientNetB0")
+    assert count_params(model)[0] == FIXTURE[name]["trainable"] - batchnorm
+    layer_norms = [layer for layer in keras_layers(model).values() if type(layer).__name__ == "LayerNormalization"]
+    assert all(layer.trainable for layer in layer_norms) and (len(layer_norms) > 0) == (name == "ConvNeXtTiny")
+
+
+def test_export_contract_of_an_application_without_its_own_preprocessing_step(tmp_path):
+    model = build("mobilenet_v3_small", "zeros", minimalistic=True, alpha=0.75)  # zero weights, nothing compiled
+    folder = export_model(model, tmp_path / "v3", input_shape=(32, 32, 3), platforms=("cpu",))
+    contract = json.loads((folder / "contract.json").read_text())
+    assert contract["preprocessing"].startswith("none: RGB pixels in [0, 255]")  # the model rescales itself
+    assert len(contract["class_names"]) == 1000 and contract["class_names"][386] == "African_elephant"
 
 
 @pytest.fixture(scope="module", params=list(CASES))
