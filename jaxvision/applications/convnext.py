@@ -3,7 +3,7 @@
 
 Keras's names, prefixed by the model name (``convnext_tiny``…): ``_prestem_normalization``
 (with ``include_preprocessing``: ImageNet mean and variance on [0, 255] pixels, constants,
-so :func:`preprocess_input` is the identity, as in Keras); the nested Sequential models
+so ``preprocess_input`` is the identity, as in Keras); the nested Sequential models
 ``_stem`` (``_stem_conv`` 4×4 stride 4, ``_stem_layernorm``) and ``_downsampling_block_i``
 (``_downsampling_layernorm_i``, ``_downsampling_conv_i`` 2×2 stride 2); blocks
 ``_stage_i_block_j``: ``_depthwise_conv`` (a 7×7 Conv2D with one group per channel),

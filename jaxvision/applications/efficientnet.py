@@ -1,7 +1,7 @@
 """EfficientNetB0…B7 (Tan & Le, 2019) exactly as ``keras.applications`` builds them.
 
 Keras's names: ``rescaling`` (x / 255) and ``normalization`` (ImageNet's channel mean and
-variance, stored as its weights) inside the model, so :func:`preprocess_input` is the
+variance, stored as its weights) inside the model, so ``preprocess_input`` is the
 identity, as in Keras (with ``weights="imagenet"`` Keras adds ``rescaling_1``, a further
 1 / sqrt(std) per channel that its weight files assume, and so do we); ``stem_conv_pad``,
 ``stem_conv``, ``stem_bn``, ``stem_activation``; blocks ``block{stage}{a,b,…}_`` +

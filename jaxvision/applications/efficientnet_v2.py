@@ -2,7 +2,7 @@
 
 Keras's names: with ``include_preprocessing``, ``rescaling`` and, for B0…B3, ``normalization``
 (ImageNet mean and variance as constants, so no weights) inside the model; S, M and L
-rescale to [-1, 1] (x / 128 − 1) instead. :func:`preprocess_input` is the identity, as in
+rescale to [-1, 1] (x / 128 − 1) instead. ``preprocess_input`` is the identity, as in
 Keras. Then ``stem_conv``, ``stem_bn``, ``stem_activation``; blocks ``block{stage}{a,b,…}_``:
 the fused MBConv stages ``expand_conv`` (the k×k convolution), ``expand_bn``,
 ``expand_activation``, ``project_conv``, ``project_bn`` (``project_activation`` without

@@ -6,7 +6,7 @@ residual block ``expanded_conv_depthwise`` … ``expanded_conv_project_BN``; blo
 ``_depthwise``, ``_depthwise_BN``, ``_depthwise_relu``, ``_project``, ``_project_BN``,
 ``block_i_add``; then ``Conv_1``, ``Conv_1_bn``, ``out_relu`` (the Grad-CAM layer) and the
 top ``global_average_pooling2d``, ``predictions``. ReLU6 throughout; BatchNormalization
-epsilon 1e-3, momentum 0.999. Inputs are scaled to [-1, 1] by :func:`preprocess_input`
+epsilon 1e-3, momentum 0.999. Inputs are scaled to [-1, 1] by ``preprocess_input``
 outside the model, as in Keras.
 """
 
@@ -54,7 +54,7 @@ def bn(channels: int, name: str, rngs: nnx.Rngs) -> BatchNormalization:
 
 def mobilenet_v2_graph(alpha: float, include_top: bool, pooling: str | None, classes: int,
                        classifier_activation: str | None, input_shape, rngs: nnx.Rngs) -> Functional:
-    """The MobileNetV2 graph; build it with :func:`MobileNetV2` (weights) or ``build_model("mobilenet_v2")``."""
+    """The MobileNetV2 graph; build it with ``MobileNetV2`` (weights) or ``build_model("mobilenet_v2")``."""
     check_weights_arguments("MobileNetV2", None, include_top, classes, pooling)
     size = keras_input_size(input_shape, include_top, 224)
     g = GraphBuilder()
@@ -117,7 +117,7 @@ def MobileNetV2(input_shape: tuple[int, int, int] | None = None, alpha: float = 
     Args:
       input_shape: optional ``(height, width, 3)``: the size Keras would build for, which sets
         the padding before the stride-2 depthwise convolutions (see
-        :func:`~jaxvision.applications.common.correct_pad`) and picks the ImageNet file.
+        [correct_pad][jaxvision.applications.common.correct_pad]) and picks the ImageNet file.
       alpha: width multiplier (ImageNet weights for 0.35, 0.5, 0.75, 1.0, 1.3, 1.4).
       include_top, pooling, classes, classifier_activation: as in Keras.
       weights: ``None`` (random, the default here, unlike Keras), ``"imagenet"`` (Keras's

@@ -2,7 +2,7 @@
 ``keras.applications`` builds them.
 
 Keras's names: ``rescaling`` (with ``include_preprocessing``: x / 127.5 − 1 inside the model,
-so :func:`preprocess_input` is the identity, as in Keras), ``conv``, ``conv_bn``; blocks
+so ``preprocess_input`` is the identity, as in Keras), ``conv``, ``conv_bn``; blocks
 ``expanded_conv[_i]_expand``, ``_expand_bn``, ``_depthwise_pad`` (stride 2), ``_depthwise``,
 ``_depthwise_bn``, the squeeze-and-excitation ``_squeeze_excite_avg_pool``, ``_conv``,
 ``_relu``, ``_conv_1``, ``_mul``, then ``_project``, ``_project_bn``, ``_add``; ``conv_1``,
@@ -215,7 +215,7 @@ def MobileNetV3Large(input_shape: tuple[int, int, int] | None = None, alpha: flo
                      classes: int = 1000, pooling: str | None = None, dropout_rate: float = 0.2,
                      classifier_activation: str | None = "softmax", include_preprocessing: bool = True,
                      seed: int = 0, manifest: str | os.PathLike | dict | None = None) -> Functional:
-    """``keras.applications.MobileNetV3Large``: arguments as :func:`MobileNetV3Small`.
+    """``keras.applications.MobileNetV3Large``: arguments as ``MobileNetV3Small``.
 
     Examples:
         >>> from flax import nnx

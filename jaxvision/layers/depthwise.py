@@ -9,8 +9,8 @@ small kernels the same sum is a handful of shifted, strided slices of the padded
 per-channel taps: plain elementwise work that XLA fuses well and differentiates cheaply. We
 use that form when compiling for CPU and the grouped convolution everywhere else (where the
 cuDNN/TPU kernels are fast); both give the same numbers up to float rounding order.
-:class:`~jaxvision.layers.DepthwiseConv2D`, :class:`~jaxvision.layers.SeparableConv2D` and a
-:class:`~jaxvision.layers.Conv2D` with ``groups == in_channels`` (ConvNeXt's) all run here.
+[DepthwiseConv2D][jaxvision.layers.DepthwiseConv2D], [SeparableConv2D][jaxvision.layers.SeparableConv2D] and a
+[Conv2D][jaxvision.layers.Conv2D] with ``groups == in_channels`` (ConvNeXt's) all run here.
 """
 
 import functools

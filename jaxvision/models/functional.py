@@ -1,7 +1,7 @@
 """Keras-functional graphs as jaxvision models: what ``keras.applications`` builds, node for node.
 
-A :class:`GraphBuilder` records layer calls and merge operations the way Keras's functional
-API does (``x = layer(x)``, ``add([x, shortcut])``); :class:`Functional` runs the recorded
+A [GraphBuilder][jaxvision.models.functional.GraphBuilder] records layer calls and merge operations the way Keras's functional
+API does (``x = layer(x)``, ``add([x, shortcut])``); [Functional][jaxvision.models.functional.Functional] runs the recorded
 graph. Its ``layer_names`` are the order of Keras's ``model.layers``, computed by Keras's own
 rule (``keras.src.ops.function.map_graph``: by depth from the output, ties in depth-first
 traversal order), because weight files depend on that order: legacy ``.h5`` files pair layers
@@ -100,7 +100,7 @@ def keras_layer_order(nodes: Sequence[tuple[str, str, tuple[str, ...], object]],
 
 
 class Functional(Model):
-    """A model running a :class:`GraphBuilder`'s graph; each layer is an attribute under its
+    """A model running a [GraphBuilder][jaxvision.models.functional.GraphBuilder]'s graph; each layer is an attribute under its
     Keras name, each Keras layer's output is tapped under its name.
 
     Args:

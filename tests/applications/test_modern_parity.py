@@ -111,7 +111,8 @@ def test_outputs_equal_keras_in_inference_and_batch_statistics_modes(twins):
     scale = np.abs(keras_infer).max()
     np.testing.assert_allclose(infer, keras_infer, rtol=1e-5, atol=1e-5 * scale)
     np.testing.assert_allclose(train, keras_train, rtol=1e-5, atol=1e-5 * np.abs(keras_train).max())
-    assert not np.allclose(train, infer, atol=1e-3 * scale)  # the two modes differ, so both were tested
+    has_batchnorm = any(type(layer).__name__ == "BatchNormalization" for layer in keras_layers(model).values())
+    assert has_batchnorm != np.allclose(train, infer, atol=1e-3 * scale)  # with BatchNorm the modes differ
     # The moving statistics the training pass leaves, BatchNorm by BatchNorm.
     keras_moving = {v.path: value for v, value in zip(twin.non_trainable_variables, keras_stats)}
     checked = 0
