@@ -55,11 +55,10 @@ MODERN = ["mobilenet_v3_small", "mobilenet_v3_large"] + [f"efficientnet_b{i}" fo
 MODERN += [f"efficientnet_v2_{v}" for v in ("b0", "b1", "b2", "b3", "s", "m", "l")]
 MODERN += [f"convnext_{v}" for v in ("tiny", "small", "base", "large", "xlarge")]
 MODELS |= {name: ({"classes": 10}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8,)) for name in MODERN}
-# Lowered by make port-check only: the test suite lowers the smallest model of each family
-# (the larger ones differ in depth and width, not in operations).
-PORT_CHECK_ONLY = {"mobilenet_v3_small"} | {f"efficientnet_b{i}" for i in range(1, 8)}
-PORT_CHECK_ONLY |= {f"efficientnet_v2_{v}" for v in ("b1", "b2", "b3", "s", "m", "l")}
-PORT_CHECK_ONLY |= {f"convnext_{v}" for v in ("small", "base", "large", "xlarge")}
+# Lowered by make port-check only; the test suite lowers MobileNetV3Small for all of them
+# (Functional graph, depthwise, squeeze-and-excitation): on the shared 2-core CPU each of these
+# took 50-115 s to lower in the suite (all lowered for tpu and cuda in both policies).
+PORT_CHECK_ONLY = {"mobilenet_v2", *MODERN} - {"mobilenet_v3_small"}
 # Step-cost rows for the modern backbones: listing 8.29's fine-tuning (ch08_pretrained's
 # finetune profile) with each as the backbone (estimates only; the experiment runs MobileNet/Xception).
 FINETUNE_BACKBONES = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
