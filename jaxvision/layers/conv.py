@@ -33,7 +33,7 @@ class Conv2D(Layer):
       groups: split the channels into this many groups convolved separately (Keras's; the
         kernel is ``(kh, kw, in_channels // groups, filters)``). ``groups == in_channels``, as in
         ConvNeXt, is a depthwise convolution and runs on its fast path
-        ([depthwise_conv][jaxvision.layers.depthwise.depthwise_conv]).
+        (``jaxvision.layers.depthwise.depthwise_conv``).
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
       kernel_regularizer, bias_regularizer: penalty on the weight added to the training loss

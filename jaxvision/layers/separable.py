@@ -1,5 +1,5 @@
 """DepthwiseConv2D and SeparableConv2D with Keras 3 numerics, on the fast depthwise path of
-[jaxvision.layers.depthwise][jaxvision.layers.depthwise] (the grouped convolution off CPU, shifted slices on CPU).
+``jaxvision.layers.depthwise`` (the grouped convolution off CPU, shifted slices on CPU).
 """
 
 from collections.abc import Callable, Sequence
