@@ -53,7 +53,7 @@ MODELS = {
 # The depthwise and modern applications (issue 30), 10 classes at 32 x 32.
 MODERN = ["mobilenet_v3_small", "mobilenet_v3_large"] + [f"efficientnet_b{i}" for i in range(8)]
 MODERN += [f"efficientnet_v2_{v}" for v in ("b0", "b1", "b2", "b3", "s", "m", "l")]
-MODERN += [f"convnext_{v}" for v in ("tiny", "small", "base", "large", "xlarge")]
+MODERN += [f"convnext_{v}" for v in ("tiny", "small", "base", "large", "xlarge")] + ["nasnet_mobile", "nasnet_large"]
 MODELS |= {name: ({"classes": 10}, (8, 32, 32, 3), "sparse_categorical_crossentropy", (8,)) for name in MODERN}
 # Lowered by make port-check only; the test suite lowers MobileNetV3Small for all of them
 # (Functional graph, depthwise, squeeze-and-excitation): on the shared 2-core CPU each of these

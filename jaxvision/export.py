@@ -77,7 +77,7 @@ def _build_config(model: nnx.Module) -> dict:
 
 # The applications whose inputs Keras scales outside the model (mode "tf"); the others
 # (MobileNetV3, EfficientNet, EfficientNetV2, ConvNeXt) rescale or normalise inside it.
-TF_MODE_APPLICATIONS = ("mobilenet", "mobilenet_v2", "xception")
+TF_MODE_APPLICATIONS = ("mobilenet", "mobilenet_v2", "nasnet_large", "nasnet_mobile", "xception")
 
 
 def _default_preprocessing(model: nnx.Module) -> str | None:

@@ -13,6 +13,7 @@ from jaxvision.applications.efficientnet_v2 import (EfficientNetV2B0, EfficientN
                                                     EfficientNetV2B3, EfficientNetV2L, EfficientNetV2M,
                                                     EfficientNetV2S)
 from jaxvision.applications.convnext import ConvNeXtBase, ConvNeXtLarge, ConvNeXtSmall, ConvNeXtTiny, ConvNeXtXLarge
+from jaxvision.applications.nasnet import NASNetLarge, NASNetMobile
 
 __all__ = ["MobileNet", "MobileNetV1", "Xception", "XceptionNet", "decode_predictions", "imagenet_class_names", "mobilenet",
            "preprocess_input", "xception"]
@@ -21,4 +22,5 @@ __all__ = ["MobileNet", "MobileNetV1", "Xception", "XceptionNet", "decode_predic
 MODERN = ["MobileNetV2", "MobileNetV3Small", "MobileNetV3Large"] + [f"EfficientNetB{i}" for i in range(8)]
 MODERN += [f"EfficientNetV2{v}" for v in ("B0", "B1", "B2", "B3", "S", "M", "L")]
 MODERN += ["ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"]
+MODERN += ["NASNetMobile", "NASNetLarge"]
 __all__ += MODERN + ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]

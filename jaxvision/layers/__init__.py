@@ -11,7 +11,7 @@ from jaxvision.layers.normalization import BatchNormalization, unfreeze_except_b
 from jaxvision.layers.precision import Policy, get_policy, global_policy, policy_scope, set_global_policy, set_policy
 from jaxvision.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from jaxvision.layers.regularizers import L1, L2, L1L2, add_loss, collect_losses, get_regularizer, weight_penalty
-from jaxvision.layers.reshaping import Reshape, ZeroPadding2D
+from jaxvision.layers.reshaping import Cropping2D, Reshape, ZeroPadding2D
 from jaxvision.layers.residual import ResidualBlock
 from jaxvision.layers.separable import DepthwiseConv2D, SeparableConv2D
 from jaxvision.layers.stochastic_depth import LayerScale, StochasticDepth
@@ -23,6 +23,6 @@ __all__ += ["AugmentBatch", "RandomFlip", "RandomRotation", "RandomZoom", "augme
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
 __all__ += ["Policy", "get_policy", "global_policy", "policy_scope", "set_global_policy", "set_policy"]
 __all__ += ["Layer", "count_params", "set_trainable", "sublayers", "trainable_filter", "unfreeze_except_batchnorm"]
-__all__ += ["Reshape", "ZeroPadding2D"]
+__all__ += ["Cropping2D", "Reshape", "ZeroPadding2D"]
 __all__ += ["L1", "L1L2", "L2", "add_loss", "collect_losses", "get_regularizer", "weight_penalty"]
 __all__ += ["LayerNormalization", "LayerScale", "Normalization", "StochasticDepth"]
