@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
-from jaxvision.layers import (Activation, Conv2D, Dropout, LayerNormalization, LayerScale, Normalization,
+from jaxvision.layers import (Activation, Conv2D, Cropping2D, Dropout, LayerNormalization, LayerScale, Normalization,
                               StochasticDepth, get_activation)
 from layer_checks import check_layer_grads, fast_rngs
 
@@ -143,3 +143,11 @@ def test_grouped_conv2d_gradients_and_errors(x64):
     check_layer_grads(Conv2D(4, 2, 2, groups=2, rngs=fast_rngs()), (1, 4, 4, 4), seed=4)
     with pytest.raises(ValueError, match="groups must be a positive int dividing in_channels"):
         Conv2D(6, 4, 3, groups=4, rngs=nnx.Rngs(0))
+
+
+def test_cropping2d_equals_keras_and_refuses_to_crop_everything(keras):
+    x = RNG.normal(size=(2, 5, 6, 3)).astype(np.float32)
+    for cropping in (1, (1, 2), ((1, 0), (0, 2))):
+        close(Cropping2D(cropping)(jnp.asarray(x)), keras.layers.Cropping2D(cropping)(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="Cropping2D 'crop': cropping .* leaves nothing"):
+        Cropping2D(((3, 2), (0, 0)), name="crop")(jnp.asarray(x))
