@@ -1,6 +1,6 @@
 """The depthwise and modern families equal keras.applications: one constructor per family
-(MobileNetV2, MobileNetV3Small, EfficientNetB0, EfficientNetV2B0, ConvNeXtTiny) at a small
-input size, on random weights Keras writes as legacy .h5 and as .weights.h5, in inference and
+(MobileNetV2, MobileNetV3Small, EfficientNetB0, EfficientNetV2B0, ConvNeXtTiny; NASNetMobile for
+counts, order, summary and Grad-CAM layer only) at a small input size, on random weights Keras writes as legacy .h5 and as .weights.h5, in inference and
 batch-statistics modes, with Keras's parameter counts and weighted-layer order (the fixture
 written by fixtures/make_keras_params_modern.py). All 26 constructors:
 bench/applications_parity_modern.py."""
@@ -46,10 +46,12 @@ def weighted_layer_names(model) -> list[str]:
 # The Grad-CAM default (the last multi-position map) at Keras's default size: the last
 # activation, or for ConvNeXt the last block's output (a sum Keras leaves unnamed, tapped here).
 GRADCAM_LAYERS = {"MobileNetV2": "out_relu", "MobileNetV3Small": "activation_17", "EfficientNetB0": "top_activation",
-                  "EfficientNetV2B0": "top_activation", "ConvNeXtTiny": "convnext_tiny_stage_3_block_2_output"}
+                  "EfficientNetV2B0": "top_activation", "ConvNeXtTiny": "convnext_tiny_stage_3_block_2_output",
+                  "NASNetMobile": "activation_187"}
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# NASNet's outputs are compared by the bench script only (its Keras twin takes minutes to compile here).
+@pytest.mark.parametrize("name", [*CASES, "NASNetMobile"])
 def test_parameter_counts_weight_order_summary_and_grad_cam_layer_equal_keras(name):
     model = nnx.eval_shape(lambda: getattr(applications, name)())
     keras = FIXTURE[name]
