@@ -14,7 +14,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxvision.models import build_model
 from jaxvision.models.registry import registered
-from port_check import MESH, MODELS, PLATFORMS, export_steps
+from port_check import MESH, MODELS, PLATFORMS, PORT_CHECK_ONLY, export_steps
 
 
 def test_every_registered_model_is_checked():
@@ -29,7 +29,7 @@ def _abstract(tree, spec):
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(set(MODELS) - PORT_CHECK_ONLY))
 def test_the_train_step_lowers_for_tpu_and_cuda_on_an_8_device_mesh(name, policy):
     exported, predict = export_steps(name, policy)
     assert exported.platforms == PLATFORMS and exported.nr_devices == 8
