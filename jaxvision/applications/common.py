@@ -65,8 +65,8 @@ def check_pooling(family: str, pooling: str | None) -> None:
 
 
 def add_top(graph: GraphBuilder, x: str, channels: int, *, include_top: bool, pooling: str | None, classes: int,
-            classifier_activation: str | None, rngs: nnx.Rngs, named_pooling: bool, top_pool_name: str | None = "avg_pool",
-            dropout_rate: float = 0.0) -> str:
+            classifier_activation: str | None, rngs: nnx.Rngs, named_pooling: bool,
+            top_pool_name: str | None = "avg_pool", dropout_rate: float = 0.0) -> str:
     """With the top: global average pooling named ``top_pool_name`` (``None``: auto-named, as
     MobileNetV2 and NASNet), ``top_dropout`` when ``dropout_rate`` > 0 (EfficientNet), then the
     ``predictions`` Dense. Without: ``pooling`` "avg" or "max", named ``avg_pool``/``max_pool``

@@ -67,7 +67,8 @@ class ConvNeXt(Functional):
                 x = g(Sequential(stem), x, name=f"{name}_stem")
             else:
                 block = f"{name}_downsampling_block_{i - 1}"
-                down = [(f"{name}_downsampling_layernorm_{i - 1}", layer_norm(channels, f"{name}_downsampling_layernorm_{i - 1}")),
+                norm = f"{name}_downsampling_layernorm_{i - 1}"
+                down = [(norm, layer_norm(channels, norm)),
                         (f"{name}_downsampling_conv_{i - 1}", Conv2D(channels, dim, 2, strides=2, rngs=rngs,
                                                                      name=f"{name}_downsampling_conv_{i - 1}"))]
                 x = g(Sequential(down), x, name=block)

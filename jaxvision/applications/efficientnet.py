@@ -93,7 +93,8 @@ class EfficientNet(Functional):
                 name, inputs, drop_rate = f"block{i + 1}{chr(j + 97)}_", x, drop_connect_rate * b / blocks
                 filters = filters_in * expand_ratio
                 if expand_ratio != 1:
-                    x = g(Conv2D(filters_in, filters, 1, padding="same", use_bias=False, rngs=rngs, name=f"{name}expand_conv"), x)
+                    x = g(Conv2D(filters_in, filters, 1, padding="same", use_bias=False, rngs=rngs,
+                                 name=f"{name}expand_conv"), x)
                     x = g(BatchNormalization(filters, rngs=rngs, name=f"{name}expand_bn"), x)
                     x = g(Activation(activation, name=f"{name}expand_activation"), x)
                 if stride == 2:
@@ -104,7 +105,8 @@ class EfficientNet(Functional):
                 x = g(BatchNormalization(filters, rngs=rngs, name=f"{name}bn"), x)
                 x = g(Activation(activation, name=f"{name}activation"), x)
                 x = squeeze_excite(g, x, filters, max(1, int(filters_in * 0.25)), activation, name, rngs)
-                x = g(Conv2D(filters, filters_out, 1, padding="same", use_bias=False, rngs=rngs, name=f"{name}project_conv"), x)
+                x = g(Conv2D(filters, filters_out, 1, padding="same", use_bias=False, rngs=rngs,
+                             name=f"{name}project_conv"), x)
                 x = g(BatchNormalization(filters_out, rngs=rngs, name=f"{name}project_bn"), x)
                 if stride == 1 and filters_in == filters_out:
                     if drop_rate > 0:

@@ -21,9 +21,10 @@ from flax import nnx
 
 from jaxvision.applications.common import check_weights_arguments, correct_pad, halve, keras_input_size, make_divisible
 from jaxvision.applications.imagenet_utils import decode_predictions
+from jaxvision.applications.mobilenet_v2 import bn
 from jaxvision.applications.pretrained import build, load_weights
-from jaxvision.layers import (Activation, Add, BatchNormalization, Conv2D, DepthwiseConv2D, Dropout, Flatten,
-                              GlobalAveragePooling2D, GlobalMaxPooling2D, Multiply, Rescaling, ZeroPadding2D)
+from jaxvision.layers import (Activation, Add, Conv2D, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D,
+                              GlobalMaxPooling2D, Multiply, Rescaling, ZeroPadding2D)
 from jaxvision.models.functional import INPUT, Functional, GraphBuilder
 from jaxvision.models.rngs import model_rngs
 from jaxvision.models.registry import register
@@ -54,10 +55,6 @@ def preprocess_input(x):
         255.0
     """
     return x
-
-
-def bn(channels: int, name: str, rngs: nnx.Rngs) -> BatchNormalization:
-    return BatchNormalization(channels, momentum=0.999, epsilon=1e-3, rngs=rngs, name=name)
 
 
 class _Activations:

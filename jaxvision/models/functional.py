@@ -129,7 +129,8 @@ class GraphBuilder:
         (``x + y``). Keras gives it no name; ``tap`` names its output for ``intermediates`` and
         Grad-CAM all the same (it is still not in ``layer_names``). Returns the node's name."""
         if kind not in OPERATIONS:
-            raise ValueError(f"{type(self.model).__name__}: unknown operation {kind!r}, not one of {sorted(OPERATIONS)}")
+            raise ValueError(f"{type(self.model).__name__}: unknown operation {kind!r}, "
+                             f"not one of {sorted(OPERATIONS)}")
         name = tap or f"{kind}_operation_{len(self.nodes)}"
         self.nodes.append((name, self._check(name, inputs), False, (kind, constant, tap is not None)))
         return name
