@@ -25,6 +25,18 @@ SHAPES = [
     (11, 11, 512, 3, 1, "same", 1),
     (45, 45, 64, 3, 2, "same", 2),
 ]
+# --shapes modern: depthwise convolutions of the issue-30 applications at 224 px, batch 16:
+# MobileNetV2 / MobileNetV3 / EfficientNetB0 (3x3 and 5x5, strides 1 and 2, after Keras's
+# explicit padding, hence "valid" for stride 2) and ConvNeXtTiny's 7x7 "same" (a grouped Conv2D).
+MODERN_SHAPES = [
+    (113, 113, 96, 3, 2, "valid", 1),   # MobileNetV2 block_1 (after block_1_pad)
+    (56, 56, 144, 3, 1, "same", 1),     # MobileNetV2 block_2
+    (14, 14, 576, 3, 1, "same", 1),     # MobileNetV2 block_14
+    (59, 59, 144, 5, 2, "valid", 1),    # EfficientNetB0 block3a (5x5 after block3a_dwconv_pad)
+    (14, 14, 672, 5, 1, "same", 1),     # EfficientNetB0 block5b / MobileNetV3Large 5x5
+    (56, 56, 96, 7, 1, "same", 1),      # ConvNeXtTiny stage 0
+    (7, 7, 768, 7, 1, "same", 1),       # ConvNeXtTiny stage 3
+]
 FORMULATIONS = {"grouped": depthwise_conv_lax, "shifted": depthwise_conv_shifted, "layer": depthwise_conv}
 
 
@@ -32,11 +44,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per case (best is kept)")
+    parser.add_argument("--shapes", choices=("mini_xception", "modern"), default="mini_xception")
     args = parser.parse_args()
     print(f"backend={jax.default_backend()} batch={args.batch} (ms, best of {args.repeats})")
     print(f"{'shape':>32} {'formulation':>11} {'fwd':>9} {'fwd+bwd':>9}")
     keys = jax.random.split(jax.random.key(0), 3)
-    for h, w, c, k, s, padding, m in SHAPES:
+    for h, w, c, k, s, padding, m in (SHAPES if args.shapes == "mini_xception" else MODERN_SHAPES):
         x = jax.random.normal(keys[0], (args.batch, h, w, c))
         kernel = jax.random.normal(keys[1], (k, k, c, m))
         times = {}

@@ -88,7 +88,8 @@ KERAS_PREPROCESSING = {
     "torch": ("x / 255 on RGB pixels in [0, 255], minus (0.485, 0.456, 0.406), divided by (0.229, 0.224, 0.225) "
               "per channel (keras.applications preprocess_input, mode 'torch')"),
 }
-PIXEL_PREPROCESSING = "none: RGB pixels in [0, 255] as float32 (the model's Rescaling layer scales them)"
+PIXEL_PREPROCESSING = ("none: RGB pixels in [0, 255] as float32 (the model's Rescaling or Normalization layer "
+                       "scales them)")
 
 
 class ExportError(ValueError):
@@ -110,13 +111,15 @@ def _build_config(model: nnx.Module) -> dict:
 def _default_preprocessing(model: nnx.Module) -> str | None:
     if getattr(model, "preprocessing_mode", None) in KERAS_PREPROCESSING:
         return KERAS_PREPROCESSING[model.preprocessing_mode]
-    if any(type(layer).__name__ == "Rescaling" for _, layer in nnx.iter_children(model)):
+    # The applications that scale inside the model (MobileNetV3, EfficientNet, ConvNeXt) have no mode.
+    if any(type(layer).__name__ in ("Rescaling", "Normalization") for _, layer in nnx.iter_children(model)):
         return PIXEL_PREPROCESSING
     return None
 
 
 def _default_class_names(model: nnx.Module, outputs: int) -> list[str] | None:
-    if getattr(model, "preprocessing_mode", None) in KERAS_PREPROCESSING and outputs == 1000:
+    if outputs == 1000 and (getattr(model, "preprocessing_mode", None) in KERAS_PREPROCESSING
+                            or _build_config(model).get("module", "").startswith("jaxvision.applications")):
         from jaxvision.applications.imagenet_utils import imagenet_class_names
 
         return imagenet_class_names()

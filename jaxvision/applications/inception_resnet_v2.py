@@ -18,7 +18,7 @@ import os
 
 from flax import nnx
 
-from jaxvision.applications.classifier import add_top, check_pooling
+from jaxvision.applications.common import add_top, check_pooling
 from jaxvision.applications.imagenet_utils import decode_predictions
 from jaxvision.applications.imagenet_utils import preprocess_input as _preprocess
 from jaxvision.applications.pretrained import application

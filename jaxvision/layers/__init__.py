@@ -14,16 +14,20 @@ from jaxvision.layers.conv import Conv2D
 from jaxvision.layers.conv_transpose import Conv2DTranspose
 from jaxvision.layers.core import Activation, Dense, Dropout, Flatten, Rescaling, get_activation
 from jaxvision.layers.merging import Add, Concatenate, Multiply, ScaledAdd
+from jaxvision.layers.feature_normalization import Normalization
+from jaxvision.layers.layer_normalization import LayerNormalization
 from jaxvision.layers.normalization import BatchNormalization, unfreeze_except_batchnorm
 from jaxvision.layers.precision import (Policy, autocast, get_policy, global_policy, layer_dtypes, policy_scope,
                                        set_global_policy, set_policy)
 from jaxvision.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from jaxvision.layers.regularizers import L1, L2, L1L2, add_loss, collect_losses, get_regularizer, weight_penalty
-from jaxvision.layers.reshaping import Reshape, ZeroPadding2D
+from jaxvision.layers.reshaping import Cropping2D, Reshape, ZeroPadding2D
 from jaxvision.layers.residual import ResidualBlock
 from jaxvision.layers.separable import (DepthwiseConv2D, SeparableConv2D, configure_depthwise, depthwise_conv,
                                        depthwise_step, pointwise_conv)
 from jaxvision.layers.upsampling import UpSampling2D
+from jaxvision.layers.separable import DepthwiseConv2D, SeparableConv2D
+from jaxvision.layers.stochastic_depth import LayerScale, StochasticDepth
 
 __all__ = ["Activation", "Conv2D", "Dense", "Dropout", "Flatten", "Rescaling", "get_activation"]
 __all__ += ["AveragePooling2D", "BatchNormalization", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
@@ -37,3 +41,6 @@ __all__ += ["Add", "Concatenate", "Multiply", "ScaledAdd"]
 __all__ += ["L1", "L1L2", "L2", "add_loss", "collect_losses", "get_regularizer", "weight_penalty"]
 __all__ += ["autocast", "check_fits", "check_input", "check_padding", "configure_depthwise", "depthwise_conv",
             "depthwise_step", "layer_dtypes", "layer_label", "pair", "pointwise_conv"]
+__all__ += ["Cropping2D", "Reshape", "ZeroPadding2D"]
+__all__ += ["L1", "L1L2", "L2", "add_loss", "collect_losses", "get_regularizer", "weight_penalty"]
+__all__ += ["LayerNormalization", "LayerScale", "Normalization", "StochasticDepth"]

@@ -13,11 +13,10 @@ from flax import nnx
 from jaxvision.layers._validate import check_fits, check_input, check_padding, pair
 from jaxvision.layers.base import Layer
 from jaxvision.layers.core import get_activation
+from jaxvision.layers.depthwise import DIMENSION_NUMBERS, depthwise_conv
 from jaxvision.layers.precision import PolicyLike, layer_dtypes
 from jaxvision.layers.regularizers import Regularizer, activity_penalty, get_regularizer
 
-# NHWC inputs, HWIO kernels: Keras's channels-last layout, so weights copy over unchanged.
-DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
 class Conv2D(Layer):
@@ -31,6 +30,10 @@ class Conv2D(Layer):
       padding: ``"valid"`` or ``"same"``.
       dilation_rate: int or pair; Keras forbids strides > 1 together with dilation > 1. Every
         convolution takes it right after ``padding``; the arguments after it are keyword-only.
+      groups: split the channels into this many groups convolved separately (Keras's; the
+        kernel is ``(kh, kw, in_channels // groups, filters)``). ``groups == in_channels``, as in
+        ConvNeXt, is a depthwise convolution and runs on its fast path
+        (``jaxvision.layers.depthwise.depthwise_conv``).
       activation: Keras activation name or callable; ``None`` is linear.
       use_bias: whether to add ``bias``.
       kernel_regularizer, bias_regularizer: penalty on the weight added to the training loss
@@ -52,7 +55,7 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int | Sequence[int],
                  strides: int | Sequence[int] = 1, padding: str = "valid",
-                 dilation_rate: int | Sequence[int] = 1, *, activation: str | Callable | None = None,
+                 dilation_rate: int | Sequence[int] = 1, *, groups: int = 1, activation: str | Callable | None = None,
                  use_bias: bool = True, kernel_regularizer: str | Regularizer | None = None,
                  bias_regularizer: str | Regularizer | None = None, activity_regularizer: str | Regularizer | None = None,
                  rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None,
@@ -67,10 +70,15 @@ class Conv2D(Layer):
         self.padding = check_padding("Conv2D", padding)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError("Conv2D: strides > 1 cannot be combined with dilation_rate > 1 (as in Keras)")
+        if (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or in_channels % groups
+                or filters % groups):
+            raise ValueError(f"Conv2D: groups must be a positive int dividing in_channels ({in_channels}) and "
+                             f"filters ({filters}), got {groups!r}")
+        self.groups = groups
         self.activation = activation
         self.activation_fn = get_activation(activation)
         self.dtype, self.param_dtype = layer_dtypes(dtype, param_dtype)
-        shape = (*self.kernel_size, in_channels, filters)
+        shape = (*self.kernel_size, in_channels // groups, filters)
         kernel = jax.nn.initializers.glorot_uniform()(rngs.params(), shape)
         self.kernel = nnx.Param(kernel.astype(self.param_dtype))
         self.bias = nnx.Param(jnp.zeros((filters,), self.param_dtype)) if use_bias else None
@@ -79,9 +87,17 @@ class Conv2D(Layer):
         check_input(self, x, rank=4, channels=self.in_channels)
         if self.padding == "valid":
             check_fits(self, x, self.kernel_size, self.dilation_rate)
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), self.kernel[...].astype(self.dtype), window_strides=self.strides,
-            padding=self.padding.upper(), rhs_dilation=self.dilation_rate, dimension_numbers=DIMENSION_NUMBERS)
+        x, kernel = x.astype(self.dtype), self.kernel[...].astype(self.dtype)
+        if self.groups > 1 and self.groups == self.in_channels:
+            # (kh, kw, 1, C·M) grouped kernel == (kh, kw, C, M) depthwise kernel, same element order.
+            kh, kw = self.kernel_size
+            y = depthwise_conv(x, kernel.reshape(kh, kw, self.in_channels, self.filters // self.in_channels),
+                               self.strides, self.padding, self.dilation_rate)
+        else:
+            y = jax.lax.conv_general_dilated(
+                x, kernel, window_strides=self.strides, padding=self.padding.upper(),
+                rhs_dilation=self.dilation_rate, dimension_numbers=DIMENSION_NUMBERS,
+                feature_group_count=self.groups)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         y = self.activation_fn(y)

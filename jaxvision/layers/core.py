@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvision.layers._validate import check_input
+from jaxvision.layers._validate import check_input, layer_label
 from jaxvision.layers.base import Layer
 from jaxvision.layers.precision import PolicyLike, at_least_float32, autocast, layer_dtypes
 from jaxvision.layers.regularizers import Regularizer, activity_penalty, get_regularizer
@@ -22,6 +22,16 @@ def _float32_sigmoid(x: jax.Array) -> jax.Array:
 
 def _float32_softmax(x: jax.Array) -> jax.Array:
     return jax.nn.softmax(x.astype(at_least_float32(x.dtype)), axis=-1)
+
+
+def hard_sigmoid(x: jax.Array) -> jax.Array:
+    """Keras 3's ``hard_sigmoid``: ``relu6(x + 3) / 6`` (Keras 2's was ``0.2 x + 0.5``, clipped)."""
+    return jax.nn.relu6(x + 3.0) / 6.0
+
+
+def hard_swish(x: jax.Array) -> jax.Array:
+    """Keras 3's ``hard_swish`` (alias ``hard_silu``): ``x * hard_sigmoid(x)``."""
+    return x * hard_sigmoid(x)
 
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -38,6 +48,9 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "selu": jax.nn.selu,
     "softplus": jax.nn.softplus,
     "relu6": jax.nn.relu6,
+    "hard_sigmoid": hard_sigmoid,
+    "hard_swish": hard_swish,
+    "hard_silu": hard_swish,
 }
 
 
@@ -140,6 +153,9 @@ class Dropout(Layer):
 
     Args:
       rate: fraction of the inputs to zero, in [0, 1).
+      noise_shape: shape of the mask, broadcast over the input; ``None`` entries take the
+        input's size. Keras's ``(None, 1, 1, 1)`` drops whole examples (EfficientNet's
+        stochastic depth).
       rngs: ``nnx.Rngs``; the ``dropout`` stream draws the masks.
       name: optional layer name used in error messages and summaries.
       dtype: compute dtype: a policy name (``"mixed_bfloat16"``) or a dtype; ``None`` is the
@@ -155,10 +171,12 @@ class Dropout(Layer):
         486
     """
 
-    def __init__(self, rate: float, *, rngs: nnx.Rngs, name: str | None = None, dtype: PolicyLike | None = None):
+    def __init__(self, rate: float, noise_shape: tuple[int | None, ...] | None = None, *, rngs: nnx.Rngs,
+                 name: str | None = None, dtype: PolicyLike | None = None):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
         self.rate, self.name = rate, name
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.dtype = layer_dtypes(dtype, None)[0]
         self.deterministic = True
         self.rngs = rngs.dropout
@@ -167,7 +185,13 @@ class Dropout(Layer):
         x = autocast(jnp.asarray(x), self.dtype)
         if self.deterministic or self.rate == 0.0:
             return x
-        keep = jax.random.bernoulli(self.rngs(), 1.0 - self.rate, x.shape)
+        shape = x.shape
+        if self.noise_shape is not None:
+            if len(self.noise_shape) != x.ndim:
+                raise ValueError(f"{layer_label(self)}: noise_shape {self.noise_shape} has {len(self.noise_shape)} "
+                                 f"axes but the input has shape {tuple(x.shape)}")
+            shape = tuple(n if m is None else m for n, m in zip(x.shape, self.noise_shape))
+        keep = jax.random.bernoulli(self.rngs(), 1.0 - self.rate, shape)
         return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
 
 

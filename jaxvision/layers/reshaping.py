@@ -1,4 +1,4 @@
-"""ZeroPadding2D and Reshape: the shape-only layers of keras.applications' MobileNet."""
+"""ZeroPadding2D, Cropping2D and Reshape: the shape-only layers of keras.applications."""
 
 from collections.abc import Sequence
 
@@ -9,7 +9,8 @@ from jaxvision.layers._validate import check_input, layer_label
 from jaxvision.layers.base import Layer
 
 
-def _padding_pairs(padding: int | Sequence) -> tuple[tuple[int, int], tuple[int, int]]:
+def _padding_pairs(padding: int | Sequence, kind: str = "ZeroPadding2D", what: str = "padding"
+                   ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Keras's three spellings: ``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))``."""
     if isinstance(padding, int):
         pairs = ((padding, padding), (padding, padding))
@@ -20,7 +21,7 @@ def _padding_pairs(padding: int | Sequence) -> tuple[tuple[int, int], tuple[int,
     else:
         pairs = None
     if pairs is None or not all(isinstance(v, int) and v >= 0 for pair in pairs for v in pair):
-        raise ValueError("ZeroPadding2D: padding must be an int, (rows, cols) or "
+        raise ValueError(f"{kind}: {what} must be an int, (rows, cols) or "
                          f"((top, bottom), (left, right)) of non-negative ints, got {padding!r}")
     return pairs
 
@@ -44,6 +45,31 @@ class ZeroPadding2D(Layer):
     def __call__(self, x: jax.Array) -> jax.Array:
         check_input(self, x, rank=4)
         return jnp.pad(x, ((0, 0), *self.padding, (0, 0)))
+
+
+class Cropping2D(Layer):
+    """Remove rows and columns at the borders, like ``keras.layers.Cropping2D`` (NASNet).
+
+    Args:
+      cropping: ``c``, ``(rows, cols)`` (symmetric) or ``((top, bottom), (left, right))``.
+      name: optional layer name used in error messages and summaries.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> Cropping2D(((1, 0), (1, 0)))(jnp.ones((2, 5, 5, 3))).shape
+        (2, 4, 4, 3)
+    """
+
+    def __init__(self, cropping: int | Sequence = ((0, 0), (0, 0)), *, name: str | None = None):
+        self.cropping, self.name = _padding_pairs(cropping, "Cropping2D", "cropping"), name
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        check_input(self, x, rank=4)
+        (top, bottom), (left, right) = self.cropping
+        if top + bottom >= x.shape[1] or left + right >= x.shape[2]:
+            raise ValueError(f"{layer_label(self)}: cropping {self.cropping} leaves nothing of an input of spatial "
+                             f"size {tuple(x.shape[1:3])}")
+        return x[:, top:x.shape[1] - bottom, left:x.shape[2] - right, :]
 
 
 class Reshape(Layer):

@@ -2,7 +2,11 @@
 
 The root (or a full-model file's ``model_weights`` group) lists every layer in model order in
 its ``layer_names`` attribute; each layer's group lists its variables in ``weight_names``, in
-Keras's order (trainable, then non-trainable), e.g. ``conv1/conv1/kernel:0``.
+Keras's order (trainable, then non-trainable), e.g. ``conv1/conv1/kernel:0``. A model nested
+in the model (ConvNeXt's ``convnext_tiny_stem`` Sequential) is one entry there whose weight
+names carry its layers' names, ``convnext_tiny_stem/convnext_tiny_stem_conv/kernel``; it is
+read as one layer per nested layer, ``convnext_tiny_stem/convnext_tiny_stem_conv``, the name
+and order jaxvision gives a nested model's layers.
 """
 
 import os
@@ -37,8 +41,20 @@ def read_legacy_h5(f: h5py.File, path: str | os.PathLike, budget: Budget) -> lis
                 raise ValueError(f"{path}: weight {weight_name!r} of layer {layer_name!r} is missing "
                                  "(truncated or damaged file)")
             weights.append((weight_name, LazyDataset(dataset, budget)))
-        layers.append(FileLayer(layer_name, weights))
+        layers.extend(_split_nested(layer_name, weights))
     return layers
+
+
+def _split_nested(layer_name: str, weights: list) -> list[FileLayer]:
+    """A nested model's entry as one :class:`FileLayer` per layer inside it (Keras writes each
+    layer's trainable then non-trainable weights; grouping keeps that order per layer)."""
+    parts = [name.split("/") for name, _ in weights]
+    if not weights or not all(len(p) >= 3 and p[0] == layer_name and p[1] != layer_name for p in parts):
+        return [FileLayer(layer_name, weights)]
+    inner: dict[str, list] = {}
+    for p, (_, array) in zip(parts, weights):
+        inner.setdefault(p[1], []).append(("/".join(p[2:]), array))
+    return [FileLayer(f"{layer_name}/{name}", values) for name, values in inner.items()]
 
 
 def _weight(group: h5py.Group, name: str, source: str) -> h5py.Dataset | h5py.Group | None:

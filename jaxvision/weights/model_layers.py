@@ -21,7 +21,7 @@ from jaxvision.layers.base import sublayers
 VARIABLE_ALIASES = {"DepthwiseConv2D": {"depthwise_kernel": "kernel"}}
 WEIGHT_TYPES = (nnx.Param, nnx.BatchStat)
 KERAS_ORDER = ("kernel", "depthwise_kernel", "pointwise_kernel", "bias", "gamma", "beta", "moving_mean",
-               "moving_variance")
+               "moving_variance", "mean", "variance", "count")  # the last three: Normalization's
 
 
 def _attributes(module: nnx.Module):

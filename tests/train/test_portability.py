@@ -14,7 +14,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxvision.models import build_model
 from jaxvision.models.registry import registered
-from port_check import MESH, MODELS, PLATFORMS, export_steps
+from port_check import MESH, MODELS, PLATFORMS, PORT_CHECK_ONLY, export_steps
 
 
 def test_every_registered_model_is_checked():
