@@ -62,7 +62,9 @@ MODELS |= {name: ({"classes": 10}, (8, 32, 32, 3), "sparse_categorical_crossentr
 # Lowered by make port-check only; the test suite lowers MobileNetV3Small for all of them
 # (Functional graph, depthwise, squeeze-and-excitation): on the shared 2-core CPU each of these
 # took 50-115 s to lower in the suite (all lowered for tpu and cuda in both policies).
-PORT_CHECK_ONLY = {"mobilenet_v2", *MODERN} - {"mobilenet_v3_small"}
+# The same for the largest classic graphs; VGG and ResNet stay in the suite.
+PORT_CHECK_ONLY = ({"mobilenet_v2", *MODERN} - {"mobilenet_v3_small"}) | {"resnet_v2", "densenet", "inception_v3",
+                                                                          "inception_resnet_v2"}
 # Step-cost rows for the modern backbones: listing 8.29's fine-tuning (ch08_pretrained's
 # finetune profile) with each as the backbone (estimates only; the experiment runs MobileNet/Xception).
 FINETUNE_BACKBONES = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")

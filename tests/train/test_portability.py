@@ -28,11 +28,6 @@ def _abstract(tree, spec):
                                                        sharding=NamedSharding(MESH, spec)), tree)
 
 
-# The largest graphs lower in `make port-check` only (minutes of tracing each on 2 cores);
-# the suite keeps one model of each kind of graph: the book's, MobileNet, Xception, VGG, ResNet.
-PORT_CHECK_ONLY = {"resnet_v2", "densenet", "inception_v3", "inception_resnet_v2"}
-
-
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("name", sorted(set(MODELS) - PORT_CHECK_ONLY))
 def test_the_train_step_lowers_for_tpu_and_cuda_on_an_8_device_mesh(name, policy):
