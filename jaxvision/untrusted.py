@@ -57,6 +57,10 @@ def checked_tree(root: str | os.PathLike, what: str = "folder") -> int:
         folder = pending.pop()
         try:
             entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            if folder == root:
+                raise ValueError(f"{what} {root} does not exist") from None
+            continue  # removed while walked, like a vanished entry below
         except OSError as e:
             raise ValueError(f"{what} {root}: {folder} cannot be listed: {e}") from None
         for entry in entries:
@@ -64,7 +68,10 @@ def checked_tree(root: str | os.PathLike, what: str = "folder") -> int:
             if seen > MAX_TREE_ENTRIES:
                 raise ValueError(f"{what} {root}: more than {MAX_TREE_ENTRIES:,} entries; refused")
             name = Path(entry.path).relative_to(root)
-            mode = entry.stat(follow_symlinks=False).st_mode
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except FileNotFoundError:  # removed while walked (orbax clearing an unfinished write): never read
+                continue
             if stat.S_ISLNK(mode):
                 raise ValueError(f"{what} {root}: {name} is a symbolic link; refused (a {what} holds its own files)")
             if stat.S_ISDIR(mode):

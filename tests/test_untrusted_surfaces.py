@@ -478,3 +478,29 @@ def test_every_promise_in_security_md_names_an_existing_test():
     assert len(named) >= 40
     for file, test in named:
         assert f"def {test}(" in (root / aliases.get(file, file)).read_text(), f"{file}::{test}"
+
+
+def test_checked_tree_skips_what_is_removed_while_it_walks(tmp_path, monkeypatch):
+    """orbax clears an unfinished write's temporary folder while a resumed run walks the
+    checkpoint (test_sigkilled_training_resumes_bit_identically failed on FileNotFoundError)."""
+    import os
+    import shutil
+
+    from jaxvision import untrusted
+
+    (tmp_path / "kept").write_bytes(b"12")
+    gone = tmp_path / "2.orbax-checkpoint-tmp"
+    gone.mkdir()
+    (gone / "d").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir_then_remove(folder):
+        if isinstance(folder, int):  # rmtree's own scans, by descriptor
+            return real_scandir(folder)
+        entries = list(real_scandir(folder))
+        if Path(folder) == tmp_path:
+            shutil.rmtree(gone)
+        return iter(entries)
+
+    monkeypatch.setattr(untrusted.os, "scandir", scandir_then_remove)
+    assert untrusted.checked_tree(tmp_path, "checkpoint") == 2
