@@ -113,4 +113,8 @@ def test_the_documentation_builds_strictly(tmp_path):
     # A docstring's cross-reference is a link to its target's page.
     assert re.search(r'<a[^>]+href="\.\./train/#jaxvision\.train\.load_model"', pages["api/export/index.html"])
     assert re.search(r"pre > code \{[^}]*white-space: pre-wrap", (site / "stylesheets" / "extra.css").read_text())
+    # Titled code blocks render as code, not as raw fences (```python mymodels.py showed as text).
+    own_model = pages["guides/own-model/index.html"]
+    assert all(f'<span class="filename">{name}' in own_model for name in ("mymodels.py", "train.py", "load.py"))
+    assert "```" not in text["guides/own-model/index.html"]
     assert all('stylesheets/extra.css"' in html for page, html in pages.items() if page != "404.html")

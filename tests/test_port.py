@@ -46,7 +46,7 @@ def test_a_model_no_registry_knows_passes_the_check():
 
 
 def test_the_command_runs_as_the_own_model_guide_writes_it(tmp_path, monkeypatch, capsys):
-    code = dict(re.findall(r"```python (\S+\.py)\n(.*?)```", GUIDE.read_text(), flags=re.S))["mymodels.py"]
+    code = dict(re.findall(r'```python title="(\S+\.py)"\n(.*?)```', GUIDE.read_text(), flags=re.S))["mymodels.py"]
     (tmp_path / "mymodels.py").write_text(code)
     (command,) = re.findall(r"^(python -m jaxvision\.port .*)$", GUIDE.read_text(), flags=re.M)
     monkeypatch.syspath_prepend(str(tmp_path))  # where `python -m` finds the module: the current folder

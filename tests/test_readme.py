@@ -11,8 +11,8 @@ GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "own-model.md"
 
 
 def readme_files() -> dict[str, str]:
-    """```python <file name> blocks of the guide."""
-    return dict(re.findall(r"```python (\S+\.py)\n(.*?)```", GUIDE.read_text(), flags=re.S))
+    """The guide's ```` ```python title="<file name>" ```` blocks (Material's titled code blocks)."""
+    return dict(re.findall(r'```python title="(\S+\.py)"\n(.*?)```', GUIDE.read_text(), flags=re.S))
 
 
 def test_write_your_own_model_example_runs(tmp_path):
