@@ -2,7 +2,7 @@
 PYTHON ?= python3.12
 VENV := .venv
 PY := $(VENV)/bin/python
-DATA ?= $(or $(JAXVISION_DATA),../shared/data)
+DATA ?= $(abspath $(or $(JAXVISION_DATA),../shared/data))
 
 .PHONY: demo test test-fast docs figures port-check check-python clean
 

@@ -10,6 +10,7 @@ Run:
     python experiments/ch11_segmentation.py [--profile book|quick] [--data-dir DIR]
         [--image-size 200] [--epochs 50] [--batch-size 64] [--learning-rate 1e-3]
         [--out runs/ch11_segmentation] [--seed 0] [--variant book|improved|unet]
+        [--frozen-epochs 8] [--fine-tuning-learning-rate 1e-4]
 
 ``book`` is the book's protocol (200×200, batch 64, 50 epochs) for a GPU; ``quick`` trains on
 a 2-core CPU: 64×64 images, batch 16, 25 epochs (the validation loss bottoms out near epoch
@@ -110,13 +111,13 @@ def fit_unet(args: argparse.Namespace, train: tuple, val: tuple) -> tuple[nnx.Mo
     frozen = argparse.Namespace(**{**vars(args), "out": args.out / "frozen"})
     history = fit(model, train, validation_data=val, augment=augmentation(args.seed), epochs=args.frozen_epochs,
                   batch_size=args.batch_size, loss="sparse_categorical_crossentropy", metrics=iou_metrics(),
-                  seed=args.seed, optimizer=Adam(LEARNING_RATE),
+                  seed=args.seed, optimizer=Adam(args.learning_rate),
                   callbacks=_common.callbacks(frozen, monitor="val_loss", save_best_only=True))
     restore(frozen.out / "checkpoint", model)
     unfreeze_except_batchnorm(model.encoder)
     tuned = fit(model, train, validation_data=val, augment=augmentation(args.seed + 1), epochs=args.epochs,
                 batch_size=args.batch_size, loss="sparse_categorical_crossentropy", metrics=iou_metrics(),
-                seed=args.seed + 1, optimizer=Adam(FINE_TUNING_LEARNING_RATE),
+                seed=args.seed + 1, optimizer=Adam(args.fine_tuning_learning_rate),
                 callbacks=_common.callbacks(args, monitor="val_loss", save_best_only=True))
     logs = {k: history.history[k] + tuned.history[k] for k in tuned.history}
     return model, logs
@@ -156,7 +157,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--variant", choices=("book", "improved", "unet"), default="book",
                    help="improved: BatchNormalization + residual connections + joint image/mask augmentation; "
                         "unet: ImageNet MobileNet encoder + U-Net decoder")
-    p.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="Adam's (book and improved variants)")
+    p.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="Adam's (unet: on the frozen encoder)")
+    p.add_argument("--fine-tuning-learning-rate", type=float, default=FINE_TUNING_LEARNING_RATE,
+                   help="unet: Adam's once the encoder is unfrozen")
     p.add_argument("--frozen-epochs", type=int, default=None, help="unet: epochs on the frozen encoder")
     p.add_argument("--alpha", type=float, default=0.75, help="unet: the MobileNet encoder's width multiplier")
     p.add_argument("--weights", default=None, help="unet: encoder weights file (default: imagenet)")
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
             _, logs = fit_unet(args, train, val)
             builder = "mobilenet_unet"
             extra = {"frozen_epochs": args.frozen_epochs, "alpha": args.alpha,
-                     "learning_rates": [LEARNING_RATE, FINE_TUNING_LEARNING_RATE]}
+                     "learning_rates": [args.learning_rate, args.fine_tuning_learning_rate]}
         else:
             builder = "segmentation_model" if args.variant == "book" else "residual_segmentation_model"
             model = build_model(builder, image_size=list(size), num_classes=3, seed=args.seed)
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
                "test_loss": scores["loss"], "best_val_loss": min(logs["val_loss"]),
                "history": logs, "epochs": args.epochs, "image_size": args.image_size,
                "batch_size": args.batch_size, "variant": args.variant, "profile": args.profile,
-               "seconds": timer.seconds, "train_images": len(train[0]),
+               "seconds": timer.seconds, "cpu_seconds": timer.cpu_seconds, "train_images": len(train[0]),
                "test_images": len(test[0]), "seed": args.seed, "checkpoint": checkpoint, **extra}
     return _common.finish(args, metrics)
 

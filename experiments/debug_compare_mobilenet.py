@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     bad = report.first_divergence
     metrics = {"experiment": "debug_compare_mobilenet", "image": str(image), "identical": report.identical,
                "tolerance": report.tolerance, "compared": len(report.rows),
-               "first_divergence": None if bad is None else bad.name,
+               "first_divergence": None if bad is None else bad.name, "notes": report.notes,
                "largest_relative_error": max(row.max_rel for row in report.rows),
                "largest_absolute_error": max(row.max_abs for row in report.rows), "top3": top,
                "seconds": timer.seconds}

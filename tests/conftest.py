@@ -3,6 +3,15 @@
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# The suite is compile-bound (most programs run once, on tiny inputs): LLVM's -O0 halves the CPU
+# time of XLA:CPU's compiles. It changes code generation, not HLO semantics, so every tolerance
+# holds; benchmarks and experiments keep XLA's default. Set the flag yourself to override it.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+# Absolute, so that tests which start a process in another folder (the wheel's smoke run) or
+# link to the data from a temporary folder find it: `make test` passes ../shared/data.
+if os.environ.get("JAXVISION_DATA"):
+    os.environ["JAXVISION_DATA"] = os.path.abspath(os.path.expanduser(os.environ["JAXVISION_DATA"]))
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

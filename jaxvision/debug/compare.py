@@ -62,11 +62,13 @@ class Row:
 @dataclasses.dataclass
 class Report:
     """The rows in execution order (forward, then gradients), up to and including the first
-    divergence; ``skipped`` maps every tensor or gradient not compared to the reason."""
+    divergence; ``skipped`` maps every tensor or gradient not compared to the reason; ``notes``
+    explain a divergence (a gradient at an activation's kink)."""
 
     rows: list[Row]
     tolerance: float
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def first_divergence(self) -> Row | None:
@@ -94,6 +96,7 @@ class Report:
             for reason, names in by_reason.items():
                 shown = ", ".join(names[:12]) + (f", … ({len(names)} in all)" if len(names) > 12 else "")
                 lines.append(f"  {reason}: {shown}")
+        lines += [f"note on {name}: {note}" for name, note in self.notes.items()]
         bad = self.first_divergence  # the verdict comes last
         lines.append(f"identical to {self.tolerance:g} at every one of {len(self.rows)} compared tensors"
                      if bad is None else
@@ -338,7 +341,7 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
         wanted = set(layers)
         skipped.update({name: NOT_ASKED for name, _ in pairs if name not in wanted})
         pairs = [p for p in pairs if p[0] in wanted]
-    rows, previous = [], _magnitude(x)
+    rows, previous, notes = [], _magnitude(x), {}
     for i, (name, their_name) in enumerate(pairs):
         rows.append(_row(name, ours[name], theirs[their_name], tolerance, previous))
         previous = _magnitude(theirs[their_name])
@@ -357,7 +360,35 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
             if stop_at_first and not row.ok:
                 skipped.update({r.name: AFTER_DIVERGENCE for r in grad_rows[i + 1:]})
                 break
-    return Report(rows, tolerance, skipped)
+        bad = next((row for row in grad_rows if not row.ok), None)
+        layer = bad.name.removeprefix("d/d ").removesuffix(" (output)") if bad is not None else None
+        if layer in dict(pairs) and (note := _kink_note(layer, ours[layer], theirs[dict(pairs)[layer]])):
+            notes[bad.name] = note
+    return Report(rows, tolerance, skipped, notes)
+
+
+# Where the common activations change slope: ReLU and LeakyReLU at 0, ReLU6 at 0 and 6, hard
+# sigmoid and hard swish at -3 and 3.
+KINKS = (0.0, 6.0, -3.0, 3.0)
+
+
+def _kink_note(name: str, ours: np.ndarray, theirs: np.ndarray) -> str | None:
+    """Why the gradient with respect to ``name``'s output may differ although both forward
+    passes agree: elements that float rounding puts on opposite sides of an activation's kink
+    get that activation's derivative from either side (1 on one, 0 on the other), and the
+    difference travels back through every layer before it."""
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    if ours.shape != theirs.shape:
+        return None
+    split = {k: int(np.sum((ours > k) != (theirs > k))) for k in KINKS}
+    split = {k: n for k, n in split.items() if n}
+    if not split:
+        return None
+    where = ", ".join(f"{n} at {k:g}" for k, n in split.items())
+    return (f"{sum(split.values())} of {ours.size} elements of {name}'s output lie on opposite sides of an "
+            f"activation kink ({where}) on the two sides, within the forward difference "
+            f"(max abs {np.max(np.abs(ours - theirs)):.3g}): if the next layer changes slope there, its derivative "
+            "differs there legitimately, and so does every gradient from here back")
 
 
 def _weights(model: Model) -> dict[str, tuple[int, ...]]:

@@ -19,6 +19,7 @@ from jaxvision.data import data_root
 from jaxvision.debug import compare, drift
 from jaxvision.models import build_model
 from jaxvision.weights import save_keras_weights
+from forced_devices import forced_cpu_devices
 from keras_twins import keras_mini_xception, keras_segmenter, keras_sepbn_net
 from own_layer import fork_module
 
@@ -164,8 +165,8 @@ def test_precision_and_device_drift_maps(mobilenets):
         report = drift(model, x, mesh=Mesh(np.array(jax.devices()), ("data",)))
         print(len(jax.devices()), report.identical, *[row.name for row in report.rows])
         """)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=forced_cpu_devices(8),
+                          timeout=300)
     assert done.stdout.split() == ["8", "True", "conv2d", "batch_normalization", "global_average_pooling2d", "dense",
                                    "output"], done.stderr
 
@@ -291,3 +292,28 @@ def test_keras_is_set_up_on_jax_or_the_error_says_how(keras, monkeypatch):
     monkeypatch.setattr(sys.modules["keras"].backend, "backend", lambda: "tensorflow")
     with pytest.raises(RuntimeError, match="imported with the 'tensorflow' backend; set KERAS_BACKEND=jax before"):
         keras_on_jax()
+
+
+def test_a_gradient_split_by_an_activation_kink_is_flagged_and_explained(fresh_keras, tmp_path):
+    """Forward passes within rounding, one unit's pre-activation at ±1e-9 on the two sides:
+    ReLU's derivative there is 1 on one side and 0 on the other (as float rounding does to
+    MobileNet's conv_pw_3_bn on the elephant). The report says so instead of only diverging."""
+    from jaxvision.layers import Activation, Dense
+    from jaxvision.models import Sequential
+
+    keras = fresh_keras
+    rngs = nnx.Rngs(0)
+    model = Sequential([Dense(2, 3, rngs=rngs), Activation("relu"), Dense(3, 1, rngs=rngs)])
+    model.dense.kernel[...] = model.dense.kernel[...].at[:, 0].set(0.0)  # unit 0 is its bias alone
+    twin = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), keras.layers.Activation("relu"),
+                             keras.layers.Dense(1)])
+    save_keras_weights(model, tmp_path / "m.weights.h5")
+    twin.load_weights(tmp_path / "m.weights.h5")
+    model.dense.bias[...] = model.dense.bias[...].at[0].set(1e-9)
+    twin.layers[0].bias.assign(np.asarray(model.dense.bias[...]) * np.array([-1.0, 1.0, 1.0], np.float32))
+    report = compare(model, twin, np.array([[1.0, 2.0], [-1.0, 0.5]], np.float32), grads=True)
+    assert all(row.ok for row in report.rows if not row.name.startswith("d/d")), str(report)
+    assert report.first_divergence.name == "d/d dense (output)", str(report)
+    assert report.notes["d/d dense (output)"].startswith(
+        "2 of 6 elements of dense's output lie on opposite sides of an activation kink (2 at 0)")
+    assert str(report).splitlines()[-2].startswith("note on d/d dense (output): 2 of 6 elements")

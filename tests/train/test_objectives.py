@@ -3,7 +3,6 @@
 trained on 8 fake devices exactly as on one."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from forced_devices import forced_cpu_devices
 from jaxvision.layers import L1L2, L2, Conv2D, Dense, GlobalAveragePooling2D, add_loss, collect_losses
 from jaxvision.models import Sequential
 from jaxvision.optimizers import SGD
@@ -121,8 +121,8 @@ def test_objective_validates_with_the_loss_and_logs_its_own_training_loss():
 @pytest.fixture(scope="module")
 def eight_device_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("objectives")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-    subprocess.run([sys.executable, str(HERE / "objectives_run.py"), str(out)], env=env, check=True, timeout=600)
+    subprocess.run([sys.executable, str(HERE / "objectives_run.py"), str(out)], env=forced_cpu_devices(8), check=True,
+                   timeout=600)
     return json.loads((out / "result.json").read_text())
 
 

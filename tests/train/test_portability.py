@@ -106,23 +106,20 @@ def test_two_hosts_of_four_devices_lower_the_same_step_as_one_host_of_eight():
     """fit's default mesh over 2 processes × 4 devices (jax.distributed on localhost) gives the
     train step that 1 process × 8 devices gives, byte for byte: multi-host changes where rows
     are loaded, not the step."""
-    import os
     import socket
     import subprocess
     import sys
     from pathlib import Path
 
+    from forced_devices import forced_cpu_devices
+
     runner = Path(__file__).with_name("lower_run.py")
-
-    def env(devices):
-        return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
-
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    commands = [([sys.executable, str(runner)], env(8))] + [
+    commands = [([sys.executable, str(runner)], forced_cpu_devices(8))] + [
         ([sys.executable, str(runner), "--process", str(i), "--processes", "2", "--coordinator", f"localhost:{port}"],
-         env(4)) for i in range(2)]
+         forced_cpu_devices(4)) for i in range(2)]
     procs = [subprocess.Popen(c, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c, e in commands]
     outputs = []
     try:

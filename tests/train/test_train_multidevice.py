@@ -7,7 +7,6 @@ agree to float tolerance. The runs are chained to also move checkpoints across t
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,12 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from forced_devices import forced_cpu_devices
+
 RUNNER = Path(__file__).with_name("multidevice_run.py")
 TIMEOUT_S = 600
-
-
-def _env(devices: int) -> dict[str, str]:
-    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
 
 
 def _load(out: Path) -> dict:
@@ -29,7 +26,7 @@ def _load(out: Path) -> dict:
 
 
 def _run(out: Path, devices: int, *flags: str) -> dict:
-    done = subprocess.run([sys.executable, str(RUNNER), str(out), *flags], env=_env(devices), capture_output=True,
+    done = subprocess.run([sys.executable, str(RUNNER), str(out), *flags], env=forced_cpu_devices(devices), capture_output=True,
                           text=True, timeout=TIMEOUT_S)
     assert done.returncode == 0, f"{devices}-device run failed:\n{done.stdout}\n{done.stderr[-4000:]}"
     return {**_load(out), "stdout": done.stdout}
@@ -40,7 +37,7 @@ def _run_two_processes(out: Path, *flags: str) -> list[dict]:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
     procs = [subprocess.Popen([sys.executable, str(RUNNER), str(out), *flags, "--process", str(i), "--processes", "2",
-                               "--coordinator", f"localhost:{port}"], env=_env(4), stdout=subprocess.PIPE,
+                               "--coordinator", f"localhost:{port}"], env=forced_cpu_devices(4), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = []
     try:
