@@ -20,8 +20,9 @@ from jaxvision.export import export_model
 from jaxvision.interpret.gradcam import default_layer
 from jaxvision.layers import count_params, unfreeze_except_batchnorm
 from jaxvision.models import rebuild_model, summary
-from jaxvision.weights.model_layers import keras_layers, layer_variables
-from modern_twins import keras_outputs, numpy_initialisers, our_outputs, randomise_modern, write_both
+from jaxvision.weights.model_layers import keras_layers
+from modern_twins import (keras_outputs, moving_statistics_pairs, numpy_initialisers, our_outputs, randomise_modern,
+                          write_both)
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "keras_params_modern.json").read_text())
 # constructor: (keyword arguments for both libraries, input size, input range)
@@ -116,23 +117,32 @@ def test_outputs_equal_keras_in_inference_and_batch_statistics_modes(twins):
     has_batchnorm = any(type(layer).__name__ == "BatchNormalization" for layer in keras_layers(model).values())
     assert has_batchnorm != np.allclose(train, infer, atol=1e-3 * scale)  # with BatchNorm the modes differ
     # The moving statistics the training pass leaves, BatchNorm by BatchNorm.
-    keras_moving = {v.path: value for v, value in zip(twin.non_trainable_variables, keras_stats)}
-    checked = 0
-    layers = keras_layers(model)
-    for layer_name, layer in layers.items():
-        for var_name, variable in layer_variables(layer):
-            path = f"{layer_name.split('/')[-1]}/{var_name}"
-            if var_name.startswith("moving_") and path in keras_moving:
-                ours = stats
-                for key in (*layer_name.split("/"), var_name):
-                    ours = ours[key]
-                np.testing.assert_allclose(np.asarray(ours[...]), keras_moving[path], rtol=1e-5, atol=1e-6)
-                checked += 1
-    assert checked == 2 * sum(type(layer).__name__ == "BatchNormalization" for layer in layers.values())
-
+    pairs, batchnorms = moving_statistics_pairs(model, stats, twin, keras_stats)
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert len(pairs) == 2 * batchnorms
 
 def test_weights_h5_loads_the_same_tensors_as_legacy_h5(twins):
     name, model, from_weights_h5, _, _ = twins
     ours = jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat))
     theirs = jax.tree.leaves(nnx.state(from_weights_h5, nnx.Param, nnx.BatchStat))
     assert len(ours) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(ours, theirs)), name
+
+
+@pytest.mark.parametrize("twins", ["MobileNetV3Small"], indirect=True)
+def test_debug_compare_finds_the_keras_twin_identical_and_a_changed_weight_where_it_is(twins):
+    """``debug.compare`` layer by layer against the Keras twin (squeeze-and-excitation through
+    Multiply, hard-swish, the Rescaling inside the model), then with one squeeze-and-excitation
+    bias changed: the first divergence is that layer, not the output."""
+    from jaxvision.debug import compare
+
+    name, model, _, twin, x = twins
+    report = compare(model, twin, x)
+    assert report.identical and not report.unmatched, str(report)
+    names = [row.name for row in report.rows]
+    assert names[0] == "rescaling" and names[-1] == "output" and len(names) > 150
+    assert "expanded_conv_squeeze_excite_mul" in names
+    broken = nnx.clone(model)
+    layer = keras_layers(broken)["expanded_conv_3_squeeze_excite_conv"]
+    layer.bias[...] = layer.bias[...] + 0.1
+    assert compare(broken, twin, x).first_divergence.name == "expanded_conv_3_squeeze_excite_conv"
