@@ -65,7 +65,8 @@ def parity(name: str, size: int, folder: Path, batch: int = 2) -> dict:
     infer, train, stats = our_outputs(model, jnp.asarray(x))
     relative = lambda a, b: float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))  # noqa: E731
     pairs, batchnorms = moving_statistics_pairs(model, stats, twin, keras_stats)
-    return {"size": size, "batch": batch, "weights_h5_same_tensors": same, "inference_max_rel_error": relative(infer, keras_infer),
+    return {"size": size, "batch": batch, "weights_h5_same_tensors": same,
+            "inference_max_rel_error": relative(infer, keras_infer),
             "batch_stats_max_rel_error": relative(train, keras_train),
             "moving_stats_max_rel_error": max((relative(a, b) for a, b in pairs), default=0.0),
             "moving_stats_all_compared": len(pairs) == 2 * batchnorms}
@@ -91,7 +92,8 @@ def main(argv=None) -> int:
             ok = (row["params"] == row["keras_params"] and row["order_equal"]
                   and row.get("weights_h5_same_tensors", True)
                   and row.get("moving_stats_all_compared", True)
-                  and all(row.get(f"{mode}_max_rel_error", 0) <= 1e-5 for mode in ("inference", "batch_stats", "moving_stats")))
+                  and all(row.get(f"{mode}_max_rel_error", 0) <= 1e-5
+                          for mode in ("inference", "batch_stats", "moving_stats")))
             failures += not ok
             print(json.dumps(row | {"ok": ok}), flush=True)
             rows.append(row | {"ok": ok})

@@ -232,7 +232,8 @@ def _merge_rows(old: str, new: str) -> str:
         return {line.split("|")[1].strip(): line for line in lines[1:]}  # lines[0] is the header
     old_rows, new_rows = rows(old), rows(new)
     merged = {**old_rows, **new_rows}  # old order first, replaced in place; new experiments last
-    lines = [line for line in new.splitlines() if not line.startswith("| ") or line.split("|")[1].strip() not in new_rows]
+    lines = [line for line in new.splitlines()
+             if not line.startswith("| ") or line.split("|")[1].strip() not in new_rows]
     return "\n".join(lines + list(merged.values()))
 
 
