@@ -49,7 +49,9 @@ def parity(name: str, size: int, folder: Path, batch: int = 2) -> dict:
     import keras
 
     keras.backend.clear_session()
-    kwargs = {"classes": 10, "input_shape": (size, size, 3)}
+    # Logits, not softmax (a saturated softmax would hide differences); both built for the input size,
+    # which sets Keras's padding before stride-2 depthwise convolutions (EfficientNet, NASNet).
+    kwargs = {"classes": 10, "input_shape": (size, size, 3), "classifier_activation": None}
     with numpy_initialisers(seed=len(name)):
         twin = getattr(keras.applications, name)(weights=None, **kwargs)
     randomise_modern(twin, seed=1)
@@ -57,9 +59,8 @@ def parity(name: str, size: int, folder: Path, batch: int = 2) -> dict:
     low, high = (-1.0, 1.0) if name == "MobileNetV2" else (0.0, 255.0)
     x = np.random.default_rng(0).uniform(low, high, (batch, size, size, 3)).astype(np.float32)
     keras_infer, keras_train, keras_stats = keras_outputs(twin, x)
-    ours_kwargs = kwargs if name.startswith("MobileNet") else {"classes": 10}
-    model = getattr(applications, name)(weights=legacy, **ours_kwargs)
-    again = getattr(applications, name)(weights=weights_h5, **ours_kwargs)
+    model = getattr(applications, name)(weights=legacy, **kwargs)
+    again = getattr(applications, name)(weights=weights_h5, **kwargs)
     same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat)),
                                                      jax.tree.leaves(nnx.state(again, nnx.Param, nnx.BatchStat))))
     infer, train, stats = our_outputs(model, jnp.asarray(x))
