@@ -1,6 +1,6 @@
 """The guides' titled code blocks run as written: the "Write your own model" guide
 (docs/guides/own-model.md), its three files, the last one in a new process; the fine-tuning
-guide's EfficientNetB0 script (docs/guides/fine-tuning.md) on a Keras-format weights file."""
+guide's EfficientNetB0 script (docs/guides/fine-tuning.md), in process with a small stand-in backbone."""
 
 import os
 import re
@@ -34,16 +34,21 @@ def test_write_your_own_model_example_runs(tmp_path):
     assert loaded.returncode == 0, loaded.stderr
 
 
-def test_fine_tuning_guide_runs_efficientnet_from_a_keras_weights_file(tmp_path):
-    """The script as written, on 2 + 2 images per split and a ``.weights.h5`` jaxvision writes in
-    Keras 3's layout (zero weights: the run, the freezing and the counts are what is checked)."""
-    import json
+def test_fine_tuning_guide_script_runs_freezes_and_unfreezes(tmp_path, monkeypatch, capsys):
+    """The guide's EfficientNetB0 script as written, in this process on 2 + 2 images per split,
+    with ``EfficientNetB0`` standing for a small convnet of the same output channels: a run of
+    the script on the real EfficientNetB0 compiles it three times (4.5 minutes here, too much
+    for the suite); its Keras parity and weight loading are tests/applications' business. What
+    is checked: the script runs, passes ``weights=`` through, and trains first the head only,
+    then everything but BatchNormalization."""
+    import runpy
 
+    from flax import nnx
     from PIL import Image
 
-    from jaxvision.applications.pretrained import build
-    from jaxvision.layers import count_params
-    from jaxvision.weights import keras_layers, save_keras_weights
+    import jaxvision.applications
+    from jaxvision.layers import Activation, BatchNormalization, Conv2D
+    from jaxvision.models import Sequential
 
     (script,) = readme_files(ROOT / "docs" / "guides" / "fine-tuning.md").items()
     assert script[0] == "finetune_efficientnet.py"
@@ -55,19 +60,21 @@ def test_fine_tuning_guide_runs_efficientnet_from_a_keras_weights_file(tmp_path)
             for i in range(2):
                 pixels = np.clip(level + rng.normal(0, 20, (40, 40, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(tmp_path / "data" / split / label / f"{label}.{i}.jpg")
-    backbone = build("efficientnet_b0", "zeros", include_top=False)  # zero weights, nothing compiled
-    save_keras_weights(backbone, tmp_path / "b0.weights.h5")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
-    run = subprocess.run([sys.executable, script[0], "data", "b0.weights.h5"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
+    built = []
+
+    def efficientnet_stand_in(**kwargs):
+        built.append(kwargs)
+        rngs = nnx.Rngs(0)
+        return Sequential([Conv2D(3, 8, 3, strides=4, rngs=rngs), BatchNormalization(8, rngs=rngs),
+                           Activation("relu"), Conv2D(8, 1280, 1, rngs=rngs)])
+
+    monkeypatch.setattr(jaxvision.applications, "EfficientNetB0", efficientnet_stand_in)
+    monkeypatch.setattr(sys, "argv", [script[0], str(tmp_path / "data"), "b0.weights.h5"])
+    runpy.run_path(str(tmp_path / script[0]), run_name="__main__")
+    out = capsys.readouterr().out
+    assert built == [{"include_top": False, "weights": "b0.weights.h5"}]
     head = 1280 * 256 + 256 + 256 + 1
-    keras = json.loads((ROOT / "tests" / "applications" / "fixtures" / "keras_params_modern.json").read_text())
-    batchnorms = [layer for layer in keras_layers(backbone).values() if type(layer).__name__ == "BatchNormalization"]
-    no_top = keras["EfficientNetB0"]["trainable"] - (1280 * 1000 + 1000)  # Keras's count less its classifier
-    assert count_params(backbone)[0] == no_top and len(batchnorms) == 49
-    gamma_beta = sum(2 * int(np.prod(layer.gamma.shape)) for layer in batchnorms)
-    assert f"trainable, frozen backbone: {head}\n" in run.stdout
-    assert f"trainable, fine-tuning: {head + no_top - gamma_beta}\n" in run.stdout
-    accuracy = float(run.stdout.rsplit("test accuracy:", 1)[1])
+    assert f"trainable, frozen backbone: {head}\n" in out
+    assert f"trainable, fine-tuning: {head + 3 * 3 * 3 * 8 + 8 + 8 * 1280 + 1280}\n" in out  # BatchNorm stays frozen
+    accuracy = float(out.rsplit("test accuracy:", 1)[1])
     assert accuracy in (0.0, 0.25, 0.5, 0.75, 1.0)  # 4 test images
