@@ -2,7 +2,13 @@
 parameter counts and weighted-layer order from ``nnx.eval_shape`` against the committed
 fixture (tests/applications/fixtures/keras_params_modern.json), then outputs on random weights
 Keras writes as legacy ``.h5`` (also checking that ``.weights.h5`` loads the same tensors), in
-inference and batch-statistics modes, at a small input size.
+inference and batch-statistics modes (the moving statistics that pass leaves compared too), at a
+small input size, on logits (``classifier_activation=None``; a saturated softmax hides
+differences), both libraries built for that size (it sets Keras's padding before stride-2
+depthwise convolutions). Default 64 px, batch 2: at 32 px, the smallest size Keras allows, the
+last feature maps are 1 × 1, so each BatchNorm on batch statistics normalises 2 numbers per
+channel and amplifies float32 rounding (MobileNetV2 there: 7.3e-3 relative); ``--batch``
+conditions the batch statistics better.
 
     KERAS_BACKEND=jax PYTHONPATH=.:tests/applications python bench/applications_parity_modern.py \\
         [--models MobileNetV2 ...] [--size 64] [--batch 2] [--json runs/applications_parity_modern.json]

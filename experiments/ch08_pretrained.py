@@ -123,10 +123,13 @@ def classifier(args: argparse.Namespace) -> Sequential:
     rngs = model_rngs(args.seed)
     base = backbone(args)
     before = len(base.trainable_weights)
-    if not from_scratch(args):
+    if from_scratch(args):
+        _common.say(f"backbone not frozen (--weights none, from scratch): {before} trainable weights")
+    else:
         base.trainable = False
-    # Listing 8.29's check (the book's Xception: 154 → 0; MobileNet: 81 → 0).
-    _common.say(f"trainable weights of the backbone before freezing: {before}, after: {len(base.trainable_weights)}")
+        # Listing 8.29's check (the book's Xception: 154 → 0; MobileNet: 81 → 0).
+        _common.say(f"trainable weights of the backbone before freezing: {before}, "
+                    f"after: {len(base.trainable_weights)}")
     channels = list(base.layer_shapes((1, args.image_size, args.image_size, 3)).values())[-1][-1]
     return Sequential([("data_augmentation", data_augmentation(rngs)), *preprocessing(base), ("backbone", base),
                        *head(channels, rngs, activation=None)])
