@@ -37,6 +37,11 @@ CASES = {
 }
 CASES = {name: ({"classes": 10, "classifier_activation": None, **kwargs}, size, pixels)
          for name, (kwargs, size, pixels) in CASES.items()}
+# Batch-statistics mode on MobileNetV2's logits: measured 1.7e-5, 9.3e-6 and 1.2e-5 of the largest
+# logit at batch 2, 4 and 8 (inference: 2.1e-7). debug.compare in training mode shows no layer
+# departing: float32 rounding grows steadily through its 52 BatchNormalization layers on batch
+# statistics (1e-7 at the first block, 5e-5 of its own scale at out_relu); the formula is Keras's.
+BATCH_STATS_RTOL = {"MobileNetV2": 3e-5}
 
 
 def counts(model) -> int:
@@ -115,7 +120,8 @@ def test_outputs_equal_keras_in_inference_and_batch_statistics_modes(twins):
     infer, train, stats = our_outputs(model, jnp.asarray(x))
     scale = np.abs(keras_infer).max()
     np.testing.assert_allclose(infer, keras_infer, rtol=1e-5, atol=1e-5 * scale)
-    np.testing.assert_allclose(train, keras_train, rtol=1e-5, atol=1e-5 * np.abs(keras_train).max())
+    rtol = BATCH_STATS_RTOL.get(name, 1e-5)
+    np.testing.assert_allclose(train, keras_train, rtol=rtol, atol=rtol * np.abs(keras_train).max())
     has_batchnorm = any(type(layer).__name__ == "BatchNormalization" for layer in keras_layers(model).values())
     assert has_batchnorm != np.allclose(train, infer, atol=1e-3 * scale)  # with BatchNorm the modes differ
     # The moving statistics the training pass leaves, BatchNorm by BatchNorm.
@@ -140,7 +146,9 @@ def test_debug_compare_finds_the_keras_twin_identical_and_a_changed_weight_where
 
     name, model, _, twin, x = twins
     report = compare(model, twin, x)
-    assert report.identical and not report.unmatched, str(report)
+    # Only the one layer Keras names with a counter (other Keras models were built in this process).
+    assert report.identical and {n.removeprefix("(reference) ").rstrip("_0123456789") for n in report.unmatched} == {
+        "global_average_pooling2d"}, str(report)
     names = [row.name for row in report.rows]
     assert names[0] == "rescaling" and names[-1] == "output" and len(names) > 150
     assert "expanded_conv_squeeze_excite_mul" in names
