@@ -114,7 +114,9 @@ def our_outputs(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, nnx.State
 def moving_statistics_pairs(model, stats: nnx.State, keras_model, keras_stats: list[np.ndarray]):
     """(ours, Keras's) moving mean and variance after the batch-statistics pass, BatchNorm by
     BatchNorm, matched by layer and variable name; with the number of BatchNorm layers."""
-    keras_moving = {v.path: value for v, value in zip(keras_model.non_trainable_variables, keras_stats)}
+    # By layer and variable name: NASNet's paths carry Keras's name scopes (normal_A_block_0/...).
+    keras_moving = {"/".join(v.path.split("/")[-2:]): value
+                    for v, value in zip(keras_model.non_trainable_variables, keras_stats)}
     layers = keras_layers(model)
     pairs = []
     for layer_name, layer in layers.items():
