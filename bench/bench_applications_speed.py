@@ -2,7 +2,7 @@
 against Keras 3 (JAX backend) on this machine, in one run: MobileNetV2, MobileNetV3Large,
 EfficientNetB0 and ConvNeXtTiny at 224 px, batch 16, 1000 classes, random weights and data.
 
-    python bench/bench_applications_speed.py [--models mobilenet_v2 ...] [--steps 4] [--repeats 3] [--out FILE]
+    python bench/bench_applications_speed.py [--models mobilenet_v2 ...] [--steps 4] [--repeats 3] [--batch 16] [--out FILE]
 
 As bench/bench_training.py: each library compiles first (a 2-step ``fit`` and a ``predict``);
 then, ``--repeats`` times and alternating the libraries (so a busy machine slows both alike),
@@ -41,22 +41,22 @@ KERAS_NAMES = {"mobilenet_v2": "MobileNetV2", "mobilenet_v3_large": "MobileNetV3
 SIZE, BATCH, CLASSES = 224, 16, 1000
 
 
-def bench(name: str, steps: int, repeats: int) -> dict:
-    x, y = synthetic((SIZE, SIZE, 3), BATCH, steps, "sparse_categorical_crossentropy", CLASSES, masks=False)
+def bench(name: str, steps: int, repeats: int, batch: int = BATCH) -> dict:
+    x, y = synthetic((SIZE, SIZE, 3), batch, steps, "sparse_categorical_crossentropy", CLASSES, masks=False)
     loss = "sparse_categorical_crossentropy"
     model, optimizer = build_model(name), Adam(1e-3)
     with numpy_initialisers():
         twin = getattr(keras.applications, KERAS_NAMES[name])(weights=None, input_shape=(SIZE, SIZE, 3))
     twin.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
     runs = {
-        "jaxvision": (lambda data, cb=(): fit(model, data, epochs=1, batch_size=BATCH, loss=loss, optimizer=optimizer,
+        "jaxvision": (lambda data, cb=(): fit(model, data, epochs=1, batch_size=batch, loss=loss, optimizer=optimizer,
                                                callbacks=list(cb), verbose=0),
-                      lambda: predict(model, x, batch_size=BATCH)),
-        "keras": (lambda data, cb=(): twin.fit(*data, epochs=1, batch_size=BATCH, callbacks=list(cb), verbose=0),
-                  lambda: twin.predict(x, batch_size=BATCH, verbose=0)),
+                      lambda: predict(model, x, batch_size=batch)),
+        "keras": (lambda data, cb=(): twin.fit(*data, epochs=1, batch_size=batch, callbacks=list(cb), verbose=0),
+                  lambda: twin.predict(x, batch_size=batch, verbose=0)),
     }
     for train, infer in runs.values():  # compile
-        train((x[:2 * BATCH], y[:2 * BATCH]))
+        train((x[:2 * batch], y[:2 * batch]))
         infer()
     train_times = {lib: EpochTimes() for lib in runs}
     infer_times = {lib: ([], []) for lib in runs}
@@ -67,7 +67,7 @@ def bench(name: str, steps: int, repeats: int) -> dict:
             infer()
             infer_times[lib][0].append(time.perf_counter() - start)
             infer_times[lib][1].append(time.process_time() - cpu)
-    row = {"model": name, "input": [SIZE, SIZE, 3], "batch_size": BATCH, "steps": steps, "repeats": repeats}
+    row = {"model": name, "input": [SIZE, SIZE, 3], "batch_size": batch, "steps": steps, "repeats": repeats}
     for lib in runs:
         row[f"{lib}_train_images_per_s"] = len(x) / statistics.median(train_times[lib].seconds)
         row[f"{lib}_train_images_per_cpu_s"] = len(x) / statistics.median(train_times[lib].cpu_seconds)
@@ -88,11 +88,12 @@ def main(argv=None) -> dict:
     p.add_argument("--models", nargs="*", default=list(KERAS_NAMES), choices=list(KERAS_NAMES))
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch", type=int, default=BATCH, help="batch size (ConvNeXtTiny at 16 ran out of memory here)")
     p.add_argument("--out", type=Path, default=Path("bench_applications_speed.json"))
     args = p.parse_args(argv)
     results = {"machine": device_description(),
                "versions": {"jax": jax.__version__, "keras": keras.__version__, "flax": flax.__version__},
-               "models": [bench(m, args.steps, args.repeats) for m in args.models]}
+               "models": [bench(m, args.steps, args.repeats, args.batch) for m in args.models]}
     args.out.write_text(json.dumps(results, indent=2))
     return results
 

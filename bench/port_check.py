@@ -212,12 +212,29 @@ def _duration(seconds: float) -> str:
 
 
 def write_section(path: Path, text: str) -> None:
-    """Replace the text between the step-cost markers of ``path`` (appended when absent)."""
+    """Replace the text between the step-cost markers of ``path`` (appended when absent). Table
+    rows already there whose experiment ``text`` does not price again are kept, in their place,
+    so ``--models`` refreshes some rows without dropping the others."""
     begin, end = "<!-- step-cost estimates: begin -->", "<!-- step-cost estimates: end -->"
-    block = f"{begin}\n{text}\n{end}"
     old = path.read_text() if path.exists() else ""
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    path.write_text(pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n")
+    pattern = re.compile(re.escape(begin) + "(.*?)" + re.escape(end), re.S)
+    found = pattern.search(old)
+    if found:
+        text = _merge_rows(found.group(1), text)
+    block = f"{begin}\n{text}\n{end}"
+    path.write_text(pattern.sub(lambda _: block, old) if found else old.rstrip() + "\n\n" + block + "\n")
+
+
+def _merge_rows(old: str, new: str) -> str:
+    """``new`` with its table's rows merged into ``old``'s table, keyed by the first cell."""
+    def rows(text: str) -> dict[str, str]:
+        lines = [line for line in text.splitlines() if line.startswith("| ")]
+        return {line.split("|")[1].strip(): line for line in lines[1:]}  # lines[0] is the header
+    old_rows, new_rows = rows(old), rows(new)
+    merged = {**old_rows, **new_rows}  # old order first, replaced in place; new experiments last
+    lines = [line for line in new.splitlines()
+             if not line.startswith("| ") or line.split("|")[1].strip() not in new_rows]
+    return "\n".join(lines + list(merged.values()))
 
 
 def report(rows: list[dict], measured: dict[str, float]) -> list[str]:

@@ -9,7 +9,14 @@ Run:
         [--from runs/ch08_pretrained_augmented/checkpoint]
 Backbone: ``--backbone mobilenet`` (default; ``--alpha 0.75``, ImageNet weights, offline from
 $JAXVISION_DATA/pretrained/) or ``--backbone xception --weights PATH`` (a Keras/KerasHub
-Xception file: no copy is available offline). Other flags: --data-dir DIR (default
+Xception file: no copy is available offline), or a depthwise/modern family by its registry name
+(``mobilenet_v2``, ``mobilenet_v3_small``, ``efficientnet_b0``, ``convnext_tiny``…) with
+``--weights PATH`` (the family's Keras ``.weights.h5`` or ``.h5`` file without the top; none is
+available offline) or ``--weights none``: random initial weights, the backbone trained with the
+head instead of frozen (from scratch; ``augmented`` only). The preprocessing layer follows the
+family: x / 127.5 − 1 for mode "tf" (MobileNet, MobileNetV2, Xception, NASNet), nothing where
+the model rescales the pixels itself (MobileNetV3, EfficientNet, EfficientNetV2, ConvNeXt).
+Other flags: --data-dir DIR (default
 $JAXVISION_DATA/dogs_vs_cats_small), --test-dir DIR, --epochs, --image-size, --batch-size,
 --out, --seed, --weights PATH (MobileNet too).
 
@@ -39,13 +46,15 @@ import _common
 from ch08_dogs_vs_cats import add_flags, fit_and_test, load_splits
 from jaxvision.layers import (Dense, Dropout, GlobalAveragePooling2D, Rescaling, count_params,
                               unfreeze_except_batchnorm)
-from jaxvision.models import Model, Sequential
+from jaxvision.models import Model, Sequential, build_model
 from jaxvision.models.augmentation import data_augmentation
 from jaxvision.models.rngs import model_rngs
 from jaxvision.optimizers import Adam
 from jaxvision.train import predict, restore
 
 VARIANTS = ("features", "augmented", "finetune")
+# The registered depthwise and modern families (issue 30): built with build_model, Keras weights files.
+MODERN_FAMILIES = ("mobilenet_v2", "mobilenet_v3", "efficientnet", "efficientnet_v2", "convnext", "nasnet")
 PROFILES = {
     "features": {"book": {"epochs": 10, "image_size": 180, "batch_size": 32},
                  "quick": {"epochs": 10, "image_size": 180, "batch_size": 32}},
@@ -56,6 +65,19 @@ PROFILES = {
 }
 
 
+def modern_backbones() -> list[str]:
+    """Registry names of the modern families' constructors (``efficientnet_b0``…)."""
+    from jaxvision.models.registry import registered
+
+    return sorted(name for name, module in registered().items()
+                  if module.rsplit(".", 1)[-1] in MODERN_FAMILIES and not name.startswith("mobilenet_unet"))
+
+
+def from_scratch(args: argparse.Namespace) -> bool:
+    """``--weights none``: the backbone starts from random weights and trains with the head."""
+    return getattr(args, "weights", None) == "none"
+
+
 def backbone(args: argparse.Namespace) -> Model:
     """The pretrained convolutional base without its classifier."""
     if args.backbone == "mobilenet":
@@ -63,12 +85,26 @@ def backbone(args: argparse.Namespace) -> Model:
 
         return MobileNet(alpha=args.alpha, include_top=False, weights=args.weights or "imagenet")
     if args.weights is None:
-        raise _common.UsageError("--backbone xception needs --weights PATH: no ImageNet Xception weights are available "
-                         "offline (Keras's xception_weights_tf_dim_ordering_tf_kernels_notop.h5 or a KerasHub "
-                         "xception_41_imagenet preset directory)")
-    from jaxvision.applications import Xception
+        raise _common.UsageError(f"--backbone {args.backbone} needs --weights PATH: no ImageNet weights for it are "
+                                 "available offline (Keras's file without the top, e.g. "
+                                 "xception_weights_tf_dim_ordering_tf_kernels_notop.h5 or a KerasHub preset "
+                                 "directory for Xception), or --weights none to train it from scratch")
+    if args.backbone == "xception":
+        from jaxvision.applications import Xception
 
-    return Xception(include_top=False, weights=args.weights)
+        return Xception(include_top=False, weights=None if from_scratch(args) else args.weights)
+    return build_model(args.backbone, include_top=False, **({} if from_scratch(args) else {"weights": args.weights}))
+
+
+def preprocessing(base: Model) -> list:
+    """The pixel preprocessing layer the backbone's family expects, if it does not rescale itself."""
+    mode = getattr(base, "preprocessing_mode", None)
+    if mode is None:  # MobileNetV3, EfficientNet(V2), ConvNeXt: Rescaling/Normalization inside the model
+        return []
+    if mode != "tf":
+        raise _common.UsageError(f"backbone {type(base).__name__}: its preprocess_input mode {mode!r} is not one "
+                                 "rescaling; this experiment supports mode 'tf' and models that rescale themselves")
+    return [("preprocessing", Rescaling(1 / 127.5, offset=-1.0))]
 
 
 def head(channels: int, rngs: nnx.Rngs, activation: str | None = "relu") -> list:
@@ -82,35 +118,44 @@ def head(channels: int, rngs: nnx.Rngs, activation: str | None = "relu") -> list
 
 
 def classifier(args: argparse.Namespace) -> Sequential:
-    """Listing 8.28: augmentation → preprocessing (x / 127.5 − 1) → frozen backbone → head."""
+    """Listing 8.28: augmentation → preprocessing (x / 127.5 − 1) → frozen backbone → head
+    (``--weights none``: the backbone is not frozen)."""
     rngs = model_rngs(args.seed)
     base = backbone(args)
     before = len(base.trainable_weights)
-    base.trainable = False
-    # Listing 8.29's check (the book's Xception: 154 → 0; MobileNet: 81 → 0).
-    _common.say(f"trainable weights of the backbone before freezing: {before}, after: {len(base.trainable_weights)}")
+    if from_scratch(args):
+        _common.say(f"backbone not frozen (--weights none, from scratch): {before} trainable weights")
+    else:
+        base.trainable = False
+        # Listing 8.29's check (the book's Xception: 154 → 0; MobileNet: 81 → 0).
+        _common.say(f"trainable weights of the backbone before freezing: {before}, "
+                    f"after: {len(base.trainable_weights)}")
     channels = list(base.layer_shapes((1, args.image_size, args.image_size, 3)).values())[-1][-1]
-    return Sequential([("data_augmentation", data_augmentation(rngs)),
-                       ("preprocessing", Rescaling(1 / 127.5, offset=-1.0)), ("backbone", base),
+    return Sequential([("data_augmentation", data_augmentation(rngs)), *preprocessing(base), ("backbone", base),
                        *head(channels, rngs, activation=None)])
 
 
 def extract_features(args: argparse.Namespace, splits: dict) -> dict:
     """Listing 8.25: every split through preprocessing + backbone, once."""
-    extractor = Sequential([("preprocessing", Rescaling(1 / 127.5, offset=-1.0)), ("backbone", backbone(args))])
+    base = backbone(args)
+    extractor = Sequential([*preprocessing(base), ("backbone", base)])
     return {split: (predict(extractor, images, batch_size=64), labels) for split, (images, labels) in splits.items()}
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = add_flags(_common.parser(__doc__, "ch08_pretrained"))
     p.add_argument("--variant", choices=VARIANTS, default="features")
-    p.add_argument("--backbone", choices=("mobilenet", "xception"), default="mobilenet")
+    p.add_argument("--backbone", choices=("mobilenet", "xception", *modern_backbones()), default="mobilenet")
     p.add_argument("--alpha", type=float, default=0.75, help="MobileNet width multiplier")
-    p.add_argument("--weights", default=None, help="backbone weights file (default for MobileNet: imagenet)")
+    p.add_argument("--weights", default=None,
+                   help="backbone weights file (default for MobileNet: imagenet); none: from scratch")
     p.add_argument("--from", dest="from_checkpoint", type=Path, default=None,
                    help="finetune: the augmented run's checkpoint (default runs/ch08_pretrained_augmented/checkpoint)")
     args = p.parse_args(argv)
     args = _common.apply_profile(args, PROFILES[args.variant])
+    if from_scratch(args) and args.variant != "augmented":
+        raise _common.UsageError("--weights none trains the backbone from scratch with the head: --variant augmented "
+                                 "only (there is nothing pretrained to extract features with or to fine-tune)")
     name = f"ch08_pretrained_{args.variant}"
     if args.out == Path("runs") / "ch08_pretrained":
         args.out = Path("runs") / name
@@ -118,7 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
     if (done := _common.finished(args)) is not None:
         return done
     splits = load_splits(args)
-    extra = {"variant": args.variant, "backbone": model_name}
+    extra = {"variant": args.variant, "backbone": model_name,
+             "backbone_weights": "none (from scratch)" if from_scratch(args) else args.weights or "imagenet"}
     if args.variant == "features":
         with _common.Timer() as timer:
             splits = extract_features(args, splits)

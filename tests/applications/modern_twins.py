@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from jaxvision.layers import Dropout, StochasticDepth
+from jaxvision.weights.model_layers import keras_layers, layer_variables
 
 # Centre and half-width of the uniform random values per variable name; kernels keep Keras's
 # initialisers. Normalization statistics fit [0, 1] pixels (EfficientNet rescales by 1/255 first).
@@ -108,3 +109,23 @@ def our_outputs(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, nnx.State
 
     infer, train, stats = run(state, x)
     return np.asarray(infer), np.asarray(train), stats
+
+
+def moving_statistics_pairs(model, stats: nnx.State, keras_model, keras_stats: list[np.ndarray]):
+    """(ours, Keras's) moving mean and variance after the batch-statistics pass, BatchNorm by
+    BatchNorm, matched by layer and variable name; with the number of BatchNorm layers."""
+    # By layer and variable name: NASNet's paths carry Keras's name scopes (normal_A_block_0/...).
+    keras_moving = {"/".join(v.path.split("/")[-2:]): value
+                    for v, value in zip(keras_model.non_trainable_variables, keras_stats)}
+    layers = keras_layers(model)
+    pairs = []
+    for layer_name, layer in layers.items():
+        for var_name, _ in layer_variables(layer):
+            path = f"{layer_name.split('/')[-1]}/{var_name}"
+            if var_name.startswith("moving_") and path in keras_moving:
+                ours = stats
+                for key in (*layer_name.split("/"), var_name):
+                    ours = ours[key]
+                pairs.append((np.asarray(ours[...]), keras_moving[path]))
+    batchnorms = sum(type(layer).__name__ == "BatchNormalization" for layer in layers.values())
+    return pairs, batchnorms

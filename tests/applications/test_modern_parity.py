@@ -20,18 +20,28 @@ from jaxvision.export import export_model
 from jaxvision.interpret.gradcam import default_layer
 from jaxvision.layers import count_params, unfreeze_except_batchnorm
 from jaxvision.models import rebuild_model, summary
-from jaxvision.weights.model_layers import keras_layers, layer_variables
-from modern_twins import keras_outputs, numpy_initialisers, our_outputs, randomise_modern, write_both
+from jaxvision.weights.model_layers import keras_layers
+from modern_twins import (keras_outputs, moving_statistics_pairs, numpy_initialisers, our_outputs, randomise_modern,
+                          write_both)
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "keras_params_modern.json").read_text())
 # constructor: (keyword arguments for both libraries, input size, input range)
+# Both libraries build for the input size (it sets Keras's padding before stride-2 depthwise
+# convolutions) and give logits (a saturated softmax would hide differences).
 CASES = {
-    "MobileNetV2": ({"alpha": 0.35, "classes": 10, "input_shape": (64, 64, 3)}, 64, (-1.0, 1.0)),
-    "MobileNetV3Small": ({"classes": 10, "input_shape": (64, 64, 3)}, 64, (0.0, 255.0)),
-    "EfficientNetB0": ({"classes": 10, "input_shape": (64, 64, 3)}, 64, (0.0, 255.0)),
-    "EfficientNetV2B0": ({"classes": 10, "input_shape": (64, 64, 3)}, 64, (0.0, 255.0)),
-    "ConvNeXtTiny": ({"classes": 10, "input_shape": (32, 32, 3)}, 32, (0.0, 255.0)),
+    "MobileNetV2": ({"alpha": 0.35, "input_shape": (64, 64, 3)}, 64, (-1.0, 1.0)),
+    "MobileNetV3Small": ({"input_shape": (64, 64, 3)}, 64, (0.0, 255.0)),
+    "EfficientNetB0": ({"input_shape": (64, 64, 3)}, 64, (0.0, 255.0)),
+    "EfficientNetV2B0": ({"input_shape": (64, 64, 3)}, 64, (0.0, 255.0)),
+    "ConvNeXtTiny": ({"input_shape": (32, 32, 3)}, 32, (0.0, 255.0)),
 }
+CASES = {name: ({"classes": 10, "classifier_activation": None, **kwargs}, size, pixels)
+         for name, (kwargs, size, pixels) in CASES.items()}
+# Batch-statistics mode on MobileNetV2's logits: measured 1.7e-5, 9.3e-6 and 1.2e-5 of the largest
+# logit at batch 2, 4 and 8 (inference: 2.1e-7). debug.compare in training mode shows no layer
+# departing: float32 rounding grows steadily through its 52 BatchNormalization layers on batch
+# statistics (1e-7 at the first block, 5e-5 of its own scale at out_relu); the formula is Keras's.
+BATCH_STATS_RTOL = {"MobileNetV2": 3e-5}
 
 
 def counts(model) -> int:
@@ -100,8 +110,6 @@ def twins(request, keras, tmp_path_factory):
     randomise_modern(twin, seed=1)
     legacy, weights_h5 = write_both(twin, str(tmp_path_factory.mktemp(name) / name))
     x = np.random.default_rng(0).uniform(low, high, (2, size, size, 3)).astype(np.float32)
-    if not name.startswith("MobileNet"):
-        kwargs = {k: v for k, v in kwargs.items() if k != "input_shape"}  # checked only: same graph
     model = getattr(applications, name)(weights=legacy, **kwargs)
     return name, model, getattr(applications, name)(weights=weights_h5, **kwargs), twin, x
 
@@ -112,27 +120,39 @@ def test_outputs_equal_keras_in_inference_and_batch_statistics_modes(twins):
     infer, train, stats = our_outputs(model, jnp.asarray(x))
     scale = np.abs(keras_infer).max()
     np.testing.assert_allclose(infer, keras_infer, rtol=1e-5, atol=1e-5 * scale)
-    np.testing.assert_allclose(train, keras_train, rtol=1e-5, atol=1e-5 * np.abs(keras_train).max())
+    rtol = BATCH_STATS_RTOL.get(name, 1e-5)
+    np.testing.assert_allclose(train, keras_train, rtol=rtol, atol=rtol * np.abs(keras_train).max())
     has_batchnorm = any(type(layer).__name__ == "BatchNormalization" for layer in keras_layers(model).values())
     assert has_batchnorm != np.allclose(train, infer, atol=1e-3 * scale)  # with BatchNorm the modes differ
     # The moving statistics the training pass leaves, BatchNorm by BatchNorm.
-    keras_moving = {v.path: value for v, value in zip(twin.non_trainable_variables, keras_stats)}
-    checked = 0
-    layers = keras_layers(model)
-    for layer_name, layer in layers.items():
-        for var_name, variable in layer_variables(layer):
-            path = f"{layer_name.split('/')[-1]}/{var_name}"
-            if var_name.startswith("moving_") and path in keras_moving:
-                ours = stats
-                for key in (*layer_name.split("/"), var_name):
-                    ours = ours[key]
-                np.testing.assert_allclose(np.asarray(ours[...]), keras_moving[path], rtol=1e-5, atol=1e-6)
-                checked += 1
-    assert checked == 2 * sum(type(layer).__name__ == "BatchNormalization" for layer in layers.values())
-
+    pairs, batchnorms = moving_statistics_pairs(model, stats, twin, keras_stats)
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert len(pairs) == 2 * batchnorms
 
 def test_weights_h5_loads_the_same_tensors_as_legacy_h5(twins):
     name, model, from_weights_h5, _, _ = twins
     ours = jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat))
     theirs = jax.tree.leaves(nnx.state(from_weights_h5, nnx.Param, nnx.BatchStat))
     assert len(ours) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(ours, theirs)), name
+
+
+@pytest.mark.parametrize("twins", ["MobileNetV3Small"], indirect=True)
+def test_debug_compare_finds_the_keras_twin_identical_and_a_changed_weight_where_it_is(twins):
+    """``debug.compare`` layer by layer against the Keras twin (squeeze-and-excitation through
+    Multiply, hard-swish, the Rescaling inside the model), then with one squeeze-and-excitation
+    bias changed: the first divergence is that layer, not the output."""
+    from jaxvision.debug import compare
+
+    name, model, _, twin, x = twins
+    report = compare(model, twin, x)
+    # Only the one layer Keras names with a counter (other Keras models were built in this process).
+    assert report.identical and {n.removeprefix("(reference) ").rstrip("_0123456789") for n in report.unmatched} == {
+        "global_average_pooling2d"}, str(report)
+    names = [row.name for row in report.rows]
+    assert names[0] == "rescaling" and names[-1] == "output" and len(names) > 150
+    assert "expanded_conv_squeeze_excite_mul" in names
+    broken = nnx.clone(model)
+    layer = keras_layers(broken)["expanded_conv_3_squeeze_excite_conv"]
+    layer.bias[...] = layer.bias[...] + 0.1
+    assert compare(broken, twin, x).first_divergence.name == "expanded_conv_3_squeeze_excite_conv"

@@ -109,6 +109,7 @@ def tiny_backbone(args):
     base = Sequential([Conv2D(3, 4, 3, strides=2, use_bias=False, rngs=nnx.Rngs(7)), BatchNormalization(4, rngs=nnx.Rngs(0)),
                        Activation("relu")])
     base.batch_normalization.moving_mean[...] += 0.5
+    base.preprocessing_mode = "tf"  # as MobileNet's: the experiment puts x / 127.5 - 1 before it
     return base
 
 
@@ -143,6 +144,38 @@ def test_pretrained_experiment_variants_freeze_and_fine_tune(dogs_vs_cats, tmp_p
     for name in initial:  # fine-tuning trains the conv and leaves BatchNorm alone
         changed = not np.array_equal(finetuned[name], augmented[name])
         assert changed == (name == "backbone/conv2d/kernel"), name
+
+
+def test_pretrained_experiment_trains_a_modern_backbone_from_scratch(dogs_vs_cats, tmp_path, monkeypatch):
+    """``--backbone efficientnet_b0 --weights none``: the registry's backbone, not frozen, and no
+    preprocessing layer (EfficientNet rescales pixels itself); the other variants refuse it."""
+    built = []
+
+    def registry_backbone(name, **kwargs):
+        built.append((name, kwargs))
+        base = tiny_backbone(None)
+        del base.preprocessing_mode  # a family that rescales inside the model
+        return base
+
+    monkeypatch.setattr(ch08_pretrained, "build_model", registry_backbone)
+    flags = ["--data-dir", str(dogs_vs_cats), "--epochs", "1", "--batch-size", "4", "--image-size", "20",
+             "--profile", "quick", "--backbone", "efficientnet_b0", "--weights", "none"]
+    metrics = ch08_pretrained.main([*flags, "--variant", "augmented", "--out", str(tmp_path / "scratch")])
+    check_run(tmp_path / "scratch", metrics, "test_accuracy")
+    assert built == [("efficientnet_b0", {"include_top": False})]
+    assert metrics["backbone_weights"] == "none (from scratch)" and metrics["backbone"] == "efficientnet_b0"
+    head = 4 * 256 + 256 + 256 + 1
+    assert (metrics["trainable_params"], metrics["non_trainable_params"]) == (head + 27 * 4 + 8, 8)
+    model = ch08_pretrained.classifier(SimpleNamespace(seed=0, image_size=20, backbone="efficientnet_b0",
+                                                       weights="none"))
+    assert "preprocessing" not in model.layer_names and model.backbone.trainable_weights
+    for variant in ("features", "finetune"):
+        with pytest.raises(ValueError, match="--weights none trains the backbone from scratch"):
+            ch08_pretrained.main([*flags, "--variant", variant, "--out", str(tmp_path / variant)])
+    with pytest.raises(ValueError, match="--backbone convnext_tiny needs --weights PATH"):
+        ch08_pretrained.backbone(SimpleNamespace(backbone="convnext_tiny", weights=None))
+    assert {"mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_s", "convnext_tiny",
+            "nasnet_mobile"} <= set(ch08_pretrained.modern_backbones())
 
 
 def test_end_to_end_head_is_linear_and_the_feature_head_uses_relu(monkeypatch):

@@ -60,6 +60,12 @@ def test_port_check_estimates_a_book_profile_and_writes_its_table(tmp_path):
     assert text.startswith("# Benchmarks\n\nkept\n") and text.count("step-cost estimates: begin") == 1
     assert "| ch08_mnist_convnet | 5 | 64 | 28 |" in text and "Estimates, not measurements" in text
     assert "peaks from NVIDIA H100 Tensor Core GPU datasheet, NVIDIA H200" in text
+    # Pricing some experiments again (--models) keeps the other rows, in their place.
+    port_check.write_section(target, port_check.markdown([{**row, "experiment": "other", "epochs": 7}]))
+    port_check.write_section(target, port_check.markdown([{**row, "epochs": 9}]))
+    rows = [line for line in target.read_text().splitlines() if line.startswith("|")]
+    assert rows[0].startswith("| experiment (book profile) |") and rows[1].startswith("|---|")
+    assert [r.split("|")[1:3] for r in rows[2:]] == [[" ch08_mnist_convnet ", " 9 "], [" other ", " 7 "]]
     # Beside a GPU run: run_all's summary gives the measured seconds.
     (line,) = port_check.report([row], {"ch08_mnist_convnet": 150.0})
     assert line.startswith("  ch08_mnist_convnet: 4.") and "TPU v6e" in line
