@@ -69,19 +69,19 @@ class Carry(NamedTuple):
 # graphdef -> (frozen paths, train graphdef, eval graphdef): all three follow from the graph
 # definition alone (``trainable`` and the mode switches are static attributes), and deriving
 # them walks the graph five times, seconds for a DenseNet in Python: once per graph, not per
-# ``predict``/``evaluate``/``fit`` call.
+# ``predict``/``evaluate``/``fit`` call. The oldest of the last few graphs is dropped first.
 _DERIVED: collections.OrderedDict = collections.OrderedDict()
 _DERIVED_SIZE = 8
 
 
 def _derived(graphdef: nnx.GraphDef, everything: nnx.State) -> tuple:
     try:
-        if graphdef in _DERIVED:
-            _DERIVED.move_to_end(graphdef)
-            return _DERIVED[graphdef]
+        found = _DERIVED.get(graphdef)  # one hash: each walks the whole graph
         cacheable = True
     except TypeError:  # an unhashable static attribute (a user layer's list): derive every time
-        cacheable = False
+        found, cacheable = None, False
+    if found is not None:
+        return found
     twin = nnx.merge(graphdef, everything)
     frozen = frozen_paths(twin)
     twin.train()
@@ -243,9 +243,26 @@ class Steps:
         self.predict_batch = jax.jit(predict_batch, out_shardings=placement.batched)
 
 
+class _Identical:
+    """A cache-key part equal only to the very same object. Hashing a GraphDef walks the whole
+    graph (a tenth of a second for a DenseNet, on every call); ``split`` hands out the same
+    derived GraphDef objects for equal graphs, so identity finds them."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Identical) and other.value is self.value
+
+
 @functools.lru_cache(maxsize=8)
-def _cached_steps(*key) -> Steps:
-    return Steps(*key)
+def _cached_steps(train_graphdef: _Identical, eval_graphdef: _Identical, *key) -> Steps:
+    return Steps(train_graphdef.value, eval_graphdef.value, *key)
 
 
 def get_steps(train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: Callable,
@@ -254,9 +271,9 @@ def get_steps(train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: C
               objective: Objective | None = None) -> Steps:
     """Steps for these arguments, reused (with their compilations) while they are alive in
     a small cache, so repeated ``evaluate``/``predict`` calls do not recompile."""
-    key = (train_graphdef, eval_graphdef, loss, metrics, optimizer, tags, placement, augment, objective)
+    key = (loss, metrics, optimizer, tags, placement, augment, objective)
     try:
         hash(key)
     except TypeError:  # e.g. a user metric that is not hashable
-        return Steps(*key)
-    return _cached_steps(*key)
+        return Steps(train_graphdef, eval_graphdef, *key)
+    return _cached_steps(_Identical(train_graphdef), _Identical(eval_graphdef), *key)
