@@ -89,4 +89,7 @@ def test_gradcam_through_a_nested_path(family):
     assert max_relative_error(activation, twin.layers[layer]) < 1e-5  # the path reached Keras's layer
     assert grads.shape == activation.shape and np.abs(grads).max() > 0
     heatmaps = grad_cam(wrapper, twin.x, f"backbone/{layer}")  # the compiled gradient, reused
-    assert heatmaps.shape == activation.shape[:3] and heatmaps.max() == pytest.approx(1.0)
+    assert heatmaps.shape == activation.shape[:3] and heatmaps.min() >= 0
+    # Each map peaks at 1, or is all zero where the weighted map is nowhere positive.
+    positive = np.einsum("nhwc,nc->nhw", activation, grads.mean(axis=(1, 2))).max(axis=(1, 2)) > 0
+    np.testing.assert_allclose(heatmaps.max(axis=(1, 2)), positive.astype(np.float32), atol=1e-6)
