@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxvision.data.download import data_root, fetch
@@ -35,7 +36,11 @@ def build(name: str, weights: str | os.PathLike | None, **kwargs) -> nnx.Module:
             node.key.set_value(getattr(streams, node.tag).key.get_value())
             node.count.set_value(jnp.zeros((), jnp.uint32))
         elif isinstance(node, nnx.Variable) and isinstance(node.get_value(), jax.ShapeDtypeStruct):
-            node.set_value(jnp.zeros(node.get_value().shape, node.get_value().dtype))
+            shape, dtype = node.get_value().shape, node.get_value().dtype
+            # NumPy's zeros, uploaded: jnp.zeros compiles one program per distinct shape
+            # (NumPy has no PRNG-key dtype: a layer's stored key is made by jnp).
+            is_key = jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+            node.set_value(jnp.zeros(shape, dtype) if is_key else jnp.asarray(np.zeros(shape, dtype)))
     return model
 
 

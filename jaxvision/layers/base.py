@@ -86,10 +86,12 @@ def frozen_paths(module: nnx.Module) -> tuple[tuple, ...]:
                  if isinstance(node, nnx.Module) and not getattr(node, "trainable", True))
 
 
-def trainable_filter(module: nnx.Module) -> Callable[[tuple, object], bool]:
+def trainable_filter(module: nnx.Module, *, frozen: tuple[tuple, ...] | None = None
+                     ) -> Callable[[tuple, object], bool]:
     """An ``nnx`` filter selecting the trainable ``nnx.Param`` of ``module``: its paths are
-    relative to ``module``, as in ``nnx.split(module, trainable_filter(module), ...)``."""
-    frozen = frozen_paths(module)
+    relative to ``module``, as in ``nnx.split(module, trainable_filter(module), ...)``.
+    ``frozen``: ``frozen_paths(module)`` when already known (it walks the whole graph)."""
+    frozen = frozen_paths(module) if frozen is None else frozen
 
     def is_trainable(path: tuple, value: object) -> bool:
         return isinstance(value, nnx.Param) and not any(path[:len(p)] == p for p in frozen)

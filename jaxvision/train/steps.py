@@ -32,6 +32,7 @@ activations or weights; the auxiliary losses are added to what it returns, and m
 computed on its ``y_pred``.
 """
 
+import collections
 import functools
 import zlib
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxvision.layers.base import trainable_filter
+from jaxvision.layers.base import frozen_paths, trainable_filter
 from jaxvision.layers.regularizers import collect_losses, weight_penalty
 from jaxvision.train.metrics import Metric
 from jaxvision.train.sharding import Placement
@@ -65,14 +66,40 @@ class Carry(NamedTuple):
     bad_loss: jax.Array
 
 
-def split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State, nnx.State, nnx.State]:
-    """``(train_graphdef, eval_graphdef, params, rngs, state)``, leaving ``model`` unchanged."""
-    graphdef, params, rngs, state = nnx.split(model, *filters(model))
-    twin = nnx.merge(graphdef, params, rngs, state)  # mode switches are static attributes
+# graphdef -> (frozen paths, train graphdef, eval graphdef): all three follow from the graph
+# definition alone (``trainable`` and the mode switches are static attributes), and deriving
+# them walks the graph five times, seconds for a DenseNet in Python: once per graph, not per
+# ``predict``/``evaluate``/``fit`` call. The oldest of the last few graphs is dropped first.
+_DERIVED: collections.OrderedDict = collections.OrderedDict()
+_DERIVED_SIZE = 8
+
+
+def _derived(graphdef: nnx.GraphDef, everything: nnx.State) -> tuple:
+    try:
+        found = _DERIVED.get(graphdef)  # one hash: each walks the whole graph
+        cacheable = True
+    except TypeError:  # an unhashable static attribute (a user layer's list): derive every time
+        found, cacheable = None, False
+    if found is not None:
+        return found
+    twin = nnx.merge(graphdef, everything)
+    frozen = frozen_paths(twin)
     twin.train()
     train_graphdef = nnx.split(twin, *filters(twin))[0]
     twin.eval()
     eval_graphdef = nnx.split(twin, *filters(twin))[0]
+    if cacheable:
+        _DERIVED[graphdef] = frozen, train_graphdef, eval_graphdef
+        if len(_DERIVED) > _DERIVED_SIZE:
+            _DERIVED.popitem(last=False)
+    return frozen, train_graphdef, eval_graphdef
+
+
+def split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State, nnx.State, nnx.State]:
+    """``(train_graphdef, eval_graphdef, params, rngs, state)``, leaving ``model`` unchanged."""
+    graphdef, everything = nnx.split(model)
+    frozen, train_graphdef, eval_graphdef = _derived(graphdef, everything)
+    params, rngs, state = nnx.split_state(everything, trainable_filter(model, frozen=frozen), nnx.RngState, ...)
     return train_graphdef, eval_graphdef, params, rngs, state
 
 
@@ -216,9 +243,26 @@ class Steps:
         self.predict_batch = jax.jit(predict_batch, out_shardings=placement.batched)
 
 
+class _Identical:
+    """A cache-key part equal only to the very same object. Hashing a GraphDef walks the whole
+    graph (a tenth of a second for a DenseNet, on every call); ``split`` hands out the same
+    derived GraphDef objects for equal graphs, so identity finds them."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Identical) and other.value is self.value
+
+
 @functools.lru_cache(maxsize=8)
-def _cached_steps(*key) -> Steps:
-    return Steps(*key)
+def _cached_steps(train_graphdef: _Identical, eval_graphdef: _Identical, *key) -> Steps:
+    return Steps(train_graphdef.value, eval_graphdef.value, *key)
 
 
 def get_steps(train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: Callable,
@@ -227,9 +271,9 @@ def get_steps(train_graphdef: nnx.GraphDef, eval_graphdef: nnx.GraphDef, loss: C
               objective: Objective | None = None) -> Steps:
     """Steps for these arguments, reused (with their compilations) while they are alive in
     a small cache, so repeated ``evaluate``/``predict`` calls do not recompile."""
-    key = (train_graphdef, eval_graphdef, loss, metrics, optimizer, tags, placement, augment, objective)
+    key = (loss, metrics, optimizer, tags, placement, augment, objective)
     try:
         hash(key)
     except TypeError:  # e.g. a user metric that is not hashable
-        return Steps(*key)
-    return _cached_steps(*key)
+        return Steps(train_graphdef, eval_graphdef, *key)
+    return _cached_steps(_Identical(train_graphdef), _Identical(eval_graphdef), *key)

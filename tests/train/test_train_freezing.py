@@ -116,3 +116,30 @@ def test_checkpoint_of_a_frozen_model_restores_into_an_unfrozen_one(tmp_path):
     restore(tmp_path / "best", fresh)
     for name, value in weights(model).items():
         np.testing.assert_array_equal(weights(fresh)[name], value, err_msg=name)
+
+
+def test_split_derives_each_graphs_modes_once_and_follows_freezing(monkeypatch):
+    """``predict``/``fit`` split the model on every call; deriving the train and eval graphs
+    (a merge and three walks of the graph, seconds for a DenseNet) happens once per graph
+    definition, and freezing a layer (a new graph definition) is still seen."""
+    from collections import OrderedDict
+
+    from jaxvision.train import predict, steps
+    from jaxvision.train.steps import split
+
+    monkeypatch.setattr(steps, "_DERIVED", OrderedDict())  # as if no test had split this graph before
+    model = mlp()
+    x = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    first = predict(model, x, batch_size=4)
+    merges = []
+    original = nnx.merge
+    monkeypatch.setattr(nnx, "merge", lambda *a, **k: merges.append(1) or original(*a, **k))
+    np.testing.assert_array_equal(predict(model, x, batch_size=4), first)
+    assert merges == []  # the second call: nothing derived again, nothing retraced
+    _, _, params, _, state = split(model)
+    assert len(jax.tree.leaves(params)) == 6 and len(jax.tree.leaves(state)) == 2
+    model.dense.trainable = False
+    _, _, params, _, state = split(model)
+    assert len(merges) == 1  # a new graph definition
+    assert len(jax.tree.leaves(params)) == 4 and len(jax.tree.leaves(state)) == 4
+    assert split(model)[2] is not params and len(merges) == 1

@@ -1,5 +1,5 @@
 """Keras 3 twins of the classic applications on Keras-written random weights, shared by
-``test_classic.py`` (one constructor per family, small inputs) and
+``test_classic_import.py`` (one constructor per family, small inputs) and
 ``bench/applications_parity_classic.py`` (all 13).
 
 A twin is built by ``keras.applications`` with fast NumPy glorot-uniform kernels (Keras's own
@@ -11,7 +11,7 @@ computed once, jitted, in inference mode and with batch statistics (``training=T
 
 import contextlib
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -21,11 +21,13 @@ from keras_files import randomise, write_legacy_h5
 
 
 class Twin(NamedTuple):
+    model: Any  # the Keras model
     legacy_h5: Path
     weights_h5: Path
     x: np.ndarray
     inference: np.ndarray
     training: np.ndarray
+    layers: dict[str, np.ndarray] | None  # every layer's output in inference mode, when asked for
 
 
 @contextlib.contextmanager
@@ -48,8 +50,11 @@ def numpy_glorot_kernels(seed: int):
         VarianceScaling.__call__ = original
 
 
-def keras_twin(keras, name: str, size: int, folder: Path, *, batch: int = 2, seed: int = 0) -> Twin:
-    """``keras.applications.<name>`` at ``size``² with the top, its two weight files and outputs."""
+def keras_twin(keras, name: str, size: int, folder: Path, *, batch: int = 2, seed: int = 0,
+               layers: bool = False) -> Twin:
+    """``keras.applications.<name>`` at ``size``² with the top, its two weight files and outputs.
+    ``layers``: compute them with ``debug.compare``'s layer-by-layer passes (compiled once per
+    mode, then reused by ``compare`` on this model) and keep every layer's inference output."""
     keras.backend.clear_session()
     with numpy_glorot_kernels(seed):
         model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3))
@@ -58,6 +63,12 @@ def keras_twin(keras, name: str, size: int, folder: Path, *, batch: int = 2, see
     write_legacy_h5(keras, model, legacy)
     model.save_weights(v3)
     x = np.random.default_rng(seed + 1).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+    if layers:
+        from jaxvision.debug.compare import keras_intermediates
+
+        every = keras_intermediates(model)(x)
+        training = keras_intermediates(model, training=True)(x)["output"]
+        return Twin(model, legacy, v3, x, every["output"], training, every)
 
     @jax.jit
     def both_modes(trainable, non_trainable, x):
@@ -66,7 +77,7 @@ def keras_twin(keras, name: str, size: int, folder: Path, *, batch: int = 2, see
 
     inference, training = both_modes([v.value for v in model.trainable_variables],
                                      [v.value for v in model.non_trainable_variables], x)
-    return Twin(legacy, v3, x, np.asarray(inference), np.asarray(training))
+    return Twin(model, legacy, v3, x, np.asarray(inference), np.asarray(training), None)
 
 
 def jaxvision_outputs(model: nnx.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
