@@ -43,7 +43,7 @@ jitted train step (the arrays stay on the accelerator). It writes to
 MobileNet v1 (``--alpha 0.75``, offline from ``$JAXVISION_DATA/pretrained/``), trained like
 ch. 8's pretrained classifier — the decoder on the frozen encoder (``--frozen-epochs``, Adam
 1e-3), then everything but the encoder's BatchNormalization (``--epochs``, Adam 1e-4) — with
-the same joint augmentation; ``quick``: 128×128, batch 16, 8 + 6 epochs. It also writes
+the same joint augmentation; ``quick``: 160×160, batch 16, 8 + 12 epochs. It also writes
 ``grad_cam.png``: Grad-CAM of the horse score summed over each image's predicted horse pixels.
 It writes to ``runs/ch11_segmentation_unet``.
 """
@@ -73,7 +73,7 @@ PROFILES = {"book": {"epochs": 50, "image_size": 200, "batch_size": 64},
 # The U-Net trains its decoder on the frozen encoder (frozen_epochs), then fine-tunes everything but
 # the encoder's BatchNormalization (epochs), as ch. 8 fine-tunes a pretrained classifier.
 UNET_PROFILES = {"book": {"frozen_epochs": 20, "epochs": 20, "image_size": 224, "batch_size": 32},
-                 "quick": {"frozen_epochs": 8, "epochs": 6, "image_size": 128, "batch_size": 16}}
+                 "quick": {"frozen_epochs": 8, "epochs": 12, "image_size": 160, "batch_size": 16}}
 LEARNING_RATE = 1e-3  # Keras's Adam default, as the book compiles the segmenter
 FINE_TUNING_LEARNING_RATE = 1e-4
 GRAD_CAM_LAYER = "up2_relu"  # the U-Net's decoder at stride 8: coarse enough to show what drives the mask
