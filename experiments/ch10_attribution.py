@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     p = _common.base_parser(__doc__, "ch10_attribution")
     p.add_argument("--image", action="append", default=None, help="image file; repeat for several")
-    p.add_argument("--image-size", type=int, default=_ch10.PRETRAINED_IMAGE_SIZE)
+    p.add_argument("--image-size", type=int, default=_ch10.PRETRAINED_IMAGE_SIZE["mobilenet"])
     p.add_argument("--steps", type=int, default=16, help="deletion/insertion steps")
     p.add_argument("--ig-steps", type=int, default=50, help="integrated-gradients path points")
     p.add_argument("--samples", type=int, default=50, help="SmoothGrad noisy copies")
