@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import _ch10  # noqa: E402
 import _common  # noqa: E402
 from jaxvision import interpret  # noqa: E402
+from jaxvision.interpret.faithfulness import saliency_at_input  # noqa: E402
 
 LAYER = "conv_pw_13_relu"
 CAMS = ["grad_cam", "grad_cam_plus_plus", "xgrad_cam", "hires_cam", "layer_cam", "eigen_cam", "score_cam",
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
     scores = {}
     with _common.Timer() as scoring:
         for name, maps in scaled.items():
+            # CAMs at the input's size as the scores would resize them: one compilation for all maps
+            maps = saliency_at_input(maps, len(images), images.shape[1:3])
             curves = interpret.deletion_insertion(model, images, maps, classes, steps=args.steps)
             road = interpret.road(model, images, maps, classes, percentiles=args.road_percentiles)
             scores[name] = {"deletion_auc": curves["deletion_auc"].tolist(),
