@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--torch-python", required=True, help="python of the reference environment")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=None, help="methods to time (default: all three)")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="jaxvision's path points / noisy copies per batch (default: all, as Captum)")
     parser.add_argument("--out", type=Path, default=Path("runs") / "bench_attribution.json")
     args = parser.parse_args()
 
@@ -95,9 +97,9 @@ def main() -> None:
     cases = {
         "score_cam": lambda: interpret.score_cam(model, images, layer, classes, chunk=CHUNK),
         "integrated_gradients": lambda: interpret.integrated_gradients(model, images, classes, steps=STEPS,
-                                                                       chunk=STEPS),
+                                                                       chunk=args.chunk or STEPS),
         "smooth_grad": lambda: interpret.smooth_grad(model, images, classes, samples=SAMPLES,
-                                                     noise_level=NOISE, chunk=SAMPLES),
+                                                     noise_level=NOISE, chunk=args.chunk or SAMPLES),
     }
     results = {}
     for name, run_jax in cases.items():
@@ -120,7 +122,7 @@ def main() -> None:
     worker.wait()
     report = {"results": results, "reference": torch_info, "jax": jax.__version__, "devices": str(jax.devices()),
               "machine": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-              "batch": BATCH, "image_size": SIZE, "filters": FILTERS, "command": " ".join(sys.argv)}
+              "batch": BATCH, "image_size": SIZE, "chunk": args.chunk, "filters": FILTERS, "command": " ".join(sys.argv)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"load average {os.getloadavg()}; wrote {args.out}")

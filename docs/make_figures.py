@@ -43,7 +43,7 @@ FIGURES = {
                                    "experiments/run_all.py --profile quick --only ch10_filters_imagenet"),
     "ch10_elephant_gradcam.png": ("ch10_gradcam_imagenet/elephant_gradcam.png",
                                   "experiments/run_all.py --profile quick --only ch10_gradcam_imagenet"),
-    "ch10_attribution_grid.png": ("ch10_attribution/grid.png", "experiments/ch10_attribution.py"),
+    "ch10_attribution_grid.png": ("ch10_attribution/grid.png", "experiments/ch10_attribution.py --profile quick"),
     "figure_11_3.png": ("ch11_segmentation/figure_11_3.png", "experiments/ch11_segmentation.py --figures-only"),
     "figure_11_4.png": ("ch11_segmentation/figure_11_4.png", "experiments/ch11_segmentation.py --figures-only"),
     "ch11_segmentation_predictions.png": ("ch11_segmentation/predictions.png",

@@ -51,9 +51,11 @@ EXPERIMENTS = [
     ("ch10_gradcam", "ch10_gradcam", ["--checkpoint", "{out}/ch09_mini_xception/checkpoint"], None, None),
     ("ch10_filters_imagenet", "ch10_filters", [], None, None),  # the pretrained MobileNet
     ("ch10_gradcam_imagenet", "ch10_gradcam", [], None, None),  # the elephant, figure 10.9
+    ("ch10_attribution", "ch10_attribution", [], None, None),  # every CAM and attribution, the MobileNet
 ]
 # These take no --profile / --data-dir.
 INTERPRET = {"ch10_activations", "ch10_filters", "ch10_gradcam", "ch10_filters_imagenet", "ch10_gradcam_imagenet"}
+PROFILE_ONLY = {"ch10_attribution"}  # takes --profile but not --policy / --force
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -72,7 +74,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.only and name not in args.only:
             continue
         flags = [f.format(out=args.out) for f in flags] + ["--out", str(args.out / name)]
-        if name not in INTERPRET:
+        if name in PROFILE_ONLY:
+            flags += ["--profile", args.profile]
+        elif name not in INTERPRET:
             flags += ["--profile", args.profile, "--policy", args.policy] + ["--force"] * args.force
         _common.say(f"=== {name} {' '.join(flags)}")
         start = time.perf_counter()

@@ -5,8 +5,8 @@ CAMs in [cams][jaxvision.interpret.cams] (``class_index``: an int, one per image
 image (N, K); -1 or ``None`` is the image's top class) and return attributions shaped like the
 images, (N, H, W, C), or (N, K, H, W, C) for K classes. Everything is one jitted program: the
 classes are vmapped backward passes of one forward pass, and path steps, noise samples and
-occlusion windows are stacked into the batch ``chunk`` at a time (a memory bound) and summed in
-a scan.
+occlusion windows are stacked into the batch ``chunk`` at a time (a memory bound) and summed
+chunk after chunk.
 The class of "top class" is fixed at the unperturbed image, so every path point or noisy copy
 explains the same class.
 
@@ -61,9 +61,14 @@ def class_gradients(model: Model, images: jax.Array, classes: jax.Array, from_lo
 
 
 def chunked_sum(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int) -> jax.Array:
-    """``Σ_{i<count} fn(i)``, evaluated ``chunk`` indices at a time in a scan: ``fn`` takes a
-    vector of indices and returns one value per index (the caller stacks them into its batch;
-    an index past ``count`` repeats the last one and is weighted 0).
+    """``Σ_{i<count} fn(i)``, evaluated ``chunk`` indices at a time, one chunk after the other:
+    ``fn`` takes a vector of indices and returns one value per index (the caller stacks them
+    into its batch; the last chunk may be shorter).
+
+    The chunks are an unrolled loop, each one's indices tied to the running total by an
+    optimization barrier so that XLA runs them in turn (one chunk's activations in memory at a
+    time). Not a ``lax.scan``: XLA:CPU runs the backward convolutions of a loop body more than
+    ten times slower than the same convolutions outside one (``bench/bench_attribution.py``).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -71,15 +76,14 @@ def chunked_sum(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int) ->
         285.0
     """
     chunk = max(1, min(chunk, count))
-    groups = -(-count // chunk)
-    index = jnp.arange(groups * chunk).reshape(groups, chunk)
-    shape = jax.eval_shape(fn, jnp.zeros(chunk, jnp.int32))
-
-    def body(total, idx):
-        values = fn(jnp.minimum(idx, count - 1))
-        return total + jnp.tensordot((idx < count).astype(values.dtype), values, 1), None
-
-    return jax.lax.scan(body, jnp.zeros(shape.shape[1:], shape.dtype), index)[0]
+    total = None
+    for start in range(0, count, chunk):
+        index = jnp.arange(start, min(start + chunk, count))
+        if total is not None:
+            total, index = jax.lax.optimization_barrier((total, index))
+        part = fn(index).sum(0)
+        total = part if total is None else total + part
+    return total
 
 
 def stacked(fn: Callable[[jax.Array, jax.Array], jax.Array], inputs: jax.Array, classes: jax.Array) -> jax.Array:

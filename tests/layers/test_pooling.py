@@ -47,6 +47,32 @@ def test_windowed_shape_and_keras_parity(keras, layer_cls, pool, strides, paddin
     np.testing.assert_allclose(np.asarray(y), np.asarray(reference), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("pool, padding, size", [((2, 3), "valid", (7, 8)), (2, "same", (6, 4))])
+def test_non_overlapping_max_equals_reduce_window_with_ties(pool, padding, size):
+    """strides == pool_size (no padding needed) is a reshape and a max: the same outputs bit
+    for bit, and with tied maxima the same gradient as reduce_window's select-and-scatter (the
+    first maximum of each window in row-major order), without a select-and-scatter."""
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.integers(-2, 2, (2, *size, 3)), jnp.float32).at[0, :2, :2].set(-jnp.inf)  # many ties
+    layer = MaxPooling2D(pool, padding=padding)
+    window = (1, *layer.pool_size, 1)
+
+    def reference(x):
+        return jax.lax.reduce_window(x, -np.inf, jax.lax.max, window, window, padding.upper())
+
+    @jax.jit
+    def outputs_and_gradients(x, cotangent):
+        (y, pullback), (expected, expected_pullback) = jax.vjp(layer, x), jax.vjp(reference, x)
+        return y, expected, pullback(cotangent)[0], expected_pullback(cotangent)[0]
+
+    cotangent = jnp.asarray(rng.normal(size=jax.eval_shape(layer, x).shape), jnp.float32)
+    y, expected, gradient, expected_gradient = outputs_and_gradients(x, cotangent)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(expected))
+    np.testing.assert_array_equal(np.asarray(gradient), np.asarray(expected_gradient))
+    gradient_program = str(jax.make_jaxpr(jax.grad(lambda x: layer(x).sum()))(x))
+    assert "reduce_window" not in gradient_program and "select_and_scatter" not in gradient_program
+
+
 def test_strides_default_to_pool_size():
     assert MaxPooling2D(3).strides == (3, 3)
     assert AveragePooling2D((2, 3)).strides == (2, 3)
@@ -85,6 +111,7 @@ def test_global_pooling_known_values():
 
 @pytest.mark.parametrize("layer, order", [
     (MaxPooling2D(2, padding="same"), 1),  # piecewise linear: second differences are noise
+    (MaxPooling2D((2, 3)), 1),  # tiled (reshape and max), the remainder dropped
     (MaxPooling2D(3, strides=2), 1),
     (AveragePooling2D(2, padding="same"), 2),
     (AveragePooling2D(3, strides=1, padding="valid"), 2),

@@ -48,11 +48,14 @@ def test_every_cam_lowers(mobilenet):
 def test_every_input_attribution_and_score_lowers(mobilenet):
     graphdef, state, shape = mobilenet
     images, classes = abstract(shape), abstract((N, K), jnp.int32)
-    for method in ("integrated_gradients", "guided_backprop"):  # the others are the same program without a path
+    # gradients: gradient_times_input's program without its last product
+    for method in ("gradient_times_input", "guided_backprop", "integrated_gradients"):
         assert lowered(attributions._attributions, graphdef, state, images, classes, images, False, method, 8,
                        "gausslegendre", 4) == [(N, K, *shape[1:])]
     assert lowered(attributions._smooth, graphdef, state, images, classes, images, jax.random.PRNGKey(0),
                    jnp.float32(0.15), False, "guided_backprop", 1, "gausslegendre", 4, 8, True) == [(N, K, *shape[1:])]
+    assert lowered(attributions._completeness, graphdef, state, images, abstract((N, K, *shape[1:])), classes, images,
+                   False) == [(N, K)]
     masks = abstract((9, *shape[1:3]))
     assert lowered(attributions._occlusion, graphdef, state, images, classes, images, masks, False, 4) == \
         [(N, K, *shape[1:])]
