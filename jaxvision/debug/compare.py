@@ -8,8 +8,9 @@ agrees when every element satisfies ``|ours − ref| ≤ rtol · (|ref| + scale)
 ``allclose`` with ``atol = rtol × scale``, where ``scale`` is that tensor's own largest
 magnitude, or that of the tensor computed just before it when larger (so a layer that
 narrows the range, ReLU6 clipping to 6, keeps the rounding error of what it was computed
-from), and ``rtol`` the tolerance of the model's compute dtype. Each tensor is judged on its
-own scale, never the model input's: behind a ``Rescaling`` of 0–255 pixels, a fault of 1e-4
+from; a layer that leaves the range unchanged, a padding after that ReLU6, is judged on the
+scale its input was judged on), and ``rtol`` the tolerance of the model's compute dtype.
+Each tensor is judged on its own scale, never the model input's: behind a ``Rescaling`` of 0–255 pixels, a fault of 1e-4
 of a layer's own magnitude is a divergence, while the rounding that accumulates over dozens
 of float32 layers (≈1e-6 per layer) passes. Each row shows the largest absolute error and
 the largest ratio to that bound's scale; the first row over ``rtol`` is the divergence, and
@@ -341,10 +342,15 @@ def compare(model: Model, reference, inputs, *, layers: Iterable[str] | None = N
         wanted = set(layers)
         skipped.update({name: NOT_ASKED for name, _ in pairs if name not in wanted})
         pairs = [p for p in pairs if p[0] in wanted]
-    rows, previous, notes = [], _magnitude(x), {}
+    rows, notes = [], {}
+    previous, judged = _magnitude(x), _magnitude(x)  # the last tensor's magnitude, the scale it was judged on
     for i, (name, their_name) in enumerate(pairs):
-        rows.append(_row(name, ours[name], theirs[their_name], tolerance, previous))
-        previous = _magnitude(theirs[their_name])
+        magnitude = _magnitude(theirs[their_name])
+        # A layer that leaves the range as it was (padding, reshaping, inference dropout) carries
+        # its input's error unchanged: it is judged on the scale its input was judged on.
+        scale = judged if magnitude == previous else previous
+        rows.append(_row(name, ours[name], theirs[their_name], tolerance, scale))
+        previous, judged = magnitude, max(magnitude, scale)
         if stop_at_first and not rows[-1].ok:
             skipped.update({n: AFTER_DIVERGENCE for n, _ in pairs[i + 1:]})
             if grads:

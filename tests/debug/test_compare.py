@@ -317,3 +317,29 @@ def test_a_gradient_split_by_an_activation_kink_is_flagged_and_explained(fresh_k
     assert report.notes["d/d dense (output)"].startswith(
         "2 of 6 elements of dense's output lie on opposite sides of an activation kink (2 at 0)")
     assert str(report).splitlines()[-2].startswith("note on d/d dense (output): 2 of 6 elements")
+
+
+
+def test_a_padding_after_relu6_is_judged_on_the_scale_its_input_was():
+    """A rounding error of a tensor of magnitude 40 (a BatchNorm output), through ReLU6 (range 6)
+    and a ZeroPadding2D (range still 6): it passes at the padding as at the ReLU6. Judged on the
+    ReLU6's range alone, the padding called it a divergence (MobileNet's conv_pad_4 on the
+    elephant, with XLA's unoptimised code generation)."""
+    from jaxvision.layers import Activation, Rescaling, ZeroPadding2D
+    from jaxvision.models import Sequential
+
+    model = Sequential([Rescaling(1.0), Activation("relu6"), ZeroPadding2D(((1, 0), (1, 0)))])
+    x = np.array([40.0, 3.0, -2.0, 1.0], np.float32).reshape(1, 2, 2, 1)
+    error = np.array([0, 1e-4, 0, 0], np.float32).reshape(1, 2, 2, 1)  # 2.3e-6 of 3 + 40, 1.1e-5 of 3 + 6
+
+    def reference(inputs, pad_fault=0.0):
+        scaled = inputs + error
+        padded = np.pad(np.clip(scaled, 0, 6), ((0, 0), (1, 0), (1, 0), (0, 0)))
+        padded = padded + pad_fault * np.pad(error, ((0, 0), (1, 0), (1, 0), (0, 0)))
+        return {"rescaling": scaled, "activation": np.clip(scaled, 0, 6), "zero_padding2d": padded, "output": padded}
+
+    report = compare(model, reference, x)
+    assert [row.name for row in report.rows] == ["rescaling", "activation", "zero_padding2d", "output"]
+    assert report.identical and 1e-6 < report.rows[2].max_rel < 1e-5, str(report)
+    faulty = compare(model, lambda inputs: reference(inputs, pad_fault=10.0), x)  # 1e-3 more at the padding
+    assert faulty.first_divergence.name == "zero_padding2d", str(faulty)
