@@ -85,8 +85,9 @@ def lower_train_step(model: nnx.Module, *, loss: str, input_shape: tuple[int, ..
         >>> model = nnx.eval_shape(lambda: build_model("mnist_convnet"))
         >>> steps, args = lower_train_step(model, loss="sparse_categorical_crossentropy",
         ...                                input_shape=(64, 28, 28, 1), label_shape=(64,))
-        >>> round(step_cost(steps, args).flops / 1e9, 2)  # GFLOP per step of 64 images
-        4.58
+        >>> gflop = step_cost(steps, args).flops / 1e9  # per step of 64 images: about 4.6
+        >>> bool(4.5 < gflop < 4.7)
+        True
     """
     if mesh is None:  # one device of this machine: the whole batch's cost, and it can compile here
         mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))

@@ -3,7 +3,6 @@ randomisation check on the real elephant and cheetah photos, with a tiny stand-i
 ImageNet MobileNet (its layer names; the real one is test_ch10_smoke.py's and the RESULTS.md run's)."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +13,14 @@ from PIL import Image
 from jaxvision.layers import Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D
 from jaxvision.models import Sequential
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 SIZE = 14  # conv 14 → pool 7 → conv 7: the CAM layer is 7 × 7, as the MobileNet's at 224
 
 
 @pytest.fixture(scope="module")
 def ch10_attribution():
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        import ch10_attribution
+    import ch10_attribution  # experiments/ is on pytest's pythonpath (pyproject.toml)
 
-        yield ch10_attribution
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
+    return ch10_attribution
 
 
 def stand_in_mobilenet(classifier_activation="softmax"):

@@ -2,26 +2,20 @@
 the missing-checkpoint message, one photo with point + box prompts, and the horse-set score."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 TINY = Path(__file__).resolve().parents[1] / "models" / "segment_anything" / "sam_tiny.pth"
 
 
 @pytest.fixture(scope="module")
 def ch11_sam():
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        import ch11_sam
+    import ch11_sam  # experiments/ is on pytest's pythonpath (pyproject.toml)
 
-        yield ch11_sam
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
+    return ch11_sam
 
 
 def test_without_checkpoint_names_the_files(ch11_sam):
