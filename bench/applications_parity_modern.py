@@ -8,10 +8,13 @@ differences), both libraries built for that size (it sets Keras's padding before
 depthwise convolutions). Default 64 px, batch 2: at 32 px, the smallest size Keras allows, the
 last feature maps are 1 × 1, so each BatchNorm on batch statistics normalises 2 numbers per
 channel and amplifies float32 rounding (MobileNetV2 there: 7.3e-3 relative); ``--batch``
-conditions the batch statistics better.
+conditions the batch statistics better. ``--float64`` also runs jaxvision's model in float64
+(``set_policy(model, "float64")``) and reports how far each library's float32 output is from
+that near-exact one: where the two float32 programs differ by more than 1e-5, it tells whether
+jaxvision or Keras is the farther from the exact result.
 
     KERAS_BACKEND=jax PYTHONPATH=.:tests/applications python bench/applications_parity_modern.py \\
-        [--models MobileNetV2 ...] [--size 64] [--batch 2] [--json runs/applications_parity_modern.json]
+        [--models MobileNetV2 ...] [--size 64] [--batch 2] [--float64] [--json runs/applications_parity_modern.json]
 
 The suite tests one constructor per family the same way (tests/applications/test_modern_parity.py).
 """
@@ -35,6 +38,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import jaxvision.applications as applications  # noqa: E402
+from jaxvision.layers import set_policy  # noqa: E402
 from jaxvision.weights.model_layers import keras_layers  # noqa: E402
 from modern_twins import (keras_outputs, moving_statistics_pairs, numpy_initialisers, our_outputs,  # noqa: E402
                           randomise_modern, write_both)
@@ -51,7 +55,7 @@ def count_and_order(name: str, keras_table: dict) -> dict:
             "order_equal": order == keras["weighted_layers"]}
 
 
-def parity(name: str, size: int, folder: Path, batch: int = 2) -> dict:
+def parity(name: str, size: int, folder: Path, batch: int = 2, float64: bool = False) -> dict:
     import keras
 
     keras.backend.clear_session()
@@ -72,7 +76,16 @@ def parity(name: str, size: int, folder: Path, batch: int = 2) -> dict:
     infer, train, stats = our_outputs(model, jnp.asarray(x))
     relative = lambda a, b: float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))  # noqa: E731
     pairs, batchnorms = moving_statistics_pairs(model, stats, twin, keras_stats)
-    return {"size": size, "batch": batch, "weights_h5_same_tensors": same,
+    exact = {}
+    if float64:
+        with jax.enable_x64(True):
+            model64 = set_policy(getattr(applications, name)(weights=legacy, **kwargs), "float64")
+            infer64, train64, _ = our_outputs(model64, jnp.asarray(x, jnp.float64))
+        exact = {f"{mode}_{side}_vs_float64": relative(ours_or_keras, reference)
+                 for mode, reference, ours, keras_out in (("inference", infer64, infer, keras_infer),
+                                                          ("batch_stats", train64, train, keras_train))
+                 for side, ours_or_keras in (("ours", ours), ("keras", keras_out))}
+    return exact | {"size": size, "batch": batch, "weights_h5_same_tensors": same,
             "inference_max_rel_error": relative(infer, keras_infer),
             "batch_stats_max_rel_error": relative(train, keras_train),
             "moving_stats_max_rel_error": max((relative(a, b) for a, b in pairs), default=0.0),
@@ -84,6 +97,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="*", default=applications.MODERN)
     p.add_argument("--size", type=int, default=64, help="input size (see the module docstring)")
     p.add_argument("--batch", type=int, default=2, help="images per batch (more condition batch statistics better)")
+    p.add_argument("--float64", action="store_true", help="also each library's distance from jaxvision in float64")
     p.add_argument("--no-parity", action="store_true", help="only the parameter counts and layer order")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -94,7 +108,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             row = {"model": name} | count_and_order(name, table)
             if not args.no_parity:
-                row |= parity(name, args.size, Path(tmp), args.batch)
+                row |= parity(name, args.size, Path(tmp), args.batch, args.float64)
             row["seconds"] = round(time.perf_counter() - start, 1)
             ok = (row["params"] == row["keras_params"] and row["order_equal"]
                   and row.get("weights_h5_same_tensors", True)

@@ -51,6 +51,16 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
+def named(function, name: str, module: str, doc: str):
+    """``function`` under a public ``name`` in ``module`` with ``doc``: the builders and
+    constructors a family defines per variant in a loop show up in help, docs and tracebacks
+    as if written out one by one."""
+    function.__name__ = function.__qualname__ = name
+    function.__module__ = module
+    function.__doc__ = doc
+    return function
+
+
 def check_weights_arguments(family: str, weights: str | os.PathLike | None, include_top: bool, classes: int,
                             pooling: str | None) -> None:
     """The argument errors every ``keras.applications`` builder raises."""

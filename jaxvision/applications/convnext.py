@@ -20,10 +20,10 @@ import os
 import numpy as np
 from flax import nnx
 
-from jaxvision.applications.common import check_weights_arguments
+from jaxvision.applications.common import check_pooling, named
 from jaxvision.applications.imagenet_utils import decode_predictions
 from jaxvision.applications.mobilenet_v3 import preprocess_input
-from jaxvision.applications.pretrained import build, load_weights
+from jaxvision.applications.pretrained import check_input_shape, keras_application
 from jaxvision.layers import (Activation, Conv2D, Dense, GlobalAveragePooling2D, GlobalMaxPooling2D, LayerNormalization,
                               LayerScale, Normalization, StochasticDepth)
 from jaxvision.models.base import Sequential
@@ -47,7 +47,7 @@ class ConvNeXt(Functional):
                  layer_scale_init_value: float | None, rngs: nnx.Rngs):
         depths, dims = VARIANTS[variant]
         name = f"convnext_{variant}"
-        check_weights_arguments(f"ConvNeXt{variant.title()}", None, include_top, classes, pooling)
+        check_pooling(f"ConvNeXt{variant.title()}", pooling)
 
         def layer_norm(channels: int, layer_name: str | None) -> LayerNormalization:
             return LayerNormalization(channels, epsilon=1e-6, rngs=rngs, name=layer_name)
@@ -112,35 +112,29 @@ def _define(variant: str):
         return ConvNeXt(variant, include_top, pooling, classes, classifier_activation, include_preprocessing,
                               drop_path_rate, layer_scale_init_value, model_rngs(seed))
 
-    builder.__name__ = builder.__qualname__ = f"convnext_{variant}"
-    builder.__module__ = __name__
-    builder.__doc__ = (f"{keras_name} with random weights (what checkpoints rebuild). ``drop_path_rate`` (0 in "
-                       "Keras's constructors) turns on stochastic depth, growing linearly over the blocks.")
-    register(builder)
+    register(named(builder, f"convnext_{variant}", __name__,
+                   f"{keras_name} with random weights (what checkpoints rebuild). ``drop_path_rate`` (0 in "
+                   "Keras's constructors) turns on stochastic depth, growing linearly over the blocks."))
 
     def constructor(include_top: bool = True, include_preprocessing: bool = True,
                     weights: str | os.PathLike | None = None, input_shape: tuple[int, int, int] | None = None,
                     pooling: str | None = None, classes: int = 1000, classifier_activation: str | None = "softmax",
                     drop_path_rate: float = 0.0, seed: int = 0,
                     manifest: str | os.PathLike | dict | None = None) -> Functional:
-        check_weights_arguments(keras_name, weights, include_top, classes, pooling)
-        if input_shape is not None and (len(input_shape) != 3 or input_shape[2] != 3):
-            raise ValueError(f"{keras_name}: input_shape must be (height, width, 3), got {tuple(input_shape)!r}")
-        model = build(f"convnext_{variant}", weights, include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation, include_preprocessing=include_preprocessing,
-                      drop_path_rate=drop_path_rate, seed=seed)
+        check_input_shape(keras_name, input_shape, 32, 224, weights=weights, include_top=include_top)
         keras_file = f"convnext_{variant}{'' if include_top else '_notop'}.h5"
-        load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHTS_URL + keras_file, sha256=None,
-                     manifest=manifest)
-        return model
+        return keras_application(keras_name, f"convnext_{variant}", weights, include_top=include_top,
+                                 classes=classes, pooling=pooling, keras_file=keras_file,
+                                 url=BASE_WEIGHTS_URL + keras_file, manifest=manifest,
+                                 classifier_activation=classifier_activation,
+                                 include_preprocessing=include_preprocessing, drop_path_rate=drop_path_rate, seed=seed)
 
-    constructor.__name__ = constructor.__qualname__ = keras_name
-    constructor.__module__ = __name__
-    constructor.__doc__ = f"""``keras.applications.{keras_name}``: the same arguments, layer names and weight files.
+    doc = f"""``keras.applications.{keras_name}``: the same arguments, layer names and weight files.
 
     Args:
       include_top, include_preprocessing, pooling, classes, classifier_activation: as in Keras.
-      input_shape: checked only (the graph is the same for every size ≥ 32).
+      input_shape: checked only, by Keras's rules (at least 32 × 32; 224² with ImageNet weights and
+        the top): the graph is the same for every size.
       weights: ``None`` (random, the default here), ``"imagenet"`` (Keras's
         ``convnext_{variant}[_notop].h5`` under ``$JAXVISION_DATA/pretrained/``, else
         downloaded) or a path to a Keras weights file.
@@ -150,7 +144,7 @@ def _define(variant: str):
 
     Inputs are [0, 255] pixels: the model normalises them itself (``include_preprocessing``).
     """
-    return builder, constructor
+    return builder, named(constructor, keras_name, __name__, doc)
 
 
 convnext_tiny, ConvNeXtTiny = _define("tiny")

@@ -19,10 +19,10 @@ import os
 
 from flax import nnx
 
-from jaxvision.applications.common import add_top, check_weights_arguments, correct_pad, halve, keras_input_size
+from jaxvision.applications.common import add_top, check_pooling, correct_pad, halve, keras_input_size, named
 from jaxvision.applications.imagenet_utils import decode_predictions
 from jaxvision.applications.mobilenet_v3 import preprocess_input
-from jaxvision.applications.pretrained import build, load_weights
+from jaxvision.applications.pretrained import keras_application
 from jaxvision.layers import (Activation, Add, BatchNormalization, Conv2D, DepthwiseConv2D, Dropout,
                               GlobalAveragePooling2D, Multiply, Normalization, Rescaling, Reshape, ZeroPadding2D)
 from jaxvision.models.functional import INPUT, Functional, GraphBuilder
@@ -61,7 +61,7 @@ class EfficientNet(Functional):
                  classifier_activation: str | None, input_shape, imagenet_rescaling: bool, rngs: nnx.Rngs,
                  drop_connect_rate: float = 0.2, activation: str = "swish"):
         width, depth, default_size, dropout_rate = VARIANTS[variant]
-        check_weights_arguments(f"EfficientNet{variant.upper()}", None, include_top, classes, pooling)
+        check_pooling(f"EfficientNet{variant.upper()}", pooling)
         size = keras_input_size(input_shape, include_top, default_size)
 
         def round_filters(filters: int, divisor: int = 8) -> int:
@@ -132,29 +132,23 @@ def _define(variant: str):
         return EfficientNet(variant, include_top, pooling, classes, classifier_activation, input_shape,
                                   imagenet_rescaling, model_rngs(seed))
 
-    builder.__name__ = builder.__qualname__ = f"efficientnet_{variant}"
-    builder.__module__ = __name__
-    builder.__doc__ = (f"{keras_name} with random weights (what checkpoints rebuild); ``imagenet_rescaling`` adds "
-                       "the 1 / sqrt(std) layer Keras adds for its ImageNet weights.")
-    register(builder)
+    register(named(builder, f"efficientnet_{variant}", __name__,
+                   f"{keras_name} with random weights (what checkpoints rebuild); ``imagenet_rescaling`` adds "
+                   "the 1 / sqrt(std) layer Keras adds for its ImageNet weights."))
 
     def constructor(include_top: bool = True, weights: str | os.PathLike | None = None,
                     input_shape: tuple[int, int, int] | None = None, pooling: str | None = None, classes: int = 1000,
                     classifier_activation: str | None = "softmax", seed: int = 0,
                     manifest: str | os.PathLike | dict | None = None) -> Functional:
-        check_weights_arguments(keras_name, weights, include_top, classes, pooling)
-        model = build(f"efficientnet_{variant}", weights, include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation,
-                      input_shape=None if input_shape is None else list(input_shape),
-                      imagenet_rescaling=weights == "imagenet", seed=seed)
         keras_file = f"efficientnet{variant}{'' if include_top else '_notop'}.h5"
-        load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHTS_URL + keras_file, sha256=None,
-                     manifest=manifest)
-        return model
+        return keras_application(keras_name, f"efficientnet_{variant}", weights, include_top=include_top,
+                                 classes=classes, pooling=pooling, keras_file=keras_file,
+                                 url=BASE_WEIGHTS_URL + keras_file, manifest=manifest,
+                                 classifier_activation=classifier_activation,
+                                 input_shape=None if input_shape is None else list(input_shape),
+                                 imagenet_rescaling=weights == "imagenet", seed=seed)
 
-    constructor.__name__ = constructor.__qualname__ = keras_name
-    constructor.__module__ = __name__
-    constructor.__doc__ = f"""``keras.applications.{keras_name}``: the same arguments, layer names and weight files.
+    doc = f"""``keras.applications.{keras_name}``: the same arguments, layer names and weight files.
 
     Args:
       include_top, input_shape, pooling, classes, classifier_activation: as in Keras.
@@ -168,7 +162,7 @@ def _define(variant: str):
 
     Inputs are [0, 255] pixels: the model rescales them itself.
     """
-    return builder, constructor
+    return builder, named(constructor, keras_name, __name__, doc)
 
 
 efficientnet_b0, EfficientNetB0 = _define("b0")

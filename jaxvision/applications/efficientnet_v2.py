@@ -18,11 +18,11 @@ import os
 
 from flax import nnx
 
-from jaxvision.applications.common import add_top, check_weights_arguments
+from jaxvision.applications.common import add_top, check_pooling, named
 from jaxvision.applications.efficientnet import squeeze_excite
 from jaxvision.applications.imagenet_utils import decode_predictions
 from jaxvision.applications.mobilenet_v3 import preprocess_input
-from jaxvision.applications.pretrained import build, load_weights
+from jaxvision.applications.pretrained import check_input_shape, keras_application
 from jaxvision.layers import (Activation, Add, BatchNormalization, Conv2D, DepthwiseConv2D, Dropout, Normalization,
                               Rescaling)
 from jaxvision.models.functional import INPUT, Functional, GraphBuilder
@@ -61,7 +61,7 @@ class EfficientNetV2(Functional):
                  dropout_rate: float = 0.2, drop_connect_rate: float = 0.2, bn_momentum: float = 0.9,
                  activation: str = "swish"):
         width, depth, _ = VARIANTS[variant]
-        check_weights_arguments(f"EfficientNetV2{variant.upper()}", None, include_top, classes, pooling)
+        check_pooling(f"EfficientNetV2{variant.upper()}", pooling)
 
         def round_filters(filters: int, divisor: int = 8) -> int:
             return int(max(8, int(filters * width + divisor / 2) // divisor * divisor))
@@ -136,33 +136,27 @@ def _define(variant: str):
         return EfficientNetV2(variant, include_top, pooling, classes, classifier_activation,
                                     include_preprocessing, model_rngs(seed))
 
-    builder.__name__ = builder.__qualname__ = f"efficientnet_v2_{variant}"
-    builder.__module__ = __name__
-    builder.__doc__ = f"{keras_name} with random weights (what checkpoints rebuild before restoring theirs)."
-    register(builder)
+    register(named(builder, f"efficientnet_v2_{variant}", __name__,
+                   f"{keras_name} with random weights (what checkpoints rebuild before restoring theirs)."))
 
     def constructor(include_top: bool = True, weights: str | os.PathLike | None = None,
                     input_shape: tuple[int, int, int] | None = None, pooling: str | None = None, classes: int = 1000,
                     classifier_activation: str | None = "softmax", include_preprocessing: bool = True,
                     seed: int = 0, manifest: str | os.PathLike | dict | None = None) -> Functional:
-        check_weights_arguments(keras_name, weights, include_top, classes, pooling)
-        if input_shape is not None and (len(input_shape) != 3 or input_shape[2] != 3):
-            raise ValueError(f"{keras_name}: input_shape must be (height, width, 3), got {tuple(input_shape)!r}")
-        model = build(f"efficientnet_v2_{variant}", weights, include_top=include_top, pooling=pooling,
-                      classes=classes, classifier_activation=classifier_activation,
-                      include_preprocessing=include_preprocessing, seed=seed)
+        check_input_shape(keras_name, input_shape, 32, VARIANTS[variant][2], weights=weights, include_top=include_top)
         keras_file = f"efficientnetv2{WEIGHT_NAMES[variant]}{'' if include_top else '_notop'}.h5"
-        load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHTS_URL + keras_file, sha256=None,
-                     manifest=manifest)
-        return model
+        return keras_application(keras_name, f"efficientnet_v2_{variant}", weights, include_top=include_top,
+                                 classes=classes, pooling=pooling, keras_file=keras_file,
+                                 url=BASE_WEIGHTS_URL + keras_file, manifest=manifest,
+                                 classifier_activation=classifier_activation,
+                                 include_preprocessing=include_preprocessing, seed=seed)
 
-    constructor.__name__ = constructor.__qualname__ = keras_name
-    constructor.__module__ = __name__
-    constructor.__doc__ = f"""``keras.applications.{keras_name}``: the same arguments, layer names and weight files.
+    doc = f"""``keras.applications.{keras_name}``: the same arguments, layer names and weight files.
 
     Args:
       include_top, pooling, classes, classifier_activation, include_preprocessing: as in Keras.
-      input_shape: checked only: every convolution is "same", so the graph is the same for any size.
+      input_shape: checked only, by Keras's rules (at least 32 × 32; {VARIANTS[variant][2]}² with ImageNet
+        weights and the top): every convolution is "same", so the graph is the same for any size.
       weights: ``None`` (random, the default here), ``"imagenet"`` (Keras's
         ``efficientnetv2{WEIGHT_NAMES[variant]}[_notop].h5`` under ``$JAXVISION_DATA/pretrained/``,
         else downloaded) or a path to a Keras weights file.
@@ -171,7 +165,7 @@ def _define(variant: str):
 
     Inputs are [0, 255] pixels: the model rescales them itself (``include_preprocessing``).
     """
-    return builder, constructor
+    return builder, named(constructor, keras_name, __name__, doc)
 
 
 efficientnet_v2_b0, EfficientNetV2B0 = _define("b0")

@@ -14,10 +14,10 @@ import os
 
 from flax import nnx
 
-from jaxvision.applications.common import (add_top, check_weights_arguments, correct_pad, halve, keras_input_size,
+from jaxvision.applications.common import (add_top, check_pooling, correct_pad, halve, keras_input_size,
                                            make_divisible)
 from jaxvision.applications.imagenet_utils import decode_predictions, preprocess_input
-from jaxvision.applications.pretrained import build, load_weights
+from jaxvision.applications.pretrained import keras_application
 from jaxvision.layers import Activation, Add, BatchNormalization, Conv2D, DepthwiseConv2D, ZeroPadding2D
 from jaxvision.models.functional import INPUT, Functional, GraphBuilder
 from jaxvision.models.rngs import model_rngs
@@ -46,7 +46,7 @@ class MobileNetV2Net(Functional):
 
     def __init__(self, alpha: float, include_top: bool, pooling: str | None, classes: int,
                  classifier_activation: str | None, input_shape, rngs: nnx.Rngs):
-        check_weights_arguments("MobileNetV2", None, include_top, classes, pooling)
+        check_pooling("MobileNetV2", pooling)
         size = keras_input_size(input_shape, include_top, 224)
         g = GraphBuilder(self)
         channels = make_divisible(32 * alpha, 8)
@@ -125,17 +125,14 @@ def MobileNetV2(input_shape: tuple[int, int, int] | None = None, alpha: float = 
         >>> model.layer_names[-3:], model.layer_shapes((2, 224, 224, 3))["predictions"]
         (('out_relu', 'global_average_pooling2d', 'predictions'), (2, 10))
     """
-    check_weights_arguments("MobileNetV2", weights, include_top, classes, pooling)
     rows = 224
     if weights == "imagenet":
         if alpha not in IMAGENET_ALPHAS:
             raise ValueError(f"MobileNetV2: ImageNet weights exist for alpha in {IMAGENET_ALPHAS}, got {alpha}")
         if input_shape is not None and input_shape[0] == input_shape[1] and input_shape[0] in IMAGENET_SIZES:
             rows = input_shape[0]
-    model = build("mobilenet_v2", weights, alpha=alpha, include_top=include_top, pooling=pooling, classes=classes,
-                  classifier_activation=classifier_activation,
-                  input_shape=None if input_shape is None else list(input_shape), seed=seed)
     keras_file = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}{'' if include_top else '_no_top'}.h5"
-    load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHT_URL + keras_file, sha256=None,
-                 manifest=manifest)
-    return model
+    return keras_application("MobileNetV2", "mobilenet_v2", weights, include_top=include_top, classes=classes,
+                             pooling=pooling, keras_file=keras_file, url=BASE_WEIGHT_URL + keras_file,
+                             manifest=manifest, alpha=alpha, classifier_activation=classifier_activation,
+                             input_shape=None if input_shape is None else list(input_shape), seed=seed)

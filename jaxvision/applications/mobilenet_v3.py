@@ -19,10 +19,11 @@ import os
 
 from flax import nnx
 
-from jaxvision.applications.common import check_weights_arguments, correct_pad, halve, keras_input_size, make_divisible
+from jaxvision.applications.common import (check_pooling, correct_pad, halve, keras_input_size,
+                                           make_divisible, named)
 from jaxvision.applications.imagenet_utils import decode_predictions
 from jaxvision.applications.mobilenet_v2 import bn
-from jaxvision.applications.pretrained import build, load_weights
+from jaxvision.applications.pretrained import keras_application
 from jaxvision.layers import (Activation, Add, Conv2D, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D,
                               GlobalMaxPooling2D, Multiply, Rescaling, ZeroPadding2D)
 from jaxvision.models.functional import INPUT, Functional, GraphBuilder
@@ -81,7 +82,7 @@ class MobileNetV3(Functional):
     def __init__(self, variant: str, alpha: float, minimalistic: bool, include_top: bool, pooling: str | None,
                  classes: int, dropout_rate: float, classifier_activation: str | None, include_preprocessing: bool,
                  input_shape, rngs: nnx.Rngs):
-        check_weights_arguments(f"MobileNetV3{variant.title()}", None, include_top, classes, pooling)
+        check_pooling(f"MobileNetV3{variant.title()}", pooling)
         size = None if input_shape is None else keras_input_size(input_shape, include_top, 224)
         blocks, last_point = VARIANTS[variant]
         kernel, model_activation, se = (3, "relu", False) if minimalistic else (5, "hard_swish", True)
@@ -153,9 +154,8 @@ def _builder(variant: str):
         return MobileNetV3(variant, alpha, minimalistic, include_top, pooling, classes, dropout_rate,
                                   classifier_activation, include_preprocessing, input_shape, model_rngs(seed))
 
-    builder.__name__ = builder.__qualname__ = f"mobilenet_v3_{variant}"
-    builder.__doc__ = f"MobileNetV3{variant.title()} with random weights (what checkpoints rebuild)."
-    return register(builder)
+    return register(named(builder, f"mobilenet_v3_{variant}", __name__,
+                          f"MobileNetV3{variant.title()} with random weights (what checkpoints rebuild)."))
 
 
 mobilenet_v3_small = _builder("small")
@@ -165,19 +165,17 @@ mobilenet_v3_large = _builder("large")
 def _constructor(variant: str, input_shape, alpha, minimalistic, include_top, weights, classes, pooling, dropout_rate,
                  classifier_activation, include_preprocessing, seed, manifest) -> Functional:
     family = f"MobileNetV3{variant.title()}"
-    check_weights_arguments(family, weights, include_top, classes, pooling)
     if weights == "imagenet" and (alpha not in (0.75, 1.0) or (minimalistic and alpha != 1.0)):
         raise ValueError(f"{family}: ImageNet weights exist for alpha 0.75 and 1.0 (1.0 only when minimalistic), "
                          f"got alpha={alpha}, minimalistic={minimalistic}")
-    model = build(f"mobilenet_v3_{variant}", weights, alpha=alpha, minimalistic=minimalistic, include_top=include_top,
-                  pooling=pooling, classes=classes, dropout_rate=dropout_rate,
-                  classifier_activation=classifier_activation, include_preprocessing=include_preprocessing,
-                  input_shape=None if input_shape is None else list(input_shape), seed=seed)
     name = f"{variant}{'_minimalistic' if minimalistic else ''}_224_{alpha}_float"
     keras_file = f"weights_mobilenet_v3_{name}{'' if include_top else '_no_top_v2'}.h5"
-    load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHT_URL + keras_file, sha256=None,
-                 manifest=manifest)
-    return model
+    return keras_application(family, f"mobilenet_v3_{variant}", weights, include_top=include_top, classes=classes,
+                             pooling=pooling, keras_file=keras_file, url=BASE_WEIGHT_URL + keras_file,
+                             manifest=manifest, alpha=alpha, minimalistic=minimalistic, dropout_rate=dropout_rate,
+                             classifier_activation=classifier_activation,
+                             include_preprocessing=include_preprocessing,
+                             input_shape=None if input_shape is None else list(input_shape), seed=seed)
 
 
 def MobileNetV3Small(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.0,  # noqa: N802

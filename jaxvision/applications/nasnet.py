@@ -16,9 +16,9 @@ import os
 
 from flax import nnx
 
-from jaxvision.applications.common import add_top, check_weights_arguments, correct_pad, halve, keras_input_size
+from jaxvision.applications.common import add_top, check_pooling, correct_pad, halve, keras_input_size, named
 from jaxvision.applications.imagenet_utils import decode_predictions, preprocess_input
-from jaxvision.applications.pretrained import build, load_weights
+from jaxvision.applications.pretrained import keras_application
 from jaxvision.layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Cropping2D,
                               MaxPooling2D, SeparableConv2D, ZeroPadding2D)
 from jaxvision.models.functional import INPUT, Functional, GraphBuilder
@@ -154,7 +154,7 @@ class NASNet(Functional):
     def __init__(self, variant: str, include_top: bool, pooling: str | None, classes: int,
                  classifier_activation: str | None, input_shape, rngs: nnx.Rngs):
         penultimate, blocks, stem_filters, skip_reduction, default_size = VARIANTS[variant]
-        check_weights_arguments(f"NASNet{variant.title()}", None, include_top, classes, pooling)
+        check_pooling(f"NASNet{variant.title()}", pooling)
         if variant == "mobile" and input_shape is None:
             input_shape = (224, 224, 3)  # Keras's NASNetMobile fixes it even without the top
         size = keras_input_size(input_shape, include_top, default_size)
@@ -193,27 +193,21 @@ def _define(variant: str):
         return NASNet(variant, include_top, pooling, classes, classifier_activation, input_shape,
                             model_rngs(seed))
 
-    builder.__name__ = builder.__qualname__ = f"nasnet_{variant}"
-    builder.__module__ = __name__
-    builder.__doc__ = f"{keras_name} with random weights (what checkpoints rebuild before restoring theirs)."
-    register(builder)
+    register(named(builder, f"nasnet_{variant}", __name__,
+                   f"{keras_name} with random weights (what checkpoints rebuild before restoring theirs)."))
 
     def constructor(input_shape: tuple[int, int, int] | None = None, include_top: bool = True,
                     weights: str | os.PathLike | None = None, pooling: str | None = None, classes: int = 1000,
                     classifier_activation: str | None = "softmax", seed: int = 0,
                     manifest: str | os.PathLike | dict | None = None) -> Functional:
-        check_weights_arguments(keras_name, weights, include_top, classes, pooling)
-        model = build(f"nasnet_{variant}", weights, include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation,
-                      input_shape=None if input_shape is None else list(input_shape), seed=seed)
         keras_file = f"NASNet-{variant}{'' if include_top else '-no-top'}.h5"
-        load_weights(model, weights, keras_file=keras_file, url=BASE_WEIGHTS_URL + keras_file, sha256=None,
-                     manifest=manifest)
-        return model
+        return keras_application(keras_name, f"nasnet_{variant}", weights, include_top=include_top,
+                                 classes=classes, pooling=pooling, keras_file=keras_file,
+                                 url=BASE_WEIGHTS_URL + keras_file, manifest=manifest,
+                                 classifier_activation=classifier_activation,
+                                 input_shape=None if input_shape is None else list(input_shape), seed=seed)
 
-    constructor.__name__ = constructor.__qualname__ = keras_name
-    constructor.__module__ = __name__
-    constructor.__doc__ = f"""``keras.applications.{keras_name}``: the same arguments, layer names and weight files.
+    doc = f"""``keras.applications.{keras_name}``: the same arguments, layer names and weight files.
 
     Args:
       input_shape: the size Keras builds for (default {VARIANTS[variant][4]}²); the cells' shapes depend on it.
@@ -224,7 +218,7 @@ def _define(variant: str):
       seed: for the random initial weights.
       manifest: a weights manifest the loaded file must match.
     """
-    return builder, constructor
+    return builder, named(constructor, keras_name, __name__, doc)
 
 
 nasnet_mobile, NASNetMobile = _define("mobile")

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxvision.applications.common import check_weights_arguments
 from jaxvision.data.download import data_root, fetch
 from jaxvision.models.convnets import model_rngs
 from jaxvision.models.registry import build_model
@@ -113,27 +114,42 @@ def check_input_shape(family: str, input_shape, min_size: int, default_size: int
                          f"{(default_size, default_size, 3)}, got {shape}")
 
 
-def application(family: str, builder: str, *, weights: str | os.PathLike | None, include_top: bool, classes: int,
-                input_shape, min_size: int, default_size: int, url_folder: str, weights_name: str,
-                manifest: str | os.PathLike | dict | None, sized: bool = False, **kwargs) -> nnx.Module:
-    """A ``keras.applications`` constructor: check the arguments as Keras does, build the
-    registered ``builder`` with ``include_top``, ``classes`` and ``kwargs``, and load ``weights``.
+def keras_application(family: str, builder: str, weights: str | os.PathLike | None, *, include_top: bool,
+                      classes: int, pooling: str | None, keras_file: str, url: str,
+                      manifest: str | os.PathLike | dict | None, sha256: str | None = None,
+                      **kwargs) -> nnx.Module:
+    """What every ``keras.applications`` constructor does: check the arguments as Keras does
+    (before anything is built), build the registered ``builder`` and load ``weights``.
 
     Args:
       family: the constructor's name, for error messages.
+      builder: the registered builder's name; ``include_top``, ``classes``, ``pooling`` and
+        ``kwargs`` are its arguments.
+      keras_file, url, sha256, manifest: as in [load_weights][jaxvision.applications.pretrained.load_weights].
+    """
+    check_weights_arguments(family, weights, include_top, classes, pooling)
+    check_weights_path(weights)
+    model = build(builder, weights, include_top=include_top, classes=classes, pooling=pooling, **kwargs)
+    load_weights(model, weights, keras_file=keras_file, url=url, sha256=sha256, manifest=manifest)
+    return model
+
+
+def application(family: str, builder: str, *, weights: str | os.PathLike | None, include_top: bool, classes: int,
+                pooling: str | None, input_shape, min_size: int, default_size: int, url_folder: str,
+                weights_name: str, manifest: str | os.PathLike | dict | None, sized: bool = False,
+                **kwargs) -> nnx.Module:
+    """[keras_application][jaxvision.applications.pretrained.keras_application] for the classic
+    families: Keras's input-size rules and its ``<weights_name>_weights_tf_dim_ordering_tf_kernels[_notop].h5``.
+
+    Args:
       min_size, default_size: Keras's smallest input side and the ImageNet training size.
       url_folder: Keras's release folder URL of the ImageNet files.
-      weights_name: the stem of Keras's file names,
-        ``<weights_name>_weights_tf_dim_ordering_tf_kernels[_notop].h5``.
+      weights_name: the stem of Keras's file names.
       sized: the builder takes ``input_shape`` too (VGG's classifier is sized by it).
     """
     check_input_shape(family, input_shape, min_size, default_size, weights=weights, include_top=include_top)
-    check_weights_path(weights)
-    if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError(f"{family}: ImageNet weights with include_top=True need classes=1000, got {classes}")
     if sized:
         kwargs["input_shape"] = list(input_shape or (default_size, default_size, 3))
-    model = build(builder, weights, include_top=include_top, classes=classes, **kwargs)
     keras_file = f"{weights_name}_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
-    load_weights(model, weights, keras_file=keras_file, url=url_folder + keras_file, sha256=None, manifest=manifest)
-    return model
+    return keras_application(family, builder, weights, include_top=include_top, classes=classes, pooling=pooling,
+                             keras_file=keras_file, url=url_folder + keras_file, manifest=manifest, **kwargs)

@@ -40,7 +40,7 @@ def test_bad_arguments_are_named_as_keras_names_them(tmp_path, monkeypatch):
         DenseNet121(weights="imagenet", classes=10)
     with pytest.raises(ValueError, match=r"input_shape must be \(height, width, 3\)"):
         VGG16(input_shape=(224, 224, 1))
-    with pytest.raises(ValueError, match="VGG: pooling must be None, 'avg' or 'max', got 'sum'"):
+    with pytest.raises(ValueError, match="VGG16: pooling must be None, 'avg' or 'max', got 'sum'"):
         VGG16(include_top=False, pooling="sum")
     with pytest.raises(ValueError, match=r"resnet_v2: depth must be one of \[50, 101, 152\], got 34"):
         build_model("resnet_v2", depth=34)
