@@ -252,6 +252,9 @@ def test_shared_dogs_vs_cats(keras):
     np.testing.assert_array_equal(y[:, 0], ["/dog/" in p for p in val.file_paths[:16]])
 
 
+# The resource tracker's cleanup noise again (see above; here 25 semaphore finalizers of grain's
+# worker queues, collected during the tracker's own send: 1 failure in the full suite, 2026-12-07).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_workers_never_start_an_accelerator_backend(mixed_tree, monkeypatch):
     monkeypatch.delenv("JAX_PLATFORMS", raising=False)  # spawned workers inherit the environment
 
