@@ -14,7 +14,8 @@ import warnings
 
 from flax import nnx
 
-from jaxvision.applications.pretrained import build, load_weights
+from jaxvision.applications.common import check_pooling, check_weights_arguments
+from jaxvision.applications.pretrained import build, check_weights_path, load_weights
 from jaxvision.layers import (Activation, BatchNormalization, Conv2D, DepthwiseConv2D, Dropout,
                               GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, ZeroPadding2D)
 from jaxvision.models.base import Sequential
@@ -50,8 +51,7 @@ class MobileNetV1(Sequential):
     def __init__(self, alpha: float = 1.0, depth_multiplier: int = 1, include_top: bool = True,
                  pooling: str | None = None, classes: int = 1000, dropout: float = 1e-3,
                  classifier_activation: str | None = "softmax", *, rngs: nnx.Rngs):
-        if pooling not in (None, "avg", "max"):
-            raise ValueError(f"MobileNet: pooling must be None, 'avg' or 'max', got {pooling!r}")
+        check_pooling("MobileNet", pooling)
         self.alpha, self.depth_multiplier, self.include_top = alpha, depth_multiplier, include_top
         self.pooling, self.classes = pooling, classes
         width = int(32 * alpha)
@@ -140,13 +140,14 @@ def MobileNet(input_shape: tuple[int, int, int] | None = None, alpha: float = 1.
             raise ValueError(f"MobileNet: ImageNet weights need depth_multiplier=1, got {depth_multiplier}")
         if alpha not in IMAGENET_ALPHAS:
             raise ValueError(f"MobileNet: ImageNet weights exist for alpha in {sorted(IMAGENET_ALPHAS)}, got {alpha}")
-        if include_top and classes != 1000:
-            raise ValueError(f"MobileNet: ImageNet weights with include_top=True need classes=1000, got {classes}")
         if input_shape is not None and input_shape[0] == input_shape[1] and input_shape[0] in IMAGENET_SIZES:
             rows = input_shape[0]
         elif input_shape is not None:
             warnings.warn(f"MobileNet: input_shape {tuple(input_shape)} is non-square or not in {IMAGENET_SIZES}; "
                           "loading the weights for (224, 224), as Keras does", stacklevel=2)
+    # Not keras_application: the ImageNet file depends on the built model (and serves the U-Net's encoder).
+    check_weights_arguments("MobileNet", weights, include_top, classes, pooling)
+    check_weights_path(weights)
     kwargs = dict(alpha=alpha, depth_multiplier=depth_multiplier, include_top=include_top, pooling=pooling,
                   classes=classes, dropout=dropout, classifier_activation=classifier_activation, seed=seed)
     model = build("mobilenet", weights, **kwargs)

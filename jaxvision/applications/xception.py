@@ -14,7 +14,8 @@ import os
 import jax
 from flax import nnx
 
-from jaxvision.applications.pretrained import build, load_weights
+from jaxvision.applications.common import check_pooling
+from jaxvision.applications.pretrained import keras_application
 from jaxvision.layers import (Activation, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D,
                               GlobalMaxPooling2D, MaxPooling2D, SeparableConv2D)
 from jaxvision.models.base import Model, Tap
@@ -53,8 +54,7 @@ class XceptionNet(Model):
 
     def __init__(self, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
                  classifier_activation: str | None = "softmax", *, rngs: nnx.Rngs):
-        if pooling not in (None, "avg", "max"):
-            raise ValueError(f"Xception: pooling must be None, 'avg' or 'max', got {pooling!r}")
+        check_pooling("Xception", pooling)
         self.include_top, self.pooling, self.classes = include_top, pooling, classes
         names: list[str] = []
 
@@ -167,11 +167,7 @@ def Xception(include_top: bool = True, weights: str | os.PathLike | None = None,
         >>> model.layer_shapes((1, 299, 299, 3))["block14_sepconv2_act"]
         (1, 10, 10, 2048)
     """
-    if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError(f"Xception: ImageNet weights with include_top=True need classes=1000, got {classes}")
-    model = build("xception", weights, include_top=include_top, pooling=pooling, classes=classes,
-                        classifier_activation=classifier_activation, seed=seed)
     keras_file, sha256 = WEIGHTS[include_top]
-    load_weights(model, weights, keras_file=keras_file, url=WEIGHTS_URL + keras_file, sha256=sha256,
-                 manifest=manifest)
-    return model
+    return keras_application("Xception", "xception", weights, include_top=include_top, classes=classes,
+                             pooling=pooling, keras_file=keras_file, url=WEIGHTS_URL + keras_file, sha256=sha256,
+                             manifest=manifest, classifier_activation=classifier_activation, seed=seed)

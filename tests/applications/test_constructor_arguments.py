@@ -1,10 +1,12 @@
-"""The depthwise and modern constructors check their arguments as Keras does, before anything
-is built (all of them go through ``jaxvision.applications.pretrained.keras_application``)."""
+"""Constructors check their arguments as Keras does, before anything is built: the depthwise
+and modern families and Xception through ``jaxvision.applications.pretrained.keras_application``,
+MobileNet with the same checks before its own weight loading (the classic families:
+``test_classic.py``)."""
 
 import pytest
 
-from jaxvision.applications import (ConvNeXtTiny, EfficientNetB0, EfficientNetV2B1, MobileNetV2, MobileNetV3Small,
-                                    NASNetMobile)
+from jaxvision.applications import (ConvNeXtTiny, EfficientNetB0, EfficientNetV2B1, MobileNet, MobileNetV2,
+                                    MobileNetV3Small, NASNetMobile, Xception)
 from jaxvision.models import registry
 
 CONSTRUCTORS = [MobileNetV2, MobileNetV3Small, EfficientNetB0, EfficientNetV2B1, ConvNeXtTiny, NASNetMobile]
@@ -19,7 +21,7 @@ def nothing_built(monkeypatch):
         monkeypatch.setitem(registry._BUILDERS, name, build)
 
 
-@pytest.mark.parametrize("constructor", CONSTRUCTORS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("constructor", [*CONSTRUCTORS, Xception, MobileNet], ids=lambda f: f.__name__)
 def test_argument_errors_name_the_constructor_and_come_before_building(constructor, nothing_built, tmp_path):
     name = constructor.__name__
     with pytest.raises(ValueError, match=f"{name}: ImageNet weights with include_top=True need classes=1000, got 10"):
